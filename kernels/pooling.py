@@ -1,0 +1,47 @@
+"""Pooling: SumPool2d and AvgPool2d on one unbatched sample ``(C, H, W)``. Stateless."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = ["PoolConfig", "sum_pool", "avg_pool"]
+
+
+class PoolConfig(NamedTuple):
+    """Static pooling options: ``kernel``, ``stride`` and symmetric ``padding`` per axis."""
+
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+
+
+def sum_pool(x, cfg: PoolConfig):
+    """NIR SumPool2d: ``y[c,i,j] = sum of x over the window`` (zero padding).
+
+    Discrete: the same map at every step.
+
+    >>> import jax.numpy as jnp
+    >>> sum_pool(jnp.ones((1, 4, 4)), PoolConfig((2, 2), (2, 2), (0, 0))).tolist()
+    [[[4.0, 4.0], [4.0, 4.0]]]
+    """
+    pads = ((0, 0),) + tuple((p, p) for p in cfg.padding)
+    return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, (1,) + tuple(cfg.kernel),
+                             (1,) + tuple(cfg.stride), pads)
+
+
+def avg_pool(x, cfg: PoolConfig):
+    """NIR AvgPool2d: SumPool2d then ``/ (kh*kw)`` (padding counts, as PyTorch's default).
+
+    Discrete: the same map at every step.
+
+    >>> import jax.numpy as jnp
+    >>> avg_pool(jnp.ones((1, 4, 4)), PoolConfig((2, 2), (2, 2), (0, 0))).tolist()
+    [[[1.0, 1.0], [1.0, 1.0]]]
+    """
+    k = 1
+    for ki in cfg.kernel:
+        k *= ki
+    return sum_pool(x, cfg) / k

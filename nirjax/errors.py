@@ -1,0 +1,57 @@
+"""Exceptions and warnings raised by nirjax.
+
+Every error nirjax raises on bad input is a :class:`NirjaxError`. Each message names the
+culprit (file, node, edge or field), says what was found and what was expected, and, where
+there is one, suggests the fix. The subclasses also derive from the matching built-in
+exception (``ValueError``, ``TypeError``, ``OSError``) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NirjaxError",
+    "NirFileError",
+    "GraphError",
+    "ShapeError",
+    "ParameterError",
+    "SemanticsError",
+    "InputError",
+    "NirjaxWarning",
+    "ResetAmbiguityWarning",
+]
+
+
+class NirjaxError(Exception):
+    """Base class of every error nirjax raises on bad input."""
+
+
+class NirFileError(NirjaxError, OSError):
+    """A ``.nir`` file cannot be read or written (not HDF5, truncated, malformed)."""
+
+
+class GraphError(NirjaxError, ValueError):
+    """The graph's structure is invalid: unknown node type, dangling or duplicate edge, ..."""
+
+
+class ShapeError(NirjaxError, ValueError):
+    """Shapes do not agree between two connected nodes, or cannot be inferred."""
+
+
+class ParameterError(NirjaxError, ValueError):
+    """A node parameter is invalid: NaN, non-positive time constant, wrong shape, ..."""
+
+
+class SemanticsError(NirjaxError, ValueError):
+    """A semantics option (integrator, reset mode, dt, ...) is missing or invalid."""
+
+
+class InputError(NirjaxError, ValueError):
+    """An array passed to a compiled graph has the wrong shape, rank, keys or dtype."""
+
+
+class NirjaxWarning(UserWarning):
+    """Base class of nirjax's warnings."""
+
+
+class ResetAmbiguityWarning(NirjaxWarning):
+    """A file predates NIR 1.0.6, so the reset mode its exporter meant is ambiguous."""

@@ -1,0 +1,230 @@
+"""The compiled program: an ordered, typed intermediate representation of a NIR graph.
+
+``build_program`` turns a ``nir.NIRGraph`` into a :class:`Program`: flattened, validated,
+every shape inferred, every node bound to its rule and static kernel options, nodes in
+evaluation order and the cycle-closing edges marked as delayed. The step function is built
+from a Program; optimization, lowering and export are passes over it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+import nir
+
+from . import graph as graph_mod
+from .errors import GraphError, ShapeError, SemanticsError
+from .registry import Rule, known_types, rule_for
+from .semantics import Semantics
+
+__all__ = ["IRNode", "IREdge", "Program", "build_program"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class IRNode:
+    """One node of a :class:`Program`.
+
+    Attributes:
+        name: unique flat name.
+        path: names from the root graph down to the node (for export).
+        type_name: NIR type name (``"LIF"``, ...).
+        role: ``'input'``, ``'output'``, ``'port'`` (a subgraph's Input/Output) or ``'op'``.
+        in_shape / out_shape: unbatched shapes.
+        rule: the registry entry.
+        config: the static kernel options.
+        semantics: the semantics this node is simulated under.
+        params: the node's parameters (NumPy, physical form) or ``None``.
+        feedthrough: whether the output depends on the same step's input.
+        source: the ``nir`` node it came from.
+    """
+
+    name: str
+    path: tuple
+    type_name: str
+    role: str
+    in_shape: tuple
+    out_shape: tuple
+    rule: Rule
+    config: Any
+    semantics: Semantics
+    params: Any
+    feedthrough: bool
+    source: nir.NIRNode
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the node carries state across steps."""
+        return self.rule.stateful
+
+
+@dataclasses.dataclass(frozen=True)
+class IREdge:
+    """An edge; ``delayed`` edges close a cycle and carry the source's previous output."""
+
+    src: str
+    dst: str
+    delayed: bool = False
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Program:
+    """An ordered, typed IR of a NIR graph, ready to be turned into a step function.
+
+    Attributes:
+        nodes: the nodes in evaluation order.
+        edges: every edge, with ``delayed`` set on the cycle-closing ones.
+        inputs / outputs: names of the top graph's Input / Output nodes, in graph order.
+        dt: the time step.
+        semantics: the semantics the program was compiled under.
+        graph: the source ``nir.NIRGraph``.
+        subgraphs: nesting path -> the source ``nir.NIRGraph`` at that path.
+    """
+
+    nodes: tuple
+    edges: tuple
+    inputs: tuple
+    outputs: tuple
+    dt: float
+    semantics: Semantics
+    graph: nir.NIRGraph
+    subgraphs: Mapping
+
+    def __post_init__(self):
+        object.__setattr__(self, "_by_name", {n.name: n for n in self.nodes})
+        incoming: dict[str, list] = {n.name: [] for n in self.nodes}
+        for e in self.edges:
+            incoming[e.dst].append(e)
+        object.__setattr__(self, "_incoming", {k: tuple(v) for k, v in incoming.items()})
+
+    def node(self, name: str) -> IRNode:
+        """The node called ``name``."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise GraphError(
+                f"no node named {name!r} in the compiled graph; nodes are: "
+                f"{', '.join(n.name for n in self.nodes)}"
+            ) from None
+
+    def incoming(self, name: str) -> tuple:
+        """The edges into node ``name``."""
+        return self._incoming[name]
+
+    @property
+    def delayed_edges(self) -> tuple:
+        """The cycle-closing edges, which read their source's previous-step output."""
+        return tuple(e for e in self.edges if e.delayed)
+
+    def describe(self) -> str:
+        """A human-readable listing: order, types, shapes, delayed edges."""
+        lines = [f"Program: {len(self.nodes)} nodes, dt={self.dt:g}, semantics={self.semantics.name!r}"]
+        for n in self.nodes:
+            ins = ", ".join(
+                f"{e.src}{' (previous step)' if e.delayed else ''}" for e in self.incoming(n.name)
+            )
+            lines.append(
+                f"  {n.name:<20} {n.type_name:<10} {str(n.in_shape):>14} -> {str(n.out_shape):<14}"
+                f" <- {ins or '-'}"
+            )
+        return "\n".join(lines)
+
+
+def _infer_shapes(flat: graph_mod.FlatGraph, names: list) -> tuple[dict, dict]:
+    """Fixed-point shape inference over the flat graph (see :mod:`nirjax.shapes`)."""
+    into: dict[str, list] = {n: [] for n in flat.nodes}
+    for src, dst in flat.edges:
+        into[dst].append(src)
+    in_shapes: dict[str, tuple] = {}
+    out_shapes: dict[str, tuple] = {}
+    pending = list(names)
+    while pending:
+        progress = False
+        still = []
+        for name in pending:
+            fn = flat.nodes[name]
+            known = [(src, out_shapes[src]) for src in into[name] if src in out_shapes]
+            incoming = None
+            for src, shape in known:
+                if incoming is None:
+                    incoming, first = shape, src
+                elif shape != incoming:
+                    raise ShapeError(
+                        f"node {name!r} sums inputs of different shapes: {first!r} gives "
+                        f"{incoming} but {src!r} gives {shape}"
+                    )
+            res = rule_for(fn.type_name).shape(name, fn.node, incoming)
+            if res is None:
+                still.append(name)
+                continue
+            in_shapes[name], out_shapes[name] = tuple(res[0]), tuple(res[1])
+            progress = True
+        if not progress:
+            name = still[0]
+            raise ShapeError(
+                f"cannot infer the shape of node {name!r} ({flat.nodes[name].type_name}): its "
+                f"parameters do not fix a shape and no input of known shape reaches it"
+            )
+        pending = still
+    for src, dst in flat.edges:
+        if out_shapes[src] != in_shapes[dst]:
+            raise ShapeError(
+                f"edge ({src!r}, {dst!r}): {src!r} outputs shape {out_shapes[src]} but "
+                f"{dst!r} expects input shape {in_shapes[dst]}"
+            )
+    return in_shapes, out_shapes
+
+
+def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
+                  options: Mapping | None = None) -> Program:
+    """Flatten, validate, infer shapes, bind rules and order a NIR graph.
+
+    Args:
+        graph: the source graph.
+        dt: the time step (already validated).
+        semantics: the semantics (per-node overrides are applied here).
+        options: compile options passed to the rules (e.g. ``precision``).
+    """
+    options = dict(options or {})
+    flat = graph_mod.flatten(graph, known_types())
+    if not flat.inputs:
+        raise GraphError("the graph has no Input node; nirjax needs at least one to drive it")
+    if not flat.outputs:
+        raise GraphError("the graph has no Output node; nothing would be returned")
+    names = list(flat.nodes)
+    for node_name, _ in semantics.overrides:
+        if node_name not in flat.nodes:
+            raise SemanticsError(
+                f"semantics override for node {node_name!r}, which is not in the graph; "
+                f"nodes are: {', '.join(names)}"
+            )
+    # a preliminary order makes the fixed-point shape inference converge in one pass
+    pre = graph_mod.order(names, flat.edges, flat.inputs)
+    in_shapes, out_shapes = _infer_shapes(flat, list(pre.order))
+
+    built = {}
+    for name in names:
+        fn = flat.nodes[name]
+        rule = rule_for(fn.type_name)
+        sem = semantics.for_node(name)
+        params = rule.params(name, fn.node)
+        config = rule.config(name, fn.node, in_shapes[name], out_shapes[name], sem, dt, options)
+        built[name] = IRNode(
+            name=name, path=fn.path, type_name=fn.type_name, role=fn.role,
+            in_shape=in_shapes[name], out_shape=out_shapes[name], rule=rule, config=config,
+            semantics=sem, params=params, feedthrough=bool(rule.feedthrough(config)),
+            source=fn.node,
+        )
+    ordering = graph_mod.order(names, flat.edges, flat.inputs, lambda n: built[n].feedthrough)
+    edges = tuple(IREdge(s, d, (s, d) in ordering.delayed) for s, d in flat.edges)
+    return Program(
+        nodes=tuple(built[n] for n in ordering.order),
+        edges=edges,
+        inputs=tuple(flat.inputs),
+        outputs=tuple(flat.outputs),
+        dt=dt,
+        semantics=semantics,
+        graph=graph,
+        subgraphs=flat.subgraphs,
+    )

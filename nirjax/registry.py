@@ -1,0 +1,313 @@
+"""The one table binding each NIR type to its parameters, shape rule and kernel.
+
+A :class:`Rule` says, for one NIR type, how to take its parameters out of a ``nir`` node
+(validated, in their physical form), what static kernel options it gets, and which pure
+kernel from :mod:`nirjax.kernels` computes it. Importing, compiling, training and export all
+read this table; nothing else dispatches on node types.
+
+Users can bind a type to another implementation with :func:`register` (user entries are
+merged over the defaults, keyed by the NIR class name).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable, NamedTuple, Optional
+
+import numpy as np
+
+from .errors import NirjaxWarning, ParameterError
+from .kernels import conv as conv_k
+from .kernels import delay as delay_k
+from .kernels import linear as linear_k
+from .kernels import neurons as neuron_k
+from .kernels import pooling as pool_k
+from .kernels import reshape as reshape_k
+from .kernels import threshold as threshold_k
+from .kernels.geometry import conv_padding
+from .shapes import SHAPE_RULES, conv_geometry, pool_geometry
+
+__all__ = ["Rule", "RULES", "register", "rule_for", "delay_steps"]
+
+
+class Rule(NamedTuple):
+    """How nirjax simulates one NIR type.
+
+    Attributes:
+        params: ``(name, node) -> NamedTuple | None``: the node's trainable parameters as
+            NumPy arrays, validated, field names equal to the NIR field names.
+        config: ``(name, node, in_shape, out_shape, semantics, dt, options) -> hashable``:
+            the static kernel options.
+        apply: stateless kernel ``(coeffs, x, cfg) -> y`` (``None`` for stateful types).
+        prepare: ``(params, cfg) -> coeffs``, computed once per run outside the time loop.
+        init_state: ``(params, cfg, shape, dtype) -> state`` for stateful types.
+        step: stateful kernel ``(coeffs, state, x, cfg) -> (state, y)``.
+        feedthrough: ``cfg -> bool``: whether the output depends on the same step's input.
+        emit: ``(coeffs, state, cfg) -> y`` for types without feedthrough.
+        absorb: ``(coeffs, state, x, cfg) -> state`` for types without feedthrough.
+        shape: the shape rule from :mod:`nirjax.shapes`.
+        spiking: whether the output is spikes (used by reports and lowering).
+    """
+
+    params: Callable
+    config: Callable
+    apply: Optional[Callable] = None
+    prepare: Callable = lambda params, cfg: params
+    init_state: Optional[Callable] = None
+    step: Optional[Callable] = None
+    feedthrough: Callable = lambda cfg: True
+    emit: Optional[Callable] = None
+    absorb: Optional[Callable] = None
+    shape: Optional[Callable] = None
+    spiking: bool = False
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the type carries state across steps."""
+        return self.init_state is not None
+
+
+# ----------------------------------------------------------------------------- params
+
+
+def _array(name: str, node, field: str, *, positive=False, finite=True) -> np.ndarray:
+    value = getattr(node, field, None)
+    if value is None:
+        raise ParameterError(f"node {name!r} ({type(node).__name__}): field {field!r} is missing")
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError
+        arr = arr.astype(np.result_type(arr.dtype, np.float32)) if arr.dtype.kind != "f" else arr
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"node {name!r} ({type(node).__name__}): field {field!r} must be a numeric array, "
+            f"got {type(value).__name__}"
+        ) from None
+    if finite and not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))
+        where = f" at index {tuple(int(i) for i in bad[0])}" if arr.ndim else ""
+        raise ParameterError(
+            f"node {name!r} ({type(node).__name__}): field {field!r} contains "
+            f"{'NaN' if np.isnan(arr).any() else 'an infinite value'}{where}; expected finite values"
+        )
+    if positive and not np.all(arr > 0):
+        bad = np.argwhere(~(arr > 0))
+        where = f" at index {tuple(int(i) for i in bad[0])}" if arr.ndim else ""
+        raise ParameterError(
+            f"node {name!r} ({type(node).__name__}): field {field!r} must be > 0 (a time "
+            f"constant), got {arr.reshape(-1)[~(arr.reshape(-1) > 0)][0]!r}{where}"
+        )
+    return arr
+
+
+def _params_of(cls, positive=(), defaults=None):
+    """A ``params`` function reading ``cls._fields`` off the node."""
+    defaults = defaults or {}
+
+    def params(name, node):
+        values = {}
+        for field in cls._fields:
+            if getattr(node, field, None) is None and field in defaults:
+                values[field] = defaults[field](values)
+            else:
+                values[field] = _array(name, node, field, positive=field in positive)
+        return cls(**values)
+
+    return params
+
+
+_V_RESET_ZERO = {"v_reset": lambda v: np.zeros_like(v["v_threshold"])}
+_W_IN_ONE = {"w_in": lambda v: np.ones_like(v["v_leak"])}
+
+
+def _neuron_config(name, node, in_shape, out_shape, semantics, dt, options):
+    return semantics.neuron_config(dt)
+
+
+def _no_config(name, node, in_shape, out_shape, semantics, dt, options):
+    return None
+
+
+def _precision_config(name, node, in_shape, out_shape, semantics, dt, options):
+    return options.get("precision")
+
+
+def _no_params(name, node):
+    return None
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def _neuron(params_cls, positive, defaults, prepare, init, step, spiking):
+    return Rule(
+        params=_params_of(params_cls, positive, defaults),
+        config=_neuron_config,
+        prepare=prepare,
+        init_state=lambda p, cfg, shape, dtype: init(p, shape, cfg),
+        step=step,
+        spiking=spiking,
+    )
+
+
+def _identity(coeffs, x, cfg):
+    return x
+
+
+def _reshape(coeffs, x, cfg):
+    return x.reshape(cfg) if cfg is not None else x
+
+
+def _io_config(name, node, in_shape, out_shape, semantics, dt, options):
+    return tuple(out_shape) if tuple(in_shape) != tuple(out_shape) else None
+
+
+def _conv_config(nd):
+    def config(name, node, in_shape, out_shape, semantics, dt, options):
+        stride, padding, dilation, groups, kernel = conv_geometry(name, node, nd)
+        return conv_k.ConvConfig(stride, conv_padding(padding, kernel, dilation), dilation,
+                                 groups), options.get("precision")
+
+    return config
+
+
+def _pool_config(name, node, in_shape, out_shape, semantics, dt, options):
+    return pool_k.PoolConfig(*pool_geometry(name, node))
+
+
+def delay_steps(name: str, delay: np.ndarray, dt: float) -> np.ndarray:
+    """Round a NIR delay (time units) to whole steps: ``floor(delay/dt + 1/2)``.
+
+    Warns when a delay is more than 1e-3 steps away from a whole number of steps.
+
+    >>> delay_steps("d", np.array([0.0003, 0.0]), 1e-4).tolist()
+    [3, 0]
+    """
+    ratio = np.asarray(delay, np.float64) / dt
+    steps = np.floor(ratio + 0.5).astype(np.int64)
+    off = np.abs(ratio - steps)
+    if np.any(off > 1e-3):
+        i = int(np.argmax(off))
+        warnings.warn(
+            f"node {name!r} (Delay): delay {ratio.reshape(-1)[i] * dt:g} is "
+            f"{ratio.reshape(-1)[i]:.4g} steps at dt={dt:g}; rounded to "
+            f"{steps.reshape(-1)[i]} whole steps (round half up)",
+            NirjaxWarning,
+            stacklevel=4,
+        )
+    return steps
+
+
+def _delay_params(name, node):
+    arr = _array(name, node, "delay")
+    if np.any(arr < 0):
+        raise ParameterError(f"node {name!r} (Delay): field 'delay' must be >= 0, got {arr.min()!r}")
+    return None  # the delay is static: it sets the ring buffer's length
+
+
+def _delay_config(name, node, in_shape, out_shape, semantics, dt, options):
+    steps = np.broadcast_to(delay_steps(name, np.asarray(node.delay), dt), tuple(out_shape))
+    return delay_k.DelayConfig(tuple(int(s) for s in steps.reshape(-1)), tuple(out_shape))
+
+
+def _flatten_config(name, node, in_shape, out_shape, semantics, dt, options):
+    return tuple(out_shape)
+
+
+def _threshold_config(name, node, in_shape, out_shape, semantics, dt, options):
+    return semantics.threshold_test == ">=", semantics.surrogate
+
+
+RULES: dict[str, Rule] = {
+    "Input": Rule(params=_no_params, config=_io_config, apply=_reshape),
+    "Output": Rule(params=_no_params, config=_io_config, apply=_reshape),
+    "Affine": Rule(
+        params=_params_of(linear_k.AffineParams),
+        config=_precision_config,
+        apply=lambda p, x, cfg: linear_k.affine(p, x, cfg),
+    ),
+    "Linear": Rule(
+        params=_params_of(linear_k.LinearParams),
+        config=_precision_config,
+        apply=lambda p, x, cfg: linear_k.linear(p, x, cfg),
+    ),
+    "Scale": Rule(
+        params=_params_of(linear_k.ScaleParams),
+        config=_no_config,
+        apply=lambda p, x, cfg: linear_k.scale(p, x),
+    ),
+    "Conv1d": Rule(
+        params=_params_of(conv_k.ConvParams),
+        config=_conv_config(1),
+        apply=lambda p, x, cfg: conv_k.conv(p, x, cfg[0], cfg[1]),
+    ),
+    "Conv2d": Rule(
+        params=_params_of(conv_k.ConvParams),
+        config=_conv_config(2),
+        apply=lambda p, x, cfg: conv_k.conv(p, x, cfg[0], cfg[1]),
+    ),
+    "SumPool2d": Rule(params=_no_params, config=_pool_config,
+                      apply=lambda p, x, cfg: pool_k.sum_pool(x, cfg)),
+    "AvgPool2d": Rule(params=_no_params, config=_pool_config,
+                      apply=lambda p, x, cfg: pool_k.avg_pool(x, cfg)),
+    "Flatten": Rule(params=_no_params, config=_flatten_config,
+                    apply=lambda p, x, cfg: reshape_k.flatten(x, cfg)),
+    "Threshold": Rule(
+        params=_params_of(threshold_k.ThresholdParams),
+        config=_threshold_config,
+        apply=lambda p, x, cfg: threshold_k.threshold(p, x, cfg[0], cfg[1]),
+        spiking=True,
+    ),
+    "Delay": Rule(
+        params=_delay_params,
+        config=_delay_config,
+        init_state=lambda p, cfg, shape, dtype: delay_k.delay_init_state(cfg, dtype),
+        step=lambda c, s, x, cfg: delay_k.delay_step(s, x, cfg),
+        feedthrough=lambda cfg: cfg.length == 0 or min(cfg.steps) == 0,
+        emit=lambda c, s, cfg: delay_k.delay_emit(s, cfg),
+        absorb=lambda c, s, x, cfg: delay_k.delay_absorb(s, x, cfg),
+    ),
+    "I": _neuron(neuron_k.IParams, (), {}, neuron_k.i_prepare, neuron_k.i_init_state,
+                 neuron_k.i_step, False),
+    "IF": _neuron(neuron_k.IFParams, (), _V_RESET_ZERO, neuron_k.if_prepare,
+                  neuron_k.if_init_state, neuron_k.if_step, True),
+    "LI": _neuron(neuron_k.LIParams, ("tau",), {}, neuron_k.li_prepare, neuron_k.li_init_state,
+                  neuron_k.li_step, False),
+    "LIF": _neuron(neuron_k.LIFParams, ("tau",), _V_RESET_ZERO, neuron_k.lif_prepare,
+                   neuron_k.lif_init_state, neuron_k.lif_step, True),
+    "CubaLI": _neuron(neuron_k.CubaLIParams, ("tau_syn", "tau_mem"), _W_IN_ONE,
+                      neuron_k.cubali_prepare, neuron_k.cubali_init_state,
+                      neuron_k.cubali_step, False),
+    "CubaLIF": _neuron(neuron_k.CubaLIFParams, ("tau_syn", "tau_mem"),
+                       {**_V_RESET_ZERO, **_W_IN_ONE}, neuron_k.cubalif_prepare,
+                       neuron_k.cubalif_init_state, neuron_k.cubalif_step, True),
+}
+for _type, _rule in RULES.items():
+    RULES[_type] = _rule._replace(shape=SHAPE_RULES[_type])
+
+_USER_RULES: dict[str, Rule] = {}
+
+
+def register(nir_type: Any, rule: Rule) -> None:
+    """Bind a NIR type (class or class name) to ``rule``, over the default.
+
+    The rule's ``shape`` defaults to the built-in one for that type.
+    """
+    name = nir_type if isinstance(nir_type, str) else nir_type.__name__
+    if rule.shape is None:
+        if name not in SHAPE_RULES:
+            raise ParameterError(f"register({name!r}): a rule for a new type needs a shape rule")
+        rule = rule._replace(shape=SHAPE_RULES[name])
+    _USER_RULES[name] = rule
+
+
+def rule_for(type_name: str) -> Rule:
+    """The rule simulating NIR type ``type_name`` (user entries first)."""
+    return _USER_RULES.get(type_name) or RULES[type_name]
+
+
+def known_types() -> set:
+    """Every NIR type name nirjax can simulate."""
+    return set(RULES) | set(_USER_RULES)

@@ -1,0 +1,268 @@
+"""Shape rules of the NIR primitives (plain NumPy, no JAX).
+
+Every rule has the signature ``rule(name, node, incoming) -> (in_shape, out_shape) | None``:
+``incoming`` is the unbatched shape arriving on the node's edges (``None`` while unknown,
+e.g. for a node reached only through a cycle), and ``None`` is returned while the shapes
+cannot be determined yet. Shapes are tuples of ints and never include batch or time axes.
+
+nirjax computes every shape itself instead of trusting the ``input_type``/``output_type``
+that the ``nir`` package infers (which is wrong for non-square and grouped convolutions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ParameterError, ShapeError
+from .kernels.geometry import conv_output_shape
+
+__all__ = ["SHAPE_RULES", "as_shape", "conv_geometry", "flatten_shape", "pool_geometry"]
+
+
+def as_shape(value) -> tuple | None:
+    """A NIR shape value (array, list, int, None) as a tuple of ints."""
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.dtype == object:
+        return None
+    return tuple(int(v) for v in arr.reshape(-1))
+
+
+def _pairs(value, n: int, name: str, field: str) -> tuple:
+    """An int or sequence of ints as a tuple of length ``n``."""
+    arr = np.asarray(value).reshape(-1)
+    if arr.size == 1:
+        arr = np.repeat(arr, n)
+    if arr.size != n or not np.issubdtype(arr.dtype, np.number):
+        raise ParameterError(
+            f"node {name!r}: field {field!r} must be an int or {n} ints, got {value!r}"
+        )
+    return tuple(int(v) for v in arr)
+
+
+def _check(name, incoming, expected, what="input"):
+    if incoming is not None and tuple(incoming) != tuple(expected):
+        raise ShapeError(
+            f"node {name!r}: {what} shape {tuple(incoming)} arrives on its edges but the node "
+            f"expects {tuple(expected)}"
+        )
+
+
+def _elementwise(*fields):
+    """Nodes whose shape is the broadcast of their array parameters (neurons, Scale, ...)."""
+
+    def rule(name, node, incoming):
+        shapes = [np.shape(getattr(node, f)) for f in fields if getattr(node, f) is not None]
+        try:
+            shape = tuple(int(s) for s in np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise ParameterError(
+                f"node {name!r} ({type(node).__name__}): parameter shapes "
+                f"{dict(zip(fields, shapes))} do not broadcast to one shape"
+            ) from None
+        if shape == ():
+            # scalar parameters: the node takes whatever shape arrives
+            return None if incoming is None else (tuple(incoming), tuple(incoming))
+        _check(name, incoming, shape)
+        return shape, shape
+
+    return rule
+
+
+def _io(field):
+    def rule(name, node, incoming):
+        declared = as_shape(getattr(node, field).get(field.split("_")[0]))
+        if declared is None:
+            return None if incoming is None else (tuple(incoming), tuple(incoming))
+        if field == "output_type" and incoming is not None and tuple(incoming) != declared:
+            if int(np.prod(incoming)) == int(np.prod(declared)):
+                # e.g. Rockpool writes Output [1,1,1] after a LIF [1]: same data, reshaped
+                return tuple(incoming), declared
+        _check(name, incoming, declared)
+        return declared, declared
+
+    return rule
+
+
+def _matrix(name, node, incoming):
+    w = np.shape(node.weight)
+    if len(w) < 2:
+        raise ParameterError(
+            f"node {name!r} ({type(node).__name__}): weight must have at least 2 dims "
+            f"(..., out, in), got shape {w}"
+        )
+    in_shape, out_shape = w[:-2] + (w[-1],), w[:-2] + (w[-2],)
+    bias = getattr(node, "bias", None)
+    if bias is not None:
+        try:
+            ok = np.broadcast_shapes(np.shape(bias), out_shape) == out_shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ParameterError(
+                f"node {name!r} (Affine): bias shape {np.shape(bias)} does not match the "
+                f"output shape {out_shape} of weight {w}"
+            )
+    _check(name, incoming, in_shape)
+    return tuple(in_shape), tuple(out_shape)
+
+
+def conv_geometry(name, node, nd: int):
+    """Normalized ``(stride, padding, dilation, groups, kernel)`` of a Conv1d/Conv2d node.
+
+    ``padding`` is either the string ``'same'``/``'valid'`` or a tuple of ints.
+    """
+    w = np.shape(node.weight)
+    if len(w) != nd + 2:
+        raise ParameterError(
+            f"node {name!r} (Conv{nd}d): weight must have {nd + 2} dims "
+            f"(C_out, C_in/groups, {'K' if nd == 1 else 'KH, KW'}), got shape {w}"
+        )
+    stride = _pairs(node.stride, nd, name, "stride")
+    dilation = _pairs(node.dilation, nd, name, "dilation")
+    groups = int(np.asarray(node.groups).reshape(-1)[0])
+    padding = node.padding
+    if isinstance(padding, bytes):
+        padding = padding.decode()
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ParameterError(
+                f"node {name!r}: padding must be 'same', 'valid' or ints, got {padding!r}"
+            )
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ParameterError(
+                f"node {name!r}: padding='same' needs stride 1 (PyTorch's rule), got stride {stride}"
+            )
+    else:
+        padding = _pairs(padding, nd, name, "padding")
+        if any(p < 0 for p in padding):
+            raise ParameterError(f"node {name!r}: padding must be >= 0, got {padding}")
+    if any(s < 1 for s in stride) or any(d < 1 for d in dilation) or groups < 1:
+        raise ParameterError(
+            f"node {name!r}: stride, dilation and groups must be >= 1, got stride={stride}, "
+            f"dilation={dilation}, groups={groups}"
+        )
+    if w[0] % groups:
+        raise ParameterError(
+            f"node {name!r}: {w[0]} output channels are not divisible by groups={groups}"
+        )
+    return stride, padding, dilation, groups, tuple(int(k) for k in w[2:])
+
+
+def _conv(nd):
+    def rule(name, node, incoming):
+        stride, padding, dilation, groups, kernel = conv_geometry(name, node, nd)
+        c_in = int(np.shape(node.weight)[1]) * groups
+        declared = node.input_shape
+        spatial = None if declared is None else _pairs(declared, nd, name, "input_shape")
+        if incoming is not None:
+            if len(incoming) != nd + 1:
+                raise ShapeError(
+                    f"node {name!r} (Conv{nd}d): expects input of rank {nd + 1} "
+                    f"(C, {'N' if nd == 1 else 'H, W'}), got shape {tuple(incoming)}"
+                )
+            if spatial is not None and tuple(incoming[1:]) != spatial:
+                raise ShapeError(
+                    f"node {name!r} (Conv{nd}d): input shape {tuple(incoming)} arrives but the "
+                    f"node's input_shape field says spatial size {spatial}"
+                )
+            spatial = tuple(incoming[1:])
+        if spatial is None:
+            return None
+        in_shape = (c_in,) + spatial
+        _check(name, incoming, in_shape)
+        out = conv_output_shape(spatial, padding, kernel, stride, dilation)
+        if any(o < 1 for o in out):
+            raise ShapeError(
+                f"node {name!r} (Conv{nd}d): input {in_shape} is too small for kernel {kernel} "
+                f"(output spatial size {out})"
+            )
+        return in_shape, (int(np.shape(node.weight)[0]),) + out
+
+    return rule
+
+
+def pool_geometry(name, node):
+    """Normalized ``(kernel, stride, padding)`` of a SumPool2d/AvgPool2d node."""
+    kernel = _pairs(node.kernel_size, 2, name, "kernel_size")
+    stride = _pairs(node.stride, 2, name, "stride")
+    padding = _pairs(node.padding, 2, name, "padding")
+    if any(k < 1 for k in kernel) or any(s < 1 for s in stride) or any(p < 0 for p in padding):
+        raise ParameterError(
+            f"node {name!r}: kernel_size and stride must be >= 1 and padding >= 0, got "
+            f"kernel_size={kernel}, stride={stride}, padding={padding}"
+        )
+    return kernel, stride, padding
+
+
+def _pool(name, node, incoming):
+    kernel, stride, padding = pool_geometry(name, node)
+    if incoming is None:
+        return None
+    if len(incoming) != 3:
+        raise ShapeError(
+            f"node {name!r} ({type(node).__name__}): expects input (C, H, W), got {tuple(incoming)}"
+        )
+    out = tuple(
+        (n + 2 * p - k) // s + 1 for n, p, k, s in zip(incoming[1:], padding, kernel, stride)
+    )
+    if any(o < 1 for o in out):
+        raise ShapeError(f"node {name!r}: input {tuple(incoming)} is smaller than kernel {kernel}")
+    return tuple(incoming), (incoming[0],) + out
+
+
+def flatten_shape(name, shape: tuple, start_dim: int, end_dim: int) -> tuple:
+    """Output of NIR Flatten, dims counted on the UNBATCHED shape ``shape``.
+
+    >>> flatten_shape("f", (8, 4, 4), 0, -1)
+    (128,)
+    >>> flatten_shape("f", (8, 4, 4), 1, -1)
+    (8, 16)
+    """
+    nd = len(shape)
+    s = start_dim + nd if start_dim < 0 else start_dim
+    e = end_dim + nd if end_dim < 0 else end_dim
+    if not (0 <= s < max(nd, 1) and 0 <= e < max(nd, 1) and s <= e) and nd > 0:
+        raise ShapeError(
+            f"node {name!r} (Flatten): start_dim={start_dim}, end_dim={end_dim} do not select "
+            f"dims of the unbatched input shape {shape} (NIR counts Flatten dims without the "
+            f"batch axis)"
+        )
+    if nd == 0:
+        return (1,)
+    return shape[:s] + (int(np.prod(shape[s : e + 1])),) + shape[e + 1 :]
+
+
+def _flatten(name, node, incoming):
+    declared = as_shape(node.input_type.get("input")) if isinstance(node.input_type, dict) else None
+    if declared is not None:
+        _check(name, incoming, declared)
+    shape = declared if declared is not None else (None if incoming is None else tuple(incoming))
+    if shape is None:
+        return None
+    start = int(np.asarray(node.start_dim).reshape(-1)[0])
+    end = int(np.asarray(node.end_dim).reshape(-1)[0])
+    return shape, flatten_shape(name, shape, start, end)
+
+
+SHAPE_RULES = {
+    "Input": _io("input_type"),
+    "Output": _io("output_type"),
+    "Affine": _matrix,
+    "Linear": _matrix,
+    "Scale": _elementwise("scale"),
+    "Conv1d": _conv(1),
+    "Conv2d": _conv(2),
+    "SumPool2d": _pool,
+    "AvgPool2d": _pool,
+    "Flatten": _flatten,
+    "Threshold": _elementwise("threshold"),
+    "Delay": _elementwise("delay"),
+    "I": _elementwise("r"),
+    "IF": _elementwise("r", "v_threshold", "v_reset"),
+    "LI": _elementwise("tau", "r", "v_leak"),
+    "LIF": _elementwise("tau", "r", "v_leak", "v_threshold", "v_reset"),
+    "CubaLI": _elementwise("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
+    "CubaLIF": _elementwise("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+}
