@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import nir
 
-from .errors import GraphError, InputError
+from .errors import GraphError, InputError, SemanticsError
 from .ir import Program, build_program
 from .semantics import Semantics, check_dt, resolve_semantics
 
@@ -78,8 +78,9 @@ class CompiledGraph:
         dtype: the floating dtype of parameters, state and outputs.
     """
 
-    def __init__(self, program: Program, dtype=None):
+    def __init__(self, program: Program, dtype=None, options: Mapping | None = None):
         self.program = program
+        self.options = dict(options or {})
         self.dtype = _float_dtype(dtype)
         self.params = {
             n.name: _cast(n.params, self.dtype) for n in program.nodes if n.params is not None
@@ -201,8 +202,28 @@ class CompiledGraph:
             carry, outputs, recs = self._batched_step(coeffs, carry, x_t, record)
             return carry, (outputs, recs)
 
-        state, (ys, recs) = jax.lax.scan(body, state, xs)
-        return ys, state, recs
+        steps = jax.tree_util.tree_leaves(xs)[0].shape[0]
+        chunk = self.options.get("checkpoint")
+        unroll = self.options.get("unroll", 1)
+        if chunk is None:
+            state, (ys, recs) = jax.lax.scan(body, state, xs, unroll=unroll)
+            return ys, state, recs
+        if chunk == "step" or chunk == 1 or steps % int(chunk):
+            # rematerialize each step's internals in the backward pass; only the carry is kept
+            state, (ys, recs) = jax.lax.scan(jax.checkpoint(body), state, xs, unroll=unroll)
+            return ys, state, recs
+        # scan over chunks of `chunk` steps, each rematerialized in the backward pass: only
+        # the carry at chunk boundaries is kept, memory ~ T/chunk + chunk steps
+        chunk = int(chunk)
+        split = jax.tree_util.tree_map(lambda a: a.reshape((steps // chunk, chunk) + a.shape[1:]), xs)
+
+        @jax.checkpoint
+        def chunk_body(carry, xs_chunk):
+            return jax.lax.scan(body, carry, xs_chunk, unroll=unroll)
+
+        state, (ys, recs) = jax.lax.scan(chunk_body, state, split)
+        merge = lambda a: a.reshape((steps,) + a.shape[2:])
+        return jax.tree_util.tree_map(merge, ys), state, jax.tree_util.tree_map(merge, recs)
 
     def _step_impl(self, params, state, x_t):
         coeffs = self._prepare(params)
@@ -344,7 +365,8 @@ class CompiledGraph:
 
 
 def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate: Any = None,
-            dtype=None, precision: str | None = "highest") -> CompiledGraph:
+            dtype=None, precision: str | None = "highest", checkpoint: Any = None,
+            unroll: int = 1) -> CompiledGraph:
     """Compile a NIR graph (or the path of a ``.nir`` file) for simulation.
 
     Args:
@@ -358,6 +380,13 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
         precision: matmul/conv precision passed to XLA (``"highest"``, ``"high"``,
             ``"default"`` or ``None``). ``"highest"`` keeps float32 exact on GPUs that
             would otherwise use TF32.
+        checkpoint: memory for backpropagation through long runs. ``None``: keep every
+            step's intermediates; ``"step"``: rematerialize each step in the backward pass
+            (``jax.checkpoint`` of the scan body); an int ``K``: scan over chunks of ``K``
+            steps, each rematerialized, keeping only the state every ``K`` steps (memory
+            ~ ``T/K + K`` steps; falls back to ``"step"`` when ``K`` does not divide ``T``).
+            Outputs and gradients are identical in every mode.
+        unroll: steps unrolled per scan iteration (``lax.scan``'s ``unroll``).
 
     Returns:
         A :class:`CompiledGraph`.
@@ -381,5 +410,10 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
         )
     dt = check_dt(dt)
     sem = resolve_semantics(semantics, surrogate)
+    if checkpoint is not None and checkpoint != "step" and not (
+            isinstance(checkpoint, (int, np.integer)) and checkpoint >= 1):
+        raise SemanticsError(f"checkpoint must be None, 'step' or a positive int, got {checkpoint!r}")
+    if not isinstance(unroll, (int, np.integer)) or unroll < 1:
+        raise SemanticsError(f"unroll must be a positive int, got {unroll!r}")
     program = build_program(graph, dt, sem, {"precision": precision})
-    return CompiledGraph(program, dtype)
+    return CompiledGraph(program, dtype, {"checkpoint": checkpoint, "unroll": int(unroll)})
