@@ -1,0 +1,565 @@
+"""Speed benchmark: the same NIR graph and input in nirjax, Spyx, Norse and snnTorch.
+
+For every workload (see ``benchmarks/workloads.py``) the harness writes the graph as a
+``.nir`` file and a spike input as ``.npy``, then starts one separate process per framework,
+each in that framework's own Python environment, which imports the same file with the
+framework's own importer and measures (see ``benchmarks/runners/``):
+
+* forward time and forward+backward time (gradient of ``mean((sum_t y - 0.1 T)^2)`` with
+  respect to every trainable parameter; surrogate gradients through spikes), median of
+  repeated synchronised calls after a first (compiling) call, with min/max;
+* sample-steps per second (``B * T / forward time``);
+* compile time (first call minus steady state; for torch the import time too) and, for
+  nirjax, ahead-of-time compile time and XLA memory for several T;
+* peak memory (RSS growth of a steady-state call; XLA's compiled memory analysis for JAX);
+* spike rates of every spiking layer;
+* a float32 GEMM timed in the same process with the framework's own backend, and the
+  workload's matmul/conv GFLOP/s as a fraction of it.
+
+Results go to ``benchmarks/results/``: ``<name>.csv`` (one row per workload and framework),
+``<name>_compile.csv`` (nirjax compile time and memory vs T), ``<name>.json`` (everything the
+runners returned), ``<name>.md`` (tables and goal check), ``<name>.png`` and a machine
+description.
+
+Run::
+
+    python benchmarks/speed.py                      # every workload, every framework found
+    python benchmarks/speed.py --quick --frameworks nirjax --workloads W3
+    python benchmarks/speed.py --workloads W1,W2 --nirjax-opt unroll=4 --name w12_unroll4
+
+Peer environments: ``benchmarks/setup_peers.sh`` creates them under ``benchmarks/.venvs``;
+or point the harness at existing ones with ``--python-spyx PATH`` (also ``--python-norse``,
+``--python-snntorch``, ``--python-spyx01``, ``--python-nirjax``) or the environment variables
+``NIRJAX_BENCH_PYTHON_<FRAMEWORK>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import datetime
+import json
+import os
+import pathlib
+import platform
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import workloads as wl  # noqa: E402
+
+RUNNERS = HERE / "runners"
+FRAMEWORKS = {
+    # name: (runner script, venv folder under benchmarks/.venvs)
+    "nirjax": ("nirjax_runner.py", None),
+    "spyx": ("spyx_runner.py", "spyx"),
+    "norse": ("torch_runner.py", "torch"),
+    "snntorch": ("torch_runner.py", "torch"),
+    "spyx01": ("spyx_runner.py", "spyx01"),
+}
+DEFAULT_FRAMEWORKS = ("nirjax", "spyx", "norse", "snntorch")
+PEERS = ("spyx", "spyx01", "norse", "snntorch")
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def parse_opt(items) -> dict:
+    """``key=value`` strings -> dict; values parsed as Python literals where possible."""
+    opts = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--nirjax-opt expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            opts[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            opts[key.strip()] = value
+    return opts
+
+
+def find_python(framework: str, args) -> str | None:
+    """The interpreter to run ``framework`` with (CLI flag, env var, benchmarks/.venvs)."""
+    flag = getattr(args, f"python_{framework}", None)
+    if flag:
+        return flag
+    env = os.environ.get(f"NIRJAX_BENCH_PYTHON_{framework.upper()}")
+    if env:
+        return env
+    if framework == "nirjax":
+        return sys.executable
+    venv = FRAMEWORKS[framework][1]
+    candidate = HERE / ".venvs" / venv / "bin" / "python"
+    return str(candidate) if candidate.exists() else None
+
+
+def matmul_flops(nir_path: pathlib.Path, dt: float) -> tuple[float, dict]:
+    """Multiply-add FLOPs per sample and step of the graph's Affine/Linear/Conv nodes."""
+    import warnings
+
+    import nirjax
+    import numpy as np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = nirjax.compile(str(nir_path), dt=dt).program
+    per_node = {}
+    for n in program.nodes:
+        if n.type_name in ("Affine", "Linear"):
+            per_node[n.name] = 2.0 * np.size(n.params.weight)
+        elif n.type_name in ("Conv1d", "Conv2d"):
+            w = np.shape(n.params.weight)
+            per_node[n.name] = 2.0 * float(np.prod(n.out_shape)) * float(np.prod(w[1:]))
+    return float(sum(per_node.values())), per_node
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def run_one(framework: str, python: str, spec: dict, workdir: pathlib.Path,
+            timeout: float) -> dict:
+    """Run one framework on one workload in its own process; returns the result dict."""
+    tag = f"{spec['workload']}_{framework}"
+    spec_path = workdir / f"{tag}.spec.json"
+    out_path = workdir / f"{tag}.out.json"
+    log_path = workdir / f"{tag}.log"
+    spec = dict(spec, framework=framework)
+    spec_path.write_text(json.dumps(spec, indent=1))
+    if out_path.exists():
+        out_path.unlink()
+    cmd = [python, str(RUNNERS / FRAMEWORKS[framework][0]), str(spec_path), str(out_path)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="2")
+    t0 = time.time()
+    try:
+        with open(log_path, "w") as log:
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                  timeout=timeout, cwd=str(HERE.parent))
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        return {"framework": framework, "workload": spec["workload"], "status": "n/a",
+                "reason": f"timed out after {timeout:.0f} s", "wall_s": time.time() - t0}
+    if out_path.exists():
+        result = json.loads(out_path.read_text())
+    else:
+        tail = log_path.read_text()[-1500:] if log_path.exists() else ""
+        last = [line for line in tail.strip().splitlines() if line.strip()][-1:] or [""]
+        result = {"framework": framework, "workload": spec["workload"], "status": "n/a",
+                  "reason": f"runner exited with code {rc}: {last[0][:300]}"}
+    result["python_path"] = python
+    return result
+
+
+# ----------------------------------------------------------------------------- reporting
+
+CSV_FIELDS = [
+    "workload", "framework", "status", "T", "B", "fwd_ms", "fwd_min_ms", "fwd_max_ms", "fwd_n",
+    "fwdbwd_ms", "fwdbwd_min_ms", "fwdbwd_max_ms", "fwdbwd_n", "sample_steps_per_s",
+    "train_sample_steps_per_s", "fwd_compile_s", "fwdbwd_compile_s", "setup_s", "import_s",
+    "fwd_rss_mb", "fwdbwd_rss_mb", "xla_fwd_temp_mb", "xla_fwd_out_mb", "xla_fwdbwd_temp_mb",
+    "gflop_per_fwd", "fwd_gflops", "gemm_gflops", "fwd_frac_gemm", "fwdbwd_frac_gemm",
+    "n_params", "grad_arrays", "grad_nonzero_arrays", "output_rate", "rates", "versions",
+    "notes", "reason",
+]
+
+
+def _mb(v):
+    return None if v is None else v / 2 ** 20
+
+
+def row(result: dict, w: dict) -> dict:
+    """One CSV row from a runner's result."""
+    r = {"workload": result["workload"], "framework": result["framework"],
+         "status": result["status"], "T": w["steps"], "B": w["batch"],
+         "reason": result.get("reason", "")}
+    if result["status"] != "ok":
+        return r
+    fwd, fb = result.get("fwd"), result.get("fwdbwd")
+    samples = w["steps"] * w["batch"]
+    gflop = w["flops_per_sample_step"] * samples / 1e9
+    r.update(
+        fwd_ms=fwd["median"] * 1e3, fwd_min_ms=fwd["min"] * 1e3, fwd_max_ms=fwd["max"] * 1e3,
+        fwd_n=fwd["n"], sample_steps_per_s=samples / fwd["median"],
+        fwd_compile_s=result.get("fwd_compile_s"), setup_s=result.get("setup_s"),
+        import_s=result.get("import_s"), fwd_rss_mb=_mb(result.get("fwd_rss_bytes")),
+        xla_fwd_temp_mb=_mb((result.get("fwd_xla") or {}).get("temp_bytes")),
+        xla_fwd_out_mb=_mb((result.get("fwd_xla") or {}).get("output_bytes")),
+        gflop_per_fwd=gflop, fwd_gflops=gflop / fwd["median"],
+        gemm_gflops=result.get("gemm_gflops"), n_params=result.get("n_params"),
+        output_rate=result.get("output_mean"),
+        rates=";".join(f"{k}={v:.4f}" for k, v in (result.get("rates") or {}).items()),
+        versions=";".join(f"{k}={v}" for k, v in (result.get("versions") or {}).items()),
+        notes=" ".join(result.get("notes") or []),
+    )
+    if result.get("gemm_gflops"):
+        r["fwd_frac_gemm"] = r["fwd_gflops"] / result["gemm_gflops"]
+    if fb:
+        r.update(fwdbwd_ms=fb["median"] * 1e3, fwdbwd_min_ms=fb["min"] * 1e3,
+                 fwdbwd_max_ms=fb["max"] * 1e3, fwdbwd_n=fb["n"],
+                 train_sample_steps_per_s=samples / fb["median"],
+                 fwdbwd_compile_s=result.get("bwd_compile_s"),
+                 fwdbwd_rss_mb=_mb(result.get("fwdbwd_rss_bytes")),
+                 xla_fwdbwd_temp_mb=_mb((result.get("fwdbwd_xla") or {}).get("temp_bytes")),
+                 grad_arrays=result.get("grad_arrays"),
+                 grad_nonzero_arrays=result.get("grad_nonzero_arrays"))
+        if result.get("gemm_gflops"):
+            # backward ~ 2x the forward's matmul work (input and weight gradients)
+            r["fwdbwd_frac_gemm"] = 3 * gflop / fb["median"] / result["gemm_gflops"]
+    return r
+
+
+def _fmt(v, spec="{:.3g}"):
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        return spec.format(v)
+    return str(v)
+
+
+def table(rows: list, fields: list, headers: list) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(r.get(f)) for f in fields) + " |")
+    return "\n".join(lines)
+
+
+def goals(rows: list, compile_rows: list) -> list:
+    """Check the issue's CPU goals; returns (goal, measured, met) tuples."""
+    by = {(r["workload"], r["framework"]): r for r in rows}
+    out = []
+
+    def ratio(w, peer, key):
+        a, b = by.get((w, "nirjax"), {}), by.get((w, peer), {})
+        if a.get(key) and b.get(key):
+            return b[key] / a[key]
+        return None
+
+    for w in ("W1", "W2"):
+        for peer, need in (("spyx", 2.0), ("norse", 4.0), ("snntorch", 4.0)):
+            if (w, "nirjax") not in by:
+                continue
+            s = ratio(w, peer, "fwd_ms")
+            reason = by.get((w, peer), {}).get("reason", "not run")
+            out.append((f"{w} forward >= {need:g}x {peer}",
+                        f"{s:.2f}x" if s else f"n/a ({reason[:80]})",
+                        None if s is None else s >= need))
+    for w in ("W1", "W2"):
+        if (w, "nirjax") in by:
+            s = ratio(w, "spyx", "fwdbwd_ms")
+            out.append((f"{w} forward+backward >= 2x spyx", f"{s:.2f}x" if s else "n/a",
+                        None if s is None else s >= 2.0))
+    r = by.get(("W1", "nirjax"))
+    if r and r.get("fwd_frac_gemm") is not None:
+        out.append(("W1 forward >= 70 % of float32 GEMM GFLOP/s",
+                    f"{100 * r['fwd_frac_gemm']:.0f} % ({r['fwd_gflops']:.1f} of "
+                    f"{r['gemm_gflops']:.1f} GFLOP/s)", r["fwd_frac_gemm"] >= 0.7))
+    for w in ("W1", "W2", "W3", "W4"):
+        r = by.get((w, "nirjax"))
+        if r and r.get("fwd_compile_s") is not None:
+            c = max(r["fwd_compile_s"], r.get("fwdbwd_compile_s") or 0.0)
+            out.append((f"{w} compile < 2 s (forward; forward+backward)",
+                        f"{r['fwd_compile_s']:.2f} s; {_fmt(r.get('fwdbwd_compile_s'), '{:.2f}')} s",
+                        c < 2.0))
+    for w in ("W1", "W2", "W3", "W4"):
+        ts = sorted((c for c in compile_rows if c["workload"] == w), key=lambda c: c["T"])
+        if len(ts) >= 2:
+            lo, hi = ts[0], ts[-1]
+            rc = hi["total_s"] / lo["total_s"]
+            out.append((f"{w} compile flat in T (T={lo['T']} vs {hi['T']}, within 20 %)",
+                        f"{lo['total_s']:.2f} s vs {hi['total_s']:.2f} s ({rc:.2f}x)",
+                        rc <= 1.2))
+            if lo.get("temp_mb") is not None and hi.get("temp_mb") is not None:
+                grow = hi["temp_mb"] - lo["temp_mb"]
+                out.append((f"{w} inference memory flat in T apart from outputs",
+                            f"XLA temp {lo['temp_mb']:.2f} MB vs {hi['temp_mb']:.2f} MB; outputs "
+                            f"{lo['out_mb']:.2f} MB vs {hi['out_mb']:.2f} MB",
+                            grow <= 0.2 * max(lo["temp_mb"], 1.0)))
+    return out
+
+
+def plot(rows: list, compile_rows: list, path: pathlib.Path, title: str) -> bool:
+    """Bar charts of forward and forward+backward time, W5 scaling and compile vs T."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    frameworks = [f for f in FRAMEWORKS if any(r["framework"] == f for r in rows)]
+    names = list(dict.fromkeys(r["workload"] for r in rows))
+    colors = {"nirjax": "#d62728", "spyx": "#1f77b4", "spyx01": "#17becf", "norse": "#2ca02c",
+              "snntorch": "#ff7f0e"}
+    by = {(r["workload"], r["framework"]): r for r in rows}
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9))
+    width = 0.8 / max(len(frameworks), 1)
+    for ax, key, label in ((axes[0, 0], "fwd_ms", "forward"),
+                           (axes[0, 1], "fwdbwd_ms", "forward + backward")):
+        for i, f in enumerate(frameworks):
+            xs, ys = [], []
+            for j, n in enumerate(names):
+                v = by.get((n, f), {}).get(key)
+                if v:
+                    xs.append(j + (i - (len(frameworks) - 1) / 2) * width)
+                    ys.append(v)
+            ax.bar(xs, ys, width, label=f, color=colors.get(f))
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30)
+        ax.set_ylabel("time per batch [ms] (median; lower is better)")
+        ax.set_title(label)
+        ax.legend(fontsize=8)
+    ax = axes[1, 0]
+    w5 = [n for n in names if n.startswith("W5-")]
+    for f in frameworks:
+        pts = [(int(n.split("-")[1]), by[(n, f)]["sample_steps_per_s"]) for n in w5
+               if by.get((n, f), {}).get("sample_steps_per_s")]
+        if pts:
+            ax.plot(*zip(*pts), "o-", label=f, color=colors.get(f))
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("N (W5: Linear NxN + LIF, T=500, B=16)")
+    ax.set_ylabel("forward sample-steps / s")
+    ax.set_title("W5 scaling")
+    if w5:
+        ax.legend(fontsize=8)
+    ax = axes[1, 1]
+    for n in dict.fromkeys(c["workload"] for c in compile_rows):
+        pts = sorted((c["T"], c["total_s"]) for c in compile_rows if c["workload"] == n)
+        ax.plot(*zip(*pts), "o-", label=n)
+    ax.set_xscale("log")
+    ax.set_xlabel("T (time steps)")
+    ax.set_ylabel("nirjax trace + compile [s]")
+    ax.set_ylim(bottom=0)
+    ax.set_title("nirjax compile time vs T (forward)")
+    if compile_rows:
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:
+        return ""
+
+
+def machine(results: list, args, started: str, load: tuple) -> str:
+    """A Markdown description of the machine and software the run used."""
+    lscpu = _sh("lscpu")
+    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+                  if line.startswith("Model name")), platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in lscpu.splitlines()
+                  if line.startswith("Flags")), [])
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    mem = next((line for line in _sh("cat /proc/meminfo").splitlines()
+                if line.startswith("MemTotal")), "")
+    os_name = next((line.split("=", 1)[1].strip('"') for line in
+                    _sh("cat /etc/os-release").splitlines() if line.startswith("PRETTY_NAME")),
+                   platform.platform())
+    versions = {}
+    gemm = {}
+    for r in results:
+        if r.get("versions"):
+            versions.setdefault(r["framework"], (r.get("python"), r["versions"],
+                                                 r.get("python_path")))
+        if r.get("gemm_gflops"):
+            gemm.setdefault(r["framework"], []).append(r["gemm_gflops"])
+    commit = _sh(f"git -C {shlex.quote(str(HERE.parent))} rev-parse --short HEAD")
+    dirty = _sh(f"git -C {shlex.quote(str(HERE.parent))} status --porcelain -- nirjax kernels")
+    lines = [
+        "# Machine and software of the speed benchmark", "",
+        f"* date: {started} (UTC)",
+        f"* CPU: {model}; {os.cpu_count()} logical CPUs "
+        f"({_sh('nproc')} usable); SIMD: {', '.join(simd) or '?'}",
+        f"* memory: {mem.split(':', 1)[1].strip() if mem else '?'}",
+        f"* OS: {os_name}, kernel {platform.release()}",
+        f"* load average at start / end: {load[0]} / {load[1]}",
+        f"* nirjax commit: {commit}{' (with uncommitted changes in nirjax/ or kernels/)' if dirty else ''}",
+        f"* command: `python benchmarks/speed.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
+        "", "## Software per framework (each ran in its own process)", "",
+        "| framework | python | packages | interpreter |", "|---|---|---|---|",
+    ]
+    for f, (py, ver, path) in versions.items():
+        lines.append(f"| {f} | {py} | {', '.join(f'{k} {v}' for k, v in ver.items())} | `{path}` |")
+    lines += ["", "## float32 GEMM measured in each process (GFLOP/s, median over the workloads)",
+              "", f"n = {args.gemm_n}: `jnp.dot` for the JAX frameworks, `torch.mm` for torch.", ""]
+    for f, vals in gemm.items():
+        vals = sorted(vals)
+        lines.append(f"* {f}: {vals[len(vals) // 2]:.1f} (min {vals[0]:.1f}, max {vals[-1]:.1f})")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="small T, few repeats, small GEMM (a smoke run, not a measurement)")
+    p.add_argument("--workloads", help="comma list: W1,W2,W3,W4,W5 (default sizes) or W5-N")
+    p.add_argument("--frameworks", default=",".join(DEFAULT_FRAMEWORKS),
+                   help=f"comma list of {', '.join(FRAMEWORKS)}")
+    for f in FRAMEWORKS:
+        p.add_argument(f"--python-{f}", dest=f"python_{f}", metavar="PATH",
+                       help=f"Python interpreter of the {f} environment")
+    p.add_argument("--nirjax-opt", action="append", metavar="KEY=VALUE",
+                   help="keyword argument for nirjax.compile (repeatable), e.g. unroll=4")
+    p.add_argument("--steps", type=int, help="override T of every workload")
+    p.add_argument("--batch", type=int, help="override B of every workload")
+    p.add_argument("--no-backward", action="store_true", help="skip forward+backward")
+    p.add_argument("--min-repeats", type=int)
+    p.add_argument("--max-repeats", type=int)
+    p.add_argument("--min-time", type=float, help="seconds of steady-state calls per measurement")
+    p.add_argument("--compile-T", default=None, help="T values for nirjax's compile/memory vs T")
+    p.add_argument("--gemm-n", type=int)
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per framework process")
+    p.add_argument("--out-dir", default=str(HERE / "results"))
+    p.add_argument("--graphs-dir", default=str(HERE / "graphs"),
+                   help="where the generated .nir files and inputs go (not committed)")
+    p.add_argument("--name", help="results file stem (default speed_cpu, or speed_cpu_quick)")
+    args = p.parse_args(argv)
+
+    names = wl.parse_names(args.workloads, args.quick)
+    frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    for f in frameworks:
+        if f not in FRAMEWORKS:
+            raise SystemExit(f"unknown framework {f!r}; known: {', '.join(FRAMEWORKS)}")
+    opts = parse_opt(args.nirjax_opt)
+    quick = args.quick
+    name = args.name or ("speed_cpu_quick" if quick else "speed_cpu")
+    min_repeats = args.min_repeats or (2 if quick else 5)
+    max_repeats = args.max_repeats or (3 if quick else 30)
+    min_time = args.min_time if args.min_time is not None else (0.0 if quick else 3.0)
+    gemm_n = args.gemm_n or (512 if quick else 2048)
+    args.gemm_n = gemm_n
+    compile_T = ([int(t) for t in args.compile_T.split(",")] if args.compile_T
+                 else ([100, 1000] if quick else [100, 1000, 10000]))
+    out_dir = pathlib.Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    graphs = pathlib.Path(args.graphs_dir)
+    workdir = graphs / "runs"
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    load_start = " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+    pythons = {f: find_python(f, args) for f in frameworks}
+    results, rows, compile_rows = [], [], []
+    wmeta = {}
+    for wname in names:
+        w = wl.WORKLOADS[wname]
+        steps = args.steps or (max(20, w.steps // 5) if quick else w.steps)
+        batch = args.batch or (min(w.batch, 8) if quick else w.batch)
+        nir_path, x_path = wl.build(w, graphs, steps, batch)
+        flops, per_node = matmul_flops(nir_path, w.dt)
+        meta = {"workload": wname, "description": w.description, "nir_path": str(nir_path),
+                "input_path": str(x_path), "dt": w.dt, "steps": steps, "batch": batch,
+                "input_rate": w.input_rate, "flops_per_sample_step": flops,
+                "min_repeats": min_repeats, "max_repeats": max_repeats, "min_time": min_time,
+                "gemm_n": gemm_n, "backward": not args.no_backward}
+        wmeta[wname] = meta
+        for f in frameworks:
+            spec = dict(meta)
+            if f == "nirjax":
+                spec["options"] = opts
+                spec["compile_T"] = compile_T if w.kind != "onb" else []
+            py = pythons[f]
+            print(f"[{wname}] {f:9s} ...", end=" ", flush=True)
+            if py is None:
+                res = {"framework": f, "workload": wname, "status": "n/a",
+                       "reason": f"no Python environment for {f} (run benchmarks/setup_peers.sh "
+                                 f"or pass --python-{f})"}
+            else:
+                res = run_one(f, py, spec, workdir, args.timeout)
+            results.append(res)
+            r = row(res, meta)
+            rows.append(r)
+            if res["status"] == "ok":
+                print(f"fwd {r['fwd_ms']:.1f} ms" + (f", fwd+bwd {r['fwdbwd_ms']:.1f} ms"
+                                                     if r.get("fwdbwd_ms") else "")
+                      + f", rates {r['rates']}", flush=True)
+            else:
+                print(f"n/a: {res.get('reason', '')[:160]}", flush=True)
+            for c in res.get("compile_vs_T") or []:
+                compile_rows.append({"workload": wname, "T": c["T"], "lower_s": c["lower_s"],
+                                     "compile_s": c["compile_s"], "total_s": c["total_s"],
+                                     "temp_mb": _mb(c.get("temp_bytes")),
+                                     "out_mb": _mb(c.get("output_bytes")),
+                                     "arg_mb": _mb(c.get("argument_bytes"))})
+    load_end = " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+    # ------------------------------------------------------------------ write everything
+    with open(out_dir / f"{name}.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    if compile_rows:
+        with open(out_dir / f"{name}_compile.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, list(compile_rows[0]))
+            writer.writeheader()
+            for r in compile_rows:
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    (out_dir / f"{name}.json").write_text(json.dumps(
+        {"started": started, "argv": sys.argv[1:], "workloads": wmeta, "results": results},
+        indent=1, default=float))
+    machine_md = machine(results, args, started, (load_start, load_end))
+    (out_dir / ("machine.md" if name == "speed_cpu" else f"{name}_machine.md")).write_text(machine_md)
+
+    main_fields = ["workload", "framework", "fwd_ms", "fwdbwd_ms", "sample_steps_per_s",
+                   "fwd_compile_s", "fwdbwd_compile_s", "fwd_rss_mb", "fwdbwd_rss_mb",
+                   "fwd_gflops", "gemm_gflops", "fwd_frac_gemm"]
+    main_headers = ["workload", "framework", "forward [ms]", "fwd+bwd [ms]",
+                    "sample-steps/s", "compile fwd [s]", "compile fwd+bwd [s]",
+                    "RSS fwd [MB]", "RSS fwd+bwd [MB]", "GFLOP/s", "GEMM GFLOP/s",
+                    "fraction of GEMM"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    na = [r for r in rows if r["status"] != "ok"]
+    goal_rows = goals(rows, compile_rows)
+    md = [f"# Speed benchmark ({name}, {started} UTC)", "",
+          "Medians of repeated calls after a compiling/warm-up call; see machine description.",
+          "", table(ok, main_fields, main_headers), ""]
+    spread = [dict(r, fwd_spread=f"{r['fwd_min_ms']:.3g}-{r['fwd_max_ms']:.3g} (n={r['fwd_n']})",
+                   fb_spread=(f"{r['fwdbwd_min_ms']:.3g}-{r['fwdbwd_max_ms']:.3g} (n={r['fwdbwd_n']})"
+                              if r.get("fwdbwd_ms") else "-")) for r in ok]
+    md += ["## Spread and spike rates", "",
+           table(spread, ["workload", "framework", "fwd_spread", "fb_spread", "rates"],
+                 ["workload", "framework", "forward min-max [ms]", "fwd+bwd min-max [ms]",
+                  "spike rate per spiking layer"]), ""]
+    if na:
+        md += ["## Not applicable", "", table(na, ["workload", "framework", "reason"],
+                                               ["workload", "framework", "reason"]), ""]
+    if compile_rows:
+        md += ["## nirjax compile time and XLA memory vs T (forward, ahead-of-time)", "",
+               table(compile_rows, ["workload", "T", "lower_s", "compile_s", "total_s", "temp_mb",
+                                    "out_mb"],
+                     ["workload", "T", "trace+lower [s]", "XLA compile [s]", "total [s]",
+                      "XLA temp [MB]", "outputs [MB]"]), ""]
+    if goal_rows:
+        md += ["## Goals (issue 5, CPU)", "", "| goal | measured | met |", "|---|---|---|"]
+        md += [f"| {g} | {m} | {'yes' if ok_ else ('-' if ok_ is None else 'NO')} |"
+               for g, m, ok_ in goal_rows]
+        md.append("")
+    (out_dir / f"{name}.md").write_text("\n".join(md))
+    cpu = machine_md.splitlines()[3].split(":", 1)[1].split(";")[0].strip()
+    plotted = plot(rows, compile_rows, out_dir / f"{name}.png",
+                   f"Same NIR graph and input in each framework: {cpu}, {os.cpu_count()} CPUs, {started} UTC")
+    print()
+    print("\n".join(md))
+    print(f"\nwrote {out_dir / (name + '.csv')}, {name}.md, {name}.json"
+          + (f", {name}.png" if plotted else " (no matplotlib: pip install -e '.[bench]' for the plot)"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
