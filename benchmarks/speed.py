@@ -175,7 +175,7 @@ def row(result: dict, w: dict) -> dict:
     """One CSV row from a runner's result."""
     r = {"workload": result["workload"], "framework": result["framework"],
          "status": result["status"], "T": w["steps"], "B": w["batch"],
-         "reason": result.get("reason", "")}
+         "reason": result.get("reason") or result.get("bwd_reason", "")}
     if result["status"] != "ok":
         return r
     fwd, fb = result.get("fwd"), result.get("fwdbwd")
@@ -488,6 +488,8 @@ def main(argv=None):
                 print(f"fwd {r['fwd_ms']:.1f} ms" + (f", fwd+bwd {r['fwdbwd_ms']:.1f} ms"
                                                      if r.get("fwdbwd_ms") else "")
                       + f", rates {r['rates']}", flush=True)
+                if r.get("reason"):
+                    print(f"    {r['reason'][:160]}")
             else:
                 print(f"n/a: {res.get('reason', '')[:160]}", flush=True)
             for c in res.get("compile_vs_T") or []:
@@ -524,7 +526,7 @@ def main(argv=None):
                     "RSS fwd [MB]", "RSS fwd+bwd [MB]", "GFLOP/s", "GEMM GFLOP/s",
                     "fraction of GEMM"]
     ok = [r for r in rows if r["status"] == "ok"]
-    na = [r for r in rows if r["status"] != "ok"]
+    na = [r for r in rows if r["status"] != "ok" or r.get("reason")]
     goal_rows = goals(rows, compile_rows)
     md = [f"# Speed benchmark ({name}, {started} UTC)", "",
           "Medians of repeated calls after a compiling/warm-up call; see machine description.",
@@ -537,7 +539,7 @@ def main(argv=None):
                  ["workload", "framework", "forward min-max [ms]", "fwd+bwd min-max [ms]",
                   "spike rate per spiking layer"]), ""]
     if na:
-        md += ["## Not applicable", "", table(na, ["workload", "framework", "reason"],
+        md += ["## Not applicable (the framework could not import or run the workload)", "", table(na, ["workload", "framework", "reason"],
                                                ["workload", "framework", "reason"]), ""]
     if compile_rows:
         md += ["## nirjax compile time and XLA memory vs T (forward, ahead-of-time)", "",

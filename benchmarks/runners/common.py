@@ -131,6 +131,12 @@ def gemm_summary(n: int, seconds: list) -> dict:
     return {"gemm_n": n, "gemm_s": med, "gemm_gflops": 2.0 * n ** 3 / med / 1e9}
 
 
+def short_error(stage: str, e: BaseException) -> str:
+    """``'stage: Type: first line of the message'``."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{stage}: {type(e).__name__}: {msg}"
+
+
 def main(run, framework: str):
     """Entry point of a runner: ``run(spec) -> dict``; writes the result JSON.
 
@@ -147,8 +153,7 @@ def main(run, framework: str):
     except NotApplicable as e:
         result.update(status="n/a", reason=str(e))
     except Exception as e:  # the framework failed on this workload: report, do not crash
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        result.update(status="n/a", reason=f"{result.get('stage', 'run')}: {type(e).__name__}: {msg}",
+        result.update(status="n/a", reason=short_error(result.get("stage", "run"), e),
                       traceback=traceback.format_exc())
     result["wall_s"] = time.time() - t0
     with open(out_path, "w") as f:

@@ -146,25 +146,29 @@ def run(spec: dict, result: dict) -> dict:
         out["rates"] = {n: common.spike_rate(o) for n, o in zip(stateful, outs)}
 
     if spec.get("backward", True):
-        result["stage"] = "backward"
+        try:
+            result["stage"] = "backward"
 
-        def loss(p):
-            ys = apply(p, x)
-            return jnp.mean((jnp.sum(ys, axis=0) - target) ** 2)
+            def loss(p):
+                ys = apply(p, x)
+                return jnp.mean((jnp.sum(ys, axis=0) - target) ** 2)
 
-        grad_fn = jax.jit(jax.value_and_grad(loss))
-        first, times = common.time_calls(lambda: grad_fn(params), jax.block_until_ready, **timing)
-        out["bwd_first_s"] = first
-        out["fwdbwd"] = common.summary(times)
-        out["bwd_compile_s"] = max(first - out["fwdbwd"]["median"], 0.0)
-        with common.MemoryPeak() as mem:
-            value, grads = jax.block_until_ready(grad_fn(params))
-        out["fwdbwd_rss_bytes"] = mem.peak
-        leaves = jax.tree_util.tree_leaves(grads)
-        out["grad_finite"] = bool(all(np.all(np.isfinite(np.asarray(g))) for g in leaves))
-        out["grad_nonzero_arrays"] = int(sum(bool(np.any(np.asarray(g) != 0)) for g in leaves))
-        out["grad_arrays"] = len(leaves)
-        out["loss"] = float(value)
+            grad_fn = jax.jit(jax.value_and_grad(loss))
+            first, times = common.time_calls(lambda: grad_fn(params), jax.block_until_ready, **timing)
+            out["bwd_first_s"] = first
+            out["fwdbwd"] = common.summary(times)
+            out["bwd_compile_s"] = max(first - out["fwdbwd"]["median"], 0.0)
+            with common.MemoryPeak() as mem:
+                value, grads = jax.block_until_ready(grad_fn(params))
+            out["fwdbwd_rss_bytes"] = mem.peak
+            leaves = jax.tree_util.tree_leaves(grads)
+            out["grad_finite"] = bool(all(np.all(np.isfinite(np.asarray(g))) for g in leaves))
+            out["grad_nonzero_arrays"] = int(sum(bool(np.any(np.asarray(g) != 0)) for g in leaves))
+            out["grad_arrays"] = len(leaves)
+            out["loss"] = float(value)
+        except Exception as e:  # keep the forward results; report why backward failed
+            out["bwd_reason"] = common.short_error("backward", e)
+            out["bwd_traceback"] = common.traceback.format_exc()
 
     result["stage"] = "gemm"
     out.update(_gemm(jax, jnp, spec["gemm_n"]))

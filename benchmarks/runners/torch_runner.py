@@ -154,29 +154,33 @@ def run(spec: dict, result: dict) -> dict:
     out["rates"] = {name: s / n for name, (s, n) in sums.items()}
 
     if spec.get("backward", True):
-        result["stage"] = "backward"
-        last = {}
+        try:
+            result["stage"] = "backward"
+            last = {}
 
-        def forward_backward():
-            for p in params:
-                p.grad = None
-            ys = simulate(x)
-            loss = ((ys.sum(0) - target) ** 2).mean()
-            loss.backward()
-            last["loss"] = float(loss)
+            def forward_backward():
+                for p in params:
+                    p.grad = None
+                ys = simulate(x)
+                loss = ((ys.sum(0) - target) ** 2).mean()
+                loss.backward()
+                last["loss"] = float(loss)
 
-        first, times = common.time_calls(forward_backward, **timing)
-        out["bwd_first_s"] = first
-        out["fwdbwd"] = common.summary(times)
-        out["bwd_compile_s"] = max(first - out["fwdbwd"]["median"], 0.0)
-        with common.MemoryPeak() as mem:
-            forward_backward()
-        out["fwdbwd_rss_bytes"] = mem.peak
-        grads = [p.grad for p in params]
-        out["grad_arrays"] = len(grads)
-        out["grad_finite"] = bool(all(g is None or bool(torch.isfinite(g).all()) for g in grads))
-        out["grad_nonzero_arrays"] = int(sum(g is not None and bool((g != 0).any()) for g in grads))
-        out["loss"] = last["loss"]
+            first, times = common.time_calls(forward_backward, **timing)
+            out["bwd_first_s"] = first
+            out["fwdbwd"] = common.summary(times)
+            out["bwd_compile_s"] = max(first - out["fwdbwd"]["median"], 0.0)
+            with common.MemoryPeak() as mem:
+                forward_backward()
+            out["fwdbwd_rss_bytes"] = mem.peak
+            grads = [p.grad for p in params]
+            out["grad_arrays"] = len(grads)
+            out["grad_finite"] = bool(all(g is None or bool(torch.isfinite(g).all()) for g in grads))
+            out["grad_nonzero_arrays"] = int(sum(g is not None and bool((g != 0).any()) for g in grads))
+            out["loss"] = last["loss"]
+        except Exception as e:  # keep the forward results; report why backward failed
+            out["bwd_reason"] = common.short_error("backward", e)
+            out["bwd_traceback"] = common.traceback.format_exc()
 
     result["stage"] = "gemm"
     out.update(_gemm(torch, spec["gemm_n"]))

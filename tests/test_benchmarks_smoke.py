@@ -1,0 +1,109 @@
+"""Smoke test of the speed benchmark harness (no timing is asserted).
+
+Runs ``benchmarks/speed.py`` for nirjax only, on a tiny version of the Braille workload, in a
+temporary directory, and checks that the harness produced a complete, well-formed result.
+Also checks that the generated workloads are the graphs the README describes and that they
+spike at realistic rates (a property of the benchmark inputs, not of any speed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+import sys
+
+import nir
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import speed  # noqa: E402
+import workloads  # noqa: E402
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_quick_run_nirjax_only(tmp_path):
+    speed.main([
+        "--quick", "--frameworks", "nirjax", "--workloads", "W3", "--steps", "20",
+        "--batch", "2", "--compile-T", "20,40", "--gemm-n", "64", "--min-repeats", "1",
+        "--max-repeats", "1", "--out-dir", str(tmp_path / "results"),
+        "--graphs-dir", str(tmp_path / "graphs"), "--name", "smoke",
+    ])
+    results = tmp_path / "results"
+    rows = _csv(results / "smoke.csv")
+    assert [(r["workload"], r["framework"], r["status"]) for r in rows] == [("W3", "nirjax", "ok")]
+    r = rows[0]
+    assert r["reason"] == ""
+    assert float(r["fwd_ms"]) > 0 and float(r["fwdbwd_ms"]) > 0
+    assert float(r["gemm_gflops"]) > 0
+    assert (r["T"], r["B"]) == ("20", "2")
+    # both spiking nodes of the Braille graph are reported
+    assert sorted(k.split("=")[0] for k in r["rates"].split(";")) == ["lif1.lif", "lif2"]
+    raw = json.loads((results / "smoke.json").read_text())["results"][0]
+    assert raw["grad_finite"] is True
+    import jax
+    import nirjax
+
+    with pytest.warns(nirjax.ResetAmbiguityWarning):  # the paper's Braille file predates 1.0.6
+        model = nirjax.compile(str(tmp_path / "graphs" / "W3.nir"), dt=1e-4)
+    assert raw["grad_arrays"] == len(jax.tree_util.tree_leaves(model.params))
+    compile_rows = _csv(results / "smoke_compile.csv")
+    assert [int(c["T"]) for c in compile_rows] == [20, 40]
+    # outputs grow with T, so XLA's output buffer for T=40 is twice that for T=20
+    out20, out40 = (float(c["out_mb"]) for c in compile_rows)
+    assert out40 == pytest.approx(2 * out20, rel=1e-4)
+    assert (results / "smoke.md").read_text().count("| W3 | nirjax |") >= 2
+    assert (results / "smoke_machine.md").exists()
+
+
+def test_unknown_nirjax_option_is_reported_not_crashed(tmp_path):
+    rows = speed.main([
+        "--quick", "--frameworks", "nirjax", "--workloads", "W3", "--steps", "10",
+        "--batch", "1", "--compile-T", "10", "--gemm-n", "32", "--min-repeats", "1",
+        "--max-repeats", "1", "--no-backward", "--nirjax-opt", "no_such_option=3",
+        "--out-dir", str(tmp_path / "r"), "--graphs-dir", str(tmp_path / "g"), "--name", "bad",
+    ])
+    assert rows[0]["status"] == "n/a"
+    assert "no_such_option" in rows[0]["reason"]
+
+
+def test_parse_opt_literals():
+    assert speed.parse_opt(["unroll=4", "checkpoint=None", "dtype=bfloat16"]) == {
+        "unroll": 4, "checkpoint": None, "dtype": "bfloat16"}
+
+
+def test_generated_graphs_have_the_documented_shapes(tmp_path):
+    for name, expect in (("W1", [("fc1", (512, 700)), ("fc2", (512, 512)), ("fc3", (20, 512))]),
+                         ("W2", [("fc1", (256, 700)), ("lif1.w_rec", (256, 256)),
+                                 ("fc2", (20, 256))]),
+                         ("W5-512", [("fc1", (512, 512))])):
+        path, x_path = workloads.build(workloads.WORKLOADS[name], tmp_path, steps=7, batch=3)
+        g = nir.read(str(path))
+        assert [(k, g.nodes[k].weight.shape) for k, _ in expect] == expect
+        x = np.load(x_path)
+        assert x.shape[:2] == (7, 3) and set(np.unique(x)) <= {0, 1}
+    w2 = nir.read(str(tmp_path / "W2.nir"))
+    assert ("lif1.w_rec", "lif1.lif") in w2.edges and ("lif1.lif", "lif1.w_rec") in w2.edges
+
+
+@pytest.mark.parametrize("name", ["W1", "W2"])
+def test_workloads_spike_at_realistic_rates(tmp_path, name):
+    import nirjax
+
+    w = workloads.WORKLOADS[name]
+    path, x_path = workloads.build(w, tmp_path, steps=100, batch=4)
+    model = nirjax.compile(str(path), dt=w.dt)
+    spiking = [n.name for n in model.program.nodes if n.rule.spiking]
+    x = np.load(x_path).astype(np.float32)
+    _, _, rec = model.run(model.params, x, model.init_state(4), record=spiking)
+    rates = {k: float(np.mean(v)) for k, v in rec.items()}
+    assert len(rates) == (3 if name == "W1" else 2)
+    for layer, rate in rates.items():
+        assert 0.01 < rate < 0.5, (layer, rate)
