@@ -121,6 +121,40 @@ def matmul_flops(nir_path: pathlib.Path, dt: float) -> tuple[float, dict]:
 # ----------------------------------------------------------------------------- running
 
 
+def _cpu_jiffies() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def wait_idle(max_wait: float, threshold: float = 0.15, window: float = 3.0) -> float:
+    """Wait (at most ``max_wait`` s) until other processes use < ``threshold`` of the CPUs.
+
+    Returns the busy fraction of the last window.
+    """
+    deadline = time.time() + max_wait
+    while True:
+        b0, t0 = _cpu_jiffies()
+        time.sleep(window)
+        b1, t1 = _cpu_jiffies()
+        busy = (b1 - b0) / max(t1 - t0, 1e-9)
+        if busy < threshold or time.time() >= deadline:
+            return busy
+
+
 def run_one(framework: str, python: str, spec: dict, workdir: pathlib.Path,
             timeout: float) -> dict:
     """Run one framework on one workload in its own process; returns the result dict."""
@@ -135,6 +169,8 @@ def run_one(framework: str, python: str, spec: dict, workdir: pathlib.Path,
     cmd = [python, str(RUNNERS / FRAMEWORKS[framework][0]), str(spec_path), str(out_path)]
     env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="2")
     t0 = time.time()
+    busy0, _ = _cpu_jiffies()
+    ours0 = _children_cpu()
     try:
         with open(log_path, "w") as log:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -151,6 +187,11 @@ def run_one(framework: str, python: str, spec: dict, workdir: pathlib.Path,
         result = {"framework": framework, "workload": spec["workload"], "status": "n/a",
                   "reason": f"runner exited with code {rc}: {last[0][:300]}"}
     result["python_path"] = python
+    wall = time.time() - t0
+    busy1, _ = _cpu_jiffies()
+    # CPU time other processes used while this one ran, as a fraction of the machine
+    foreign = max(0.0, (busy1 - busy0) - (_children_cpu() - ours0))
+    result["foreign_cpu"] = foreign / (wall * (os.cpu_count() or 1)) if wall > 0 else 0.0
     return result
 
 
@@ -163,7 +204,7 @@ CSV_FIELDS = [
     "fwd_rss_mb", "fwdbwd_rss_mb", "xla_fwd_temp_mb", "xla_fwd_out_mb", "xla_fwdbwd_temp_mb",
     "gflop_per_fwd", "fwd_gflops", "gemm_gflops", "fwd_frac_gemm", "fwdbwd_frac_gemm",
     "n_params", "grad_arrays", "grad_nonzero_arrays", "output_rate", "rates", "versions",
-    "notes", "reason",
+    "foreign_cpu", "notes", "reason",
 ]
 
 
@@ -175,7 +216,8 @@ def row(result: dict, w: dict) -> dict:
     """One CSV row from a runner's result."""
     r = {"workload": result["workload"], "framework": result["framework"],
          "status": result["status"], "T": w["steps"], "B": w["batch"],
-         "reason": result.get("reason") or result.get("bwd_reason", "")}
+         "reason": result.get("reason") or result.get("bwd_reason", ""),
+         "foreign_cpu": result.get("foreign_cpu")}
     if result["status"] != "ok":
         return r
     fwd, fb = result.get("fwd"), result.get("fwdbwd")
@@ -424,6 +466,9 @@ def main(argv=None):
     p.add_argument("--compile-T", default=None, help="T values for nirjax's compile/memory vs T")
     p.add_argument("--gemm-n", type=int)
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per framework process")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="before each process, wait up to SECONDS until other processes use "
+                        "< 15 %% of the CPUs (a shared machine disturbs timings)")
     p.add_argument("--out-dir", default=str(HERE / "results"))
     p.add_argument("--graphs-dir", default=str(HERE / "graphs"),
                    help="where the generated .nir files and inputs go (not committed)")
@@ -480,6 +525,8 @@ def main(argv=None):
                        "reason": f"no Python environment for {f} (run benchmarks/setup_peers.sh "
                                  f"or pass --python-{f})"}
             else:
+                if args.wait_idle > 0:
+                    wait_idle(args.wait_idle)
                 res = run_one(f, py, spec, workdir, args.timeout)
             results.append(res)
             r = row(res, meta)
@@ -487,7 +534,8 @@ def main(argv=None):
             if res["status"] == "ok":
                 print(f"fwd {r['fwd_ms']:.1f} ms" + (f", fwd+bwd {r['fwdbwd_ms']:.1f} ms"
                                                      if r.get("fwdbwd_ms") else "")
-                      + f", rates {r['rates']}", flush=True)
+                      + f", rates {r['rates']}, other load {100 * r['foreign_cpu']:.0f} %",
+                      flush=True)
                 if r.get("reason"):
                     print(f"    {r['reason'][:160]}")
             else:
@@ -533,11 +581,12 @@ def main(argv=None):
           "", table(ok, main_fields, main_headers), ""]
     spread = [dict(r, fwd_spread=f"{r['fwd_min_ms']:.3g}-{r['fwd_max_ms']:.3g} (n={r['fwd_n']})",
                    fb_spread=(f"{r['fwdbwd_min_ms']:.3g}-{r['fwdbwd_max_ms']:.3g} (n={r['fwdbwd_n']})"
-                              if r.get("fwdbwd_ms") else "-")) for r in ok]
+                              if r.get("fwdbwd_ms") else "-"),
+                   load=f"{100 * (r.get('foreign_cpu') or 0):.0f} %") for r in ok]
     md += ["## Spread and spike rates", "",
-           table(spread, ["workload", "framework", "fwd_spread", "fb_spread", "rates"],
+           table(spread, ["workload", "framework", "fwd_spread", "fb_spread", "load", "rates"],
                  ["workload", "framework", "forward min-max [ms]", "fwd+bwd min-max [ms]",
-                  "spike rate per spiking layer"]), ""]
+                  "other processes' CPU use", "spike rate per spiking layer"]), ""]
     if na:
         md += ["## Not applicable (the framework could not import or run the workload)", "", table(na, ["workload", "framework", "reason"],
                                                ["workload", "framework", "reason"]), ""]
