@@ -35,7 +35,9 @@ class ScaleParams(NamedTuple):
 
 def _matvec(weight, x, precision):
     if weight.ndim == 2:
-        return jnp.matmul(weight, x, precision=precision)
+        # x @ W.T rather than W @ x: batched over samples this is one GEMM whose result is
+        # already [samples, out], with no transpose
+        return jnp.matmul(x, weight.T, precision=precision)
     return jnp.einsum("...oi,...i->...o", weight, x, precision=precision)
 
 
