@@ -267,6 +267,15 @@ class CompiledGraph:
                 env[n.name] = self._map_apply(n, coeffs[n.name], x)
                 continue
             members = tuple(program.node(m) for m in stage.members)
+            if self._pallas_stage(members, state_recs):
+                n = members[0]
+                x = None
+                for e in program.incoming(n.name):
+                    x = env[e.src] if x is None else x + env[e.src]
+                if x is None:
+                    x = jnp.zeros((length, batch) + n.in_shape, self.dtype)
+                nodes[n.name], env[n.name] = self._pallas_lif(n, coeffs[n.name], nodes[n.name], x)
+                continue
             sub_nodes = {m: nodes[m] for m in stage.members if m in nodes}
             sub_feedback = {m: feedback[m] for m in stage.members if m in feedback}
             ext = {name: env[name] for name in stage.external}
@@ -278,6 +287,28 @@ class CompiledGraph:
             state_values.update(recs)
         recs = tuple(state_values[r] if isinstance(r, tuple) else env[r] for r in record)
         return {o: env[o] for o in program.outputs}, GraphState(nodes, feedback), recs
+
+    def _pallas_stage(self, members, state_recs) -> bool:
+        """Whether a scan stage runs as the fused Pallas LIF kernel (option ``pallas``)."""
+        if not self.options.get("pallas") or len(members) != 1:
+            return False
+        n = members[0]
+        return (n.type_name == "LIF" and n.feedthrough
+                and not any(e.delayed for e in self.program.incoming(n.name))
+                and not any(r[0] == n.name for r in state_recs))
+
+    def _pallas_lif(self, n, coeff, state, x):
+        """A LIF node over a whole chunk ``x`` ``[K, B, ...]`` in one fused kernel."""
+        from .kernels.neurons import LIFState
+        from .kernels.pallas_lif import lif_multistep
+
+        steps, batch = x.shape[:2]
+        full = (batch,) + n.out_shape
+        flat_coeff = jax.tree_util.tree_map(
+            lambda a: jnp.broadcast_to(a, full).reshape(-1).astype(self.dtype), coeff)
+        v_end, z = lif_multistep(flat_coeff, state.v.reshape(-1), x.reshape(steps, -1), n.config,
+                                 512, self.options["pallas"] == "interpret")
+        return LIFState(v_end.reshape(state.v.shape)), z.reshape(x.shape)
 
     def chunk_size(self, steps: int, batch: int) -> int:
         """Steps per chunk of the staged program for ``steps`` steps of ``batch`` samples.
@@ -482,7 +513,7 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
             dtype=None, precision: str | None = "highest", checkpoint: Any = None,
             unroll: int = 1, optimize: bool = True, chunk: int | None = None,
             chunk_bytes: int = 64 << 20, matmul_dtype: str | None = None,
-            donate_state: bool = False) -> CompiledGraph:
+            donate_state: bool = False, pallas: bool | str = False) -> CompiledGraph:
     """Compile a NIR graph (or the path of a ``.nir`` file) for simulation.
 
     Args:
@@ -513,6 +544,10 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
             State and neuron updates stay in ``dtype``. An explicit choice, never automatic.
         donate_state: let ``run`` reuse the memory of the ``state`` passed in (the caller
             must not use that state object again).
+        pallas: run LIF layers of the staged program with the fused Pallas kernel of
+            :mod:`nirjax.kernels.pallas_lif` (``True``; GPU/TPU) or in Pallas interpret mode
+            (``"interpret"``, any backend, for testing). Off by default: it has not been
+            measured to win on any platform available to this project.
 
     Returns:
         A :class:`CompiledGraph`.
@@ -547,8 +582,11 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
         except TypeError:
             raise SemanticsError(f"matmul_dtype must be a dtype name such as 'bfloat16', got {matmul_dtype!r}") from None
     program = build_program(graph, dt, sem, {"precision": precision, "matmul_dtype": matmul_dtype})
+    if pallas not in (False, True, "interpret"):
+        raise SemanticsError(f"pallas must be False, True or 'interpret', got {pallas!r}")
     if chunk is not None and not (isinstance(chunk, (int, np.integer)) and chunk >= 1):
         raise SemanticsError(f"chunk must be None or a positive int, got {chunk!r}")
     return CompiledGraph(program, dtype, {
         "checkpoint": checkpoint, "unroll": int(unroll), "optimize": bool(optimize),
-        "chunk": chunk, "chunk_bytes": int(chunk_bytes), "donate_state": bool(donate_state)})
+        "chunk": chunk, "chunk_bytes": int(chunk_bytes), "donate_state": bool(donate_state),
+        "pallas": pallas})
