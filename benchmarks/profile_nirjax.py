@@ -2,9 +2,9 @@
 
 For each workload this prints and writes (``benchmarks/results/<name>.md``):
 
-1. nirjax forward and forward+backward time under compile-option variants (default,
-   ``unroll`` 2/4/8 and any ``--variant key=value[,key=value]`` given, e.g. options the
-   compiler gains later);
+1. nirjax forward and forward+backward time under compile-option variants (default, the
+   plain one-scan program ``optimize=False``, ``unroll`` 2 and 8, ``matmul_dtype=bfloat16``
+   and any ``--variant key=value[,key=value]`` given);
 2. XLA's per-operation profile of nirjax's compiled forward (``jax.profiler`` trace of one
    call, summed per HLO instruction): which matmuls, convolutions and fusions take the time;
 3. hand-written JAX schedules of the same network with the same numerics (outputs compared
@@ -270,7 +270,8 @@ def main(argv=None):
     p.add_argument("--graphs-dir", default=str(HERE / "graphs"))
     args = p.parse_args(argv)
 
-    variants = [] if args.no_default_variants else [{}, {"unroll": 2}, {"unroll": 4}, {"unroll": 8}]
+    variants = [] if args.no_default_variants else [
+        {}, {"optimize": False}, {"unroll": 2}, {"unroll": 8}, {"matmul_dtype": "bfloat16"}]
     variants += [parse_variant(v) for v in args.variant]
     lines = ["# nirjax profile (CPU)", "",
              f"jax {jax.__version__}, {jax.devices()[0].device_kind}, "
