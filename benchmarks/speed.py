@@ -60,9 +60,10 @@ FRAMEWORKS = {
     "spyx": ("spyx_runner.py", "spyx"),
     "norse": ("torch_runner.py", "torch"),
     "snntorch": ("torch_runner.py", "torch"),
+    "snntorch-rnnfix": ("torch_runner.py", "torch"),
     "spyx01": ("spyx_runner.py", "spyx01"),
 }
-DEFAULT_FRAMEWORKS = ("nirjax", "spyx", "norse", "snntorch")
+DEFAULT_FRAMEWORKS = ("nirjax", "spyx", "norse", "snntorch", "snntorch-rnnfix")
 PEERS = ("spyx", "spyx01", "norse", "snntorch")
 
 
@@ -85,10 +86,10 @@ def parse_opt(items) -> dict:
 
 def find_python(framework: str, args) -> str | None:
     """The interpreter to run ``framework`` with (CLI flag, env var, benchmarks/.venvs)."""
-    flag = getattr(args, f"python_{framework}", None)
+    flag = getattr(args, f"python_{framework.replace('-', '_')}", None)
     if flag:
         return flag
-    env = os.environ.get(f"NIRJAX_BENCH_PYTHON_{framework.upper()}")
+    env = os.environ.get(f"NIRJAX_BENCH_PYTHON_{framework.upper().replace('-', '_')}")
     if env:
         return env
     if framework == "nirjax":
@@ -336,7 +337,7 @@ def plot(rows: list, compile_rows: list, path: pathlib.Path, title: str) -> bool
     frameworks = [f for f in FRAMEWORKS if any(r["framework"] == f for r in rows)]
     names = list(dict.fromkeys(r["workload"] for r in rows))
     colors = {"nirjax": "#d62728", "spyx": "#1f77b4", "spyx01": "#17becf", "norse": "#2ca02c",
-              "snntorch": "#ff7f0e"}
+              "snntorch": "#ff7f0e", "snntorch-rnnfix": "#ffbb78"}
     by = {(r["workload"], r["framework"]): r for r in rows}
     fig, axes = plt.subplots(2, 2, figsize=(14, 9))
     width = 0.8 / max(len(frameworks), 1)
@@ -453,7 +454,7 @@ def main(argv=None):
     p.add_argument("--frameworks", default=",".join(DEFAULT_FRAMEWORKS),
                    help=f"comma list of {', '.join(FRAMEWORKS)}")
     for f in FRAMEWORKS:
-        p.add_argument(f"--python-{f}", dest=f"python_{f}", metavar="PATH",
+        p.add_argument(f"--python-{f}", dest=f"python_{f.replace('-', '_')}", metavar="PATH",
                        help=f"Python interpreter of the {f} environment")
     p.add_argument("--nirjax-opt", action="append", metavar="KEY=VALUE",
                    help="keyword argument for nirjax.compile (repeatable), e.g. unroll=4")

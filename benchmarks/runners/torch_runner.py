@@ -8,6 +8,14 @@ loop over time steps, one module call per step.
   ``state = None``.
 * snnTorch (``nirtorch.nir_to_torch`` graph module, neurons with ``init_hidden=True``):
   ``snntorch.utils.reset(model)`` before each sequence, then ``z = model(x[t])``.
+* ``snntorch-rnnfix``: only for graphs with a recurrent LIF/CubaLIF <-> Affine/Linear pair,
+  which no released snnTorch imports and runs (1.0.0 fails at import; 0.8-0.9.4 build an
+  ``RSynaptic`` whose first step fails). It builds the model the way snnTorch 0.9.4 did
+  (``_replace_rnn_subgraph_with_nirgraph`` then ``nirtorch.load`` with snnTorch's
+  ``_nir_to_snntorch_module``), replaces ``RSynaptic.forward`` with a version that starts from
+  zero state and resets in the same step (the semantics of the snnTorch code the NIR paper
+  used), and steps it like Norse after ``snntorch.utils.reset(model)``:
+  ``z, state = model(x[t], state)``.
 
 The forward pass runs under ``torch.no_grad()`` (inference); the forward+backward pass
 builds the graph over all steps and calls ``loss.backward()`` for every parameter with
@@ -59,6 +67,27 @@ def _gemm(torch, n: int) -> dict:
     return common.gemm_summary(n, times)
 
 
+def _rsynaptic_forward(self, input_, spk=None, syn=None, mem=None):
+    """RSynaptic step with explicit state: ``(spk, syn, mem)`` in, ``(spk, syn, mem)`` out.
+
+    ``syn = alpha*syn + x + W_rec spk_prev``; ``mem = beta*mem + syn``; spike when
+    ``mem > threshold``; reset (to zero or by subtraction) in the same step.
+    """
+    import torch
+
+    if spk is None:
+        spk, syn, mem = (torch.zeros_like(input_) for _ in range(3))
+    reset = self.mem_reset(mem)
+    syn = self.alpha.clamp(0, 1) * syn + input_ + self.recurrent(spk)
+    mem = self.beta.clamp(0, 1) * mem + syn
+    subtract = self.reset_mechanism_val == 0
+    mem = mem - reset * (self.threshold if subtract else mem)
+    spk = self.fire(mem)
+    fresh = spk / self.graded_spikes_factor - reset  # spikes not already reset above
+    mem = mem - fresh * (self.threshold if subtract else mem)
+    return spk, syn, mem
+
+
 def _spiking_modules(model):
     chosen = []
     for name, mod in model.named_modules():
@@ -78,13 +107,20 @@ def run(spec: dict, result: dict) -> dict:
         import norse.torch
 
         logging.getLogger().setLevel(logging.ERROR)  # norse logs a warning per r != 1
+    elif framework == "snntorch-rnnfix":
+        import nirtorch
+        import snntorch
+        import snntorch.utils
+        from snntorch.import_nir import (_nir_to_snntorch_module,
+                                         _replace_rnn_subgraph_with_nirgraph)
     else:
         import snntorch
         import snntorch.utils
         from snntorch.import_nir import import_from_nir
     import_s = time.perf_counter() - t0
 
-    out: dict = {"versions": {"torch": torch.__version__, framework: _version(framework),
+    package = "snntorch" if framework.startswith("snntorch") else framework
+    out: dict = {"versions": {"torch": torch.__version__, package: _version(package),
                               "nirtorch": _version("nirtorch"), "nir": _version("nir")},
                  "torch_threads": torch.get_num_threads(), "import_s": import_s}
     timing = dict(min_repeats=spec["min_repeats"], max_repeats=spec["max_repeats"],
@@ -99,6 +135,16 @@ def run(spec: dict, result: dict) -> dict:
     with contextlib.redirect_stdout(log):
         if framework == "norse":
             model = norse.torch.from_nir(graph, dt=spec["dt"])
+        elif framework == "snntorch-rnnfix":
+            graph = _replace_rnn_subgraph_with_nirgraph(graph)
+            if not any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
+                raise common.NotApplicable(
+                    "not a recurrent graph (snntorch-rnnfix only runs where the released "
+                    "snnTorch importer fails)")
+            snntorch.RSynaptic.forward = _rsynaptic_forward
+            model = nirtorch.load(graph, _nir_to_snntorch_module)
+            out["notes"] = ["RSynaptic.forward replaced (same-step reset, zero initial "
+                            "state); built with nirtorch.load as snnTorch 0.9.4 did"]
         else:
             model = import_from_nir(graph)
     out["setup_s"] = time.perf_counter() - t0
@@ -107,8 +153,12 @@ def run(spec: dict, result: dict) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     out["n_params"] = int(sum(p.numel() for p in params))
 
-    if framework == "norse":
+    if framework in ("norse", "snntorch-rnnfix"):
         def simulate(xs):
+            if framework == "snntorch-rnnfix":
+                # Synaptic/RSynaptic keep their last state in the module: clear it (and its
+                # autograd history) before a new sequence, as snnTorch users do
+                snntorch.utils.reset(model)
             state, outs = None, []
             for t in range(steps):
                 z, state = model(xs[t], state)
