@@ -271,6 +271,35 @@ def table(rows: list, fields: list, headers: list) -> str:
     return "\n".join(lines)
 
 
+def summary_table(rows: list, frameworks: list) -> str:
+    """Workloads x frameworks: forward / forward+backward ms and nirjax's speed-up."""
+    by = {(r["workload"], r["framework"]): r for r in rows}
+    names = list(dict.fromkeys(r["workload"] for r in rows))
+    peers = [f for f in frameworks if f != "nirjax"]
+    head = ["workload"] + [f"{f} fwd / fwd+bwd [ms]" for f in frameworks]
+    if "nirjax" in frameworks:
+        head += [f"nirjax speed-up vs {f} (fwd / fwd+bwd)" for f in peers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def cell(r):
+        if not r or r.get("status") != "ok":
+            return "n/a"
+        return f"{_fmt(r.get('fwd_ms'))} / {_fmt(r.get('fwdbwd_ms')) if r.get('fwdbwd_ms') else 'n/a'}"
+
+    def ratio(a, b, key):
+        return f"{b[key] / a[key]:.2f}x" if a and b and a.get(key) and b.get(key) else "n/a"
+
+    for n in names:
+        cells = [n] + [cell(by.get((n, f))) for f in frameworks]
+        if "nirjax" in frameworks:
+            a = by.get((n, "nirjax"))
+            for f in peers:
+                b = by.get((n, f))
+                cells.append(f"{ratio(a, b, 'fwd_ms')} / {ratio(a, b, 'fwdbwd_ms')}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def goals(rows: list, compile_rows: list) -> list:
     """Check the issue's CPU goals; returns (goal, measured, met) tuples."""
     by = {(r["workload"], r["framework"]): r for r in rows}
@@ -579,7 +608,7 @@ def main(argv=None):
     goal_rows = goals(rows, compile_rows)
     md = [f"# Speed benchmark ({name}, {started} UTC)", "",
           "Medians of repeated calls after a compiling/warm-up call; see machine description.",
-          "", table(ok, main_fields, main_headers), ""]
+          "", summary_table(rows, frameworks), "", table(ok, main_fields, main_headers), ""]
     spread = [dict(r, fwd_spread=f"{r['fwd_min_ms']:.3g}-{r['fwd_max_ms']:.3g} (n={r['fwd_n']})",
                    fb_spread=(f"{r['fwdbwd_min_ms']:.3g}-{r['fwdbwd_max_ms']:.3g} (n={r['fwdbwd_n']})"
                               if r.get("fwdbwd_ms") else "-"),
