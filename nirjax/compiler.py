@@ -60,7 +60,22 @@ class GraphState(NamedTuple):
 def _float_dtype(dtype):
     if dtype is None:
         return jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
-    return jnp.dtype(dtype)
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise SemanticsError(f"dtype must be a floating dtype such as 'float32', got {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise SemanticsError(
+            f"dtype must be a floating dtype (float32, float64, bfloat16, float16), got {dt}; "
+            f"integer (hardware) arithmetic is not a dtype choice"
+        )
+    if jax.dtypes.canonicalize_dtype(dt) != dt:
+        raise SemanticsError(
+            f"dtype={dt} needs 64-bit mode, which is off: JAX would silently compute in "
+            f"{jax.dtypes.canonicalize_dtype(dt)}. Enable it first with "
+            f"jax.config.update('jax_enable_x64', True)"
+        )
+    return dt
 
 
 def _cast(tree, dtype):
