@@ -28,7 +28,7 @@ above as one scan; both give the same results.
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +38,7 @@ import nir
 from .errors import GraphError, InputError, SemanticsError
 from .ir import Program, build_program
 from .schedule import schedule
-from .semantics import Semantics, check_dt, resolve_semantics
+from .semantics import check_dt, resolve_semantics
 
 __all__ = ["compile", "CompiledGraph", "GraphState"]
 
