@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
 from jax import lax
 
 __all__ = ["PoolConfig", "sum_pool", "avg_pool"]

@@ -11,7 +11,6 @@ merged over the defaults, keyed by the NIR class name).
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Callable, NamedTuple, Optional
 
