@@ -3,7 +3,8 @@
 For each workload this prints and writes (``benchmarks/results/<name>.md``):
 
 1. nirjax forward and forward+backward time under compile-option variants (default, the
-   plain one-scan program ``optimize=False``, ``unroll`` 2 and 8, ``matmul_dtype=bfloat16``
+   plain one-scan program ``optimize=False``, ``unroll`` 2 and 8, ``matmul_dtype=bfloat16``,
+   ``associative_scan=True``
    and any ``--variant key=value[,key=value]`` given);
 2. XLA's per-operation profile of nirjax's compiled forward (``jax.profiler`` trace of one
    call, summed per HLO instruction): which matmuls, convolutions and fusions take the time;
@@ -271,7 +272,8 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     variants = [] if args.no_default_variants else [
-        {}, {"optimize": False}, {"unroll": 2}, {"unroll": 8}, {"matmul_dtype": "bfloat16"}]
+        {}, {"optimize": False}, {"unroll": 2}, {"unroll": 8}, {"matmul_dtype": "bfloat16"},
+        {"associative_scan": True}]
     variants += [parse_variant(v) for v in args.variant]
     lines = ["# nirjax profile (CPU)", "",
              f"jax {jax.__version__}, {jax.devices()[0].device_kind}, "
