@@ -118,6 +118,8 @@ def run(spec: dict, result: dict) -> dict:
         import snntorch.utils
         from snntorch.import_nir import import_from_nir
     import_s = time.perf_counter() - t0
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
 
     package = "snntorch" if framework.startswith("snntorch") else framework
     out: dict = {"versions": {"torch": torch.__version__, package: _version(package),
