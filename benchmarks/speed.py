@@ -196,6 +196,7 @@ def run_one(framework: str, python: str, spec: dict, workdir: pathlib.Path,
         result = {"framework": framework, "workload": spec["workload"], "status": "n/a",
                   "reason": f"runner exited with code {rc}: {last[0][:300]}"}
     result["python_path"] = python
+    result["measured_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     wall = time.time() - t0
     busy1, _ = _cpu_jiffies()
     # CPU time other processes used while this one ran, as a fraction of the machine
@@ -215,6 +216,18 @@ CSV_FIELDS = [
     "n_params", "grad_arrays", "grad_nonzero_arrays", "output_rate", "rates", "versions",
     "foreign_cpu", "notes", "reason",
 ]
+
+
+def _compile_rows(results: list) -> list:
+    """nirjax's compile time and XLA memory vs T, one row per (workload, T)."""
+    out = []
+    for res in results:
+        for c in res.get("compile_vs_T") or []:
+            out.append({"workload": res["workload"], "T": c["T"], "lower_s": c["lower_s"],
+                        "compile_s": c["compile_s"], "total_s": c["total_s"],
+                        "temp_mb": _mb(c.get("temp_bytes")), "out_mb": _mb(c.get("output_bytes")),
+                        "arg_mb": _mb(c.get("argument_bytes"))})
+    return out
 
 
 def _mb(v):
@@ -521,6 +534,9 @@ def main(argv=None):
     p.add_argument("--graphs-dir", default=str(HERE / "graphs"),
                    help="where the generated .nir files and inputs go (not committed)")
     p.add_argument("--name", help="results file stem (default speed_cpu, or speed_cpu_quick)")
+    p.add_argument("--update", action="store_true",
+                   help="merge into the existing <name>.json: re-measure only the given "
+                        "workloads x frameworks and keep every other result")
     args = p.parse_args(argv)
 
     names = wl.parse_names(args.workloads, args.quick)
@@ -582,7 +598,8 @@ def main(argv=None):
                     if res is None or (new["status"] == "ok" and new.get("foreign_cpu", 1.0)
                                        < res.get("foreign_cpu", 1.0)):
                         res = new
-                    if res["status"] != "ok" or res.get("foreign_cpu", 0.0) <= args.max_other_load:
+                    if (res["status"] != "ok" or res.get("foreign_cpu", 0.0) <= args.max_other_load
+                            or attempt == max(args.retries, 0)):
                         break
                     print(f"(other processes used {100 * new.get('foreign_cpu', 0):.0f} % of the "
                           f"CPUs: again) ...", end=" ", flush=True)
@@ -598,13 +615,25 @@ def main(argv=None):
                     print(f"    {r['reason'][:160]}")
             else:
                 print(f"n/a: {res.get('reason', '')[:160]}", flush=True)
-            for c in res.get("compile_vs_T") or []:
-                compile_rows.append({"workload": wname, "T": c["T"], "lower_s": c["lower_s"],
-                                     "compile_s": c["compile_s"], "total_s": c["total_s"],
-                                     "temp_mb": _mb(c.get("temp_bytes")),
-                                     "out_mb": _mb(c.get("output_bytes")),
-                                     "arg_mb": _mb(c.get("argument_bytes"))})
+            compile_rows += _compile_rows([res])
     load_end = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    old_json = out_dir / f"{name}.json"
+    if args.update and old_json.exists():
+        old = json.loads(old_json.read_text())
+        fresh = {(r["workload"], r["framework"]) for r in results}
+        kept = [r for r in old["results"] if (r["workload"], r["framework"]) not in fresh]
+        for r in kept:
+            r.setdefault("started", old.get("started"))
+        merged_meta = dict(old.get("workloads", {}), **wmeta)
+        order = list(dict.fromkeys(list(old.get("workloads", {})) + list(wmeta)))
+        fw_order = list(FRAMEWORKS)
+        results = sorted(kept + results, key=lambda r: (order.index(r["workload"]),
+                                                        fw_order.index(r["framework"])))
+        wmeta = {k: merged_meta[k] for k in order}
+        rows = [row(r, wmeta[r["workload"]]) for r in results]
+        compile_rows = [c for c in _compile_rows(results)]
+        frameworks = list(dict.fromkeys(r["framework"] for r in results))
+        started = f"{old.get('started')} (updated {started})"
 
     # ------------------------------------------------------------------ write everything
     with open(out_dir / f"{name}.csv", "w", newline="") as fh:

@@ -107,3 +107,19 @@ def test_workloads_spike_at_realistic_rates(tmp_path, name):
     assert len(rates) == (3 if name == "W1" else 2)
     for layer, rate in rates.items():
         assert 0.01 < rate < 0.5, (layer, rate)
+
+
+def test_update_merges_into_existing_results(tmp_path):
+    common = ["--quick", "--frameworks", "nirjax", "--steps", "10", "--batch", "1",
+              "--compile-T", "10", "--gemm-n", "32", "--min-repeats", "1", "--max-repeats", "1",
+              "--no-backward", "--out-dir", str(tmp_path / "r"), "--graphs-dir",
+              str(tmp_path / "g"), "--name", "u"]
+    speed.main(common + ["--workloads", "W3,W5-512"])
+    first = json.loads((tmp_path / "r" / "u.json").read_text())["results"]
+    speed.main(common + ["--workloads", "W3", "--update"])
+    merged = json.loads((tmp_path / "r" / "u.json").read_text())["results"]
+    assert [(r["workload"], r["framework"]) for r in merged] == [("W3", "nirjax"),
+                                                                 ("W5-512", "nirjax")]
+    assert merged[1] == dict(first[1], started=merged[1]["started"])  # kept as it was
+    assert merged[0]["pid"] != first[0]["pid"]  # re-measured
+    assert len(_csv(tmp_path / "r" / "u.csv")) == 2
