@@ -167,28 +167,38 @@ def _neuron_init(c, shape):
 
 
 def _neuron_step(c, state, x):
-    """nirjax's default semantics: Euler, reset to v_reset, '>' test, CubaLIF uses old I."""
+    """nirjax's default semantics: Euler, reset to v_reset, '>' test, CubaLIF uses old I.
+
+    The spike is nirjax's own surrogate-gradient Heaviside, so gradients match too.
+    """
+    from nirjax.kernels.surrogate import spike
+
     if c["kind"] == "lif":
         (v,) = state
         v = v + c["a"] * ((c["v_leak"] - v) + c["r"] * x)
-        z = (v > c["thr"]).astype(v.dtype)
+        z = spike(v - c["thr"])
         return (v * (1 - z) + c["v_reset"] * z,), z
     i, v = state
     i_new = i + c["a_syn"] * (-i + c["w_in"] * x)
     v = v + c["a_mem"] * ((c["v_leak"] - v) + c["r"] * i)
-    z = (v > c["thr"]).astype(v.dtype)
+    z = spike(v - c["thr"])
     return (i_new, v * (1 - z) + c["v_reset"] * z), z
 
 
-def references(graph, dt, batch, feedforward: bool) -> dict:
-    """Hand-written schedules of a chain graph: name -> jitted fn(xs) -> output spikes."""
+def references(graph, dt, batch, feedforward: bool) -> tuple[dict, tuple]:
+    """Hand-written schedules of a chain graph.
+
+    Returns ``(schedules, weights)``: name -> ``fn(weights, xs)`` (output spikes), and the
+    weights ``(ws, bs, recs)`` taken from the graph (the differentiable parameters).
+    """
     layers = chain_layers(graph)
-    ws = [jnp.asarray(w) for w, _, _, _ in layers]
-    bs = [jnp.asarray(b) if b is not None else jnp.zeros(w.shape[0]) for w, b, _, _ in layers]
-    recs = [jnp.asarray(r) if r is not None else None for _, _, _, r in layers]
+    ws = tuple(jnp.asarray(w) for w, _, _, _ in layers)
+    bs = tuple(jnp.asarray(b) if b is not None else jnp.zeros(w.shape[0]) for w, b, _, _ in layers)
+    recs = tuple(jnp.asarray(r) if r is not None else None for _, _, _, r in layers)
     cs = [_neuron_coeffs(n, dt) for _, _, n, _ in layers]
 
-    def per_step(xs, hoist_first=False):
+    def per_step(weights, xs, hoist_first=False):
+        ws, bs, recs = weights
         init = [(_neuron_init(c, (batch, w.shape[0])), jnp.zeros((batch, w.shape[0])))
                 for c, w in zip(cs, ws)]
 
@@ -206,7 +216,8 @@ def references(graph, dt, batch, feedforward: bool) -> dict:
             xs = jnp.einsum("tbi,oi->tbo", xs, ws[0]) + bs[0]
         return lax.scan(body, init, xs)[1]
 
-    def layer_by_layer(xs):
+    def layer_by_layer(weights, xs):
+        ws, bs, _ = weights
         h = xs
         for w, b, c in zip(ws, bs, cs):
             cur = (h.reshape(-1, h.shape[-1]) @ w.T + b).reshape(h.shape[:2] + (w.shape[0],))
@@ -214,11 +225,11 @@ def references(graph, dt, batch, feedforward: bool) -> dict:
                          _neuron_init(c, (batch, w.shape[0])), cur)[1]
         return h
 
-    out = {"per-step": jax.jit(per_step),
-           "hoisted input": jax.jit(lambda xs: per_step(xs, hoist_first=True))}
+    out = {"per-step": per_step,
+           "hoisted input": lambda weights, xs: per_step(weights, xs, hoist_first=True)}
     if feedforward and all(r is None for r in recs):
-        out["layer-by-layer"] = jax.jit(layer_by_layer)
-    return out
+        out["layer-by-layer"] = layer_by_layer
+    return out, (ws, bs, recs)
 
 
 def conv_layouts(t, batch) -> dict:
@@ -328,21 +339,31 @@ def main(argv=None):
         graph = nir.read(str(path))
         if w.kind in ("ff", "rec", "onb", "braille"):
             try:
-                refs = references(graph, w.dt, b, feedforward=w.kind in ("ff", "onb"))
+                refs, weights = references(graph, w.dt, b, feedforward=w.kind in ("ff", "onb"))
             except Exception as e:
                 refs = {}
                 emit(f"(no hand-written reference for this graph: {type(e).__name__}: {e})")
             if refs:
                 ys_nirjax = np.asarray(base[1](base[0].params, x)) if base else None
                 emit("Hand-written JAX schedules of the same network (same numerics as nirjax's "
-                     "default semantics):")
+                     "default semantics, nirjax's surrogate; forward+backward = value and gradient "
+                     "of the benchmark loss w.r.t. the weights and biases):")
                 emit()
-                emit("| schedule | forward [ms] | output spikes differing from nirjax |")
-                emit("|---|---|---|")
+                emit("| schedule | forward [ms] | forward+backward [ms] | output spikes differing "
+                     "from nirjax |")
+                emit("|---|---|---|---|")
+                target = 0.1 * t
                 for rname, fn in refs.items():
-                    ms = bench(fn, x) * 1e3
-                    diff = "-" if ys_nirjax is None else int(np.sum(np.asarray(fn(x)) != ys_nirjax))
-                    emit(f"| {rname} | {ms:.2f} | {diff} of {ys_nirjax.size if ys_nirjax is not None else '-'} |")
+                    fwd_ref = jax.jit(fn)
+                    ms = bench(fwd_ref, weights, x) * 1e3
+                    loss = lambda wts, xs, fn=fn: jnp.mean(  # noqa: E731
+                        (jnp.sum(fn(wts, xs), axis=0) - target) ** 2)
+                    g_ms = ("-" if args.no_backward else
+                            f"{bench(jax.jit(jax.value_and_grad(loss)), weights, x) * 1e3:.2f}")
+                    ys = np.asarray(fwd_ref(weights, x))
+                    diff = "-" if ys_nirjax is None else int(np.sum(ys != ys_nirjax))
+                    emit(f"| {rname} | {ms:.2f} | {g_ms} | {diff} of "
+                         f"{ys_nirjax.size if ys_nirjax is not None else '-'} |")
                 emit()
                 layers = chain_layers(graph)
                 emit("float32 GEMM throughput (`jnp.dot`) for the matmul shapes:")
