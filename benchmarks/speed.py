@@ -211,7 +211,8 @@ CSV_FIELDS = [
     "workload", "framework", "status", "T", "B", "fwd_ms", "fwd_min_ms", "fwd_max_ms", "fwd_n",
     "fwdbwd_ms", "fwdbwd_min_ms", "fwdbwd_max_ms", "fwdbwd_n", "sample_steps_per_s",
     "train_sample_steps_per_s", "fwd_compile_s", "fwdbwd_compile_s", "setup_s", "import_s",
-    "fwd_rss_mb", "fwdbwd_rss_mb", "xla_fwd_temp_mb", "xla_fwd_out_mb", "xla_fwdbwd_temp_mb",
+    "fwd_rss_mb", "fwdbwd_rss_mb", "fwd_phase_rss_mb", "fwdbwd_phase_rss_mb",
+    "process_peak_rss_mb", "xla_fwd_temp_mb", "xla_fwd_out_mb", "xla_fwdbwd_temp_mb",
     "gflop_per_fwd", "fwd_gflops", "gemm_gflops", "fwd_frac_gemm", "fwdbwd_frac_gemm",
     "n_params", "grad_arrays", "grad_nonzero_arrays", "output_rate", "rates", "versions",
     "foreign_cpu", "notes", "reason",
@@ -250,6 +251,8 @@ def row(result: dict, w: dict) -> dict:
         fwd_n=fwd["n"], sample_steps_per_s=samples / fwd["median"],
         fwd_compile_s=result.get("fwd_compile_s"), setup_s=result.get("setup_s"),
         import_s=result.get("import_s"), fwd_rss_mb=_mb(result.get("fwd_rss_bytes")),
+        fwd_phase_rss_mb=_mb(result.get("fwd_phase_rss_bytes")),
+        process_peak_rss_mb=_mb(result.get("process_peak_rss_bytes")),
         xla_fwd_temp_mb=_mb((result.get("fwd_xla") or {}).get("temp_bytes")),
         xla_fwd_out_mb=_mb((result.get("fwd_xla") or {}).get("output_bytes")),
         gflop_per_fwd=gflop, fwd_gflops=gflop / fwd["median"],
@@ -267,6 +270,7 @@ def row(result: dict, w: dict) -> dict:
                  train_sample_steps_per_s=samples / fb["median"],
                  fwdbwd_compile_s=result.get("bwd_compile_s"),
                  fwdbwd_rss_mb=_mb(result.get("fwdbwd_rss_bytes")),
+                 fwdbwd_phase_rss_mb=_mb(result.get("fwdbwd_phase_rss_bytes")),
                  xla_fwdbwd_temp_mb=_mb((result.get("fwdbwd_xla") or {}).get("temp_bytes")),
                  grad_arrays=result.get("grad_arrays"),
                  grad_nonzero_arrays=result.get("grad_nonzero_arrays"))
@@ -654,12 +658,14 @@ def main(argv=None):
     (out_dir / ("machine.md" if name == "speed_cpu" else f"{name}_machine.md")).write_text(machine_md)
 
     main_fields = ["workload", "framework", "fwd_ms", "fwdbwd_ms", "sample_steps_per_s",
-                   "fwd_compile_s", "fwdbwd_compile_s", "fwd_rss_mb", "fwdbwd_rss_mb",
-                   "fwd_gflops", "gemm_gflops", "fwd_frac_gemm"]
+                   "fwd_compile_s", "fwdbwd_compile_s", "process_peak_rss_mb",
+                   "fwd_phase_rss_mb", "fwdbwd_phase_rss_mb", "xla_fwd_temp_mb",
+                   "xla_fwdbwd_temp_mb", "fwd_gflops", "gemm_gflops", "fwd_frac_gemm"]
     main_headers = ["workload", "framework", "forward [ms]", "fwd+bwd [ms]",
                     "sample-steps/s", "compile fwd [s]", "compile fwd+bwd [s]",
-                    "RSS fwd [MB]", "RSS fwd+bwd [MB]", "GFLOP/s", "GEMM GFLOP/s",
-                    "fraction of GEMM"]
+                    "process peak RSS [MB]", "RSS growth fwd [MB]", "RSS growth fwd+bwd [MB]",
+                    "XLA temp fwd [MB]", "XLA temp fwd+bwd [MB]", "GFLOP/s",
+                    "GEMM peak GFLOP/s", "fraction of GEMM"]
     ok = [r for r in rows if r["status"] == "ok"]
     na = [r for r in rows if r["status"] != "ok" or r.get("reason")]
     goal_rows = goals(rows, compile_rows)

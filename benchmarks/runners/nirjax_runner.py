@@ -21,18 +21,6 @@ import common  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _memory(compiled) -> dict:
-    try:
-        ma = compiled.memory_analysis()
-    except Exception:  # not every backend implements it
-        return {}
-    if ma is None:
-        return {}
-    keys = ("temp_size_in_bytes", "output_size_in_bytes", "argument_size_in_bytes",
-            "alias_size_in_bytes", "generated_code_size_in_bytes")
-    return {k.replace("_size_in_bytes", "_bytes"): int(getattr(ma, k, 0) or 0) for k in keys}
-
-
 def _gemm(jax, jnp, n: int) -> dict:
     rng = np.random.default_rng(0)
     a = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
@@ -40,7 +28,7 @@ def _gemm(jax, jnp, n: int) -> dict:
     f = jax.jit(jnp.dot)
     jax.block_until_ready(f(a, b))
     times = []
-    for _ in range(5):
+    for _ in range(common.GEMM_REPEATS):
         t0 = time.perf_counter()
         jax.block_until_ready(f(a, b))
         times.append(time.perf_counter() - t0)
@@ -89,7 +77,9 @@ def run(spec: dict, result: dict) -> dict:
         # a donated state cannot be passed twice: give every call a fresh one
         return model.run(params, x, model.init_state(batch) if donate else state)[0]
 
-    first, times = common.time_calls(forward, jax.block_until_ready, **timing)
+    with common.MemoryPeak() as phase:
+        first, times = common.time_calls(forward, jax.block_until_ready, **timing)
+    out["fwd_phase_rss_bytes"] = phase.peak
     out["fwd_first_s"] = first
     out["fwd"] = common.summary(times)
     out["fwd_compile_s"] = max(first - out["fwd"]["median"], 0.0)
@@ -97,7 +87,7 @@ def run(spec: dict, result: dict) -> dict:
         jax.block_until_ready(forward())
     out["fwd_rss_bytes"] = mem.peak
     fwd_fn = jax.jit(lambda p, xs, s: model.run(p, xs, s)[0])
-    out["fwd_xla"] = _memory(fwd_fn.lower(params, x, state).compile())
+    out["fwd_xla"] = common.xla_memory(fwd_fn.lower(params, x, state).compile())
 
     # ---------------------------------------------------------------- spike rates
     spiking = [n.name for n in model.program.nodes if n.rule.spiking]
@@ -116,14 +106,16 @@ def run(spec: dict, result: dict) -> dict:
                 return jnp.mean((jnp.sum(ys, axis=0) - target) ** 2)
 
             grad_fn = jax.jit(jax.value_and_grad(loss))
-            first, times = common.time_calls(lambda: grad_fn(params), jax.block_until_ready, **timing)
+            with common.MemoryPeak() as phase:
+                first, times = common.time_calls(lambda: grad_fn(params), jax.block_until_ready, **timing)
+            out["fwdbwd_phase_rss_bytes"] = phase.peak
             out["bwd_first_s"] = first
             out["fwdbwd"] = common.summary(times)
             out["bwd_compile_s"] = max(first - out["fwdbwd"]["median"], 0.0)
             with common.MemoryPeak() as mem:
                 value, grads = jax.block_until_ready(grad_fn(params))
             out["fwdbwd_rss_bytes"] = mem.peak
-            out["fwdbwd_xla"] = _memory(grad_fn.lower(params).compile())
+            out["fwdbwd_xla"] = common.xla_memory(grad_fn.lower(params).compile())
             leaves = jax.tree_util.tree_leaves(grads)
             out["grad_finite"] = bool(all(np.all(np.isfinite(np.asarray(g))) for g in leaves))
             out["grad_nonzero_arrays"] = int(sum(bool(np.any(np.asarray(g) != 0)) for g in leaves))
@@ -145,10 +137,11 @@ def run(spec: dict, result: dict) -> dict:
         compiled = lowered.compile()
         t2 = time.perf_counter()
         per_t.append({"T": int(t), "lower_s": t1 - t0, "compile_s": t2 - t1,
-                      "total_s": t2 - t0, **_memory(compiled)})
+                      "total_s": t2 - t0, **common.xla_memory(compiled)})
     out["compile_vs_T"] = per_t
 
     # ---------------------------------------------------------------- machine peak
+    out["process_peak_rss_bytes"] = common.process_peak_rss()
     result["stage"] = "gemm"
     out.update(_gemm(jax, jnp, spec["gemm_n"]))
     result.pop("stage", None)

@@ -35,7 +35,7 @@ def _gemm(jax, jnp, n: int) -> dict:
     f = jax.jit(jnp.dot)
     jax.block_until_ready(f(a, b))
     times = []
-    for _ in range(5):
+    for _ in range(common.GEMM_REPEATS):
         t0 = time.perf_counter()
         jax.block_until_ready(f(a, b))
         times.append(time.perf_counter() - t0)
@@ -136,13 +136,16 @@ def run(spec: dict, result: dict) -> dict:
     out["n_params"] = int(sum(np.size(a) for a in jax.tree_util.tree_leaves(params)))
 
     result["stage"] = "forward"
-    first, times = common.time_calls(lambda: fwd_fn(params, x), jax.block_until_ready, **timing)
+    with common.MemoryPeak() as phase:
+        first, times = common.time_calls(lambda: fwd_fn(params, x), jax.block_until_ready, **timing)
+    out["fwd_phase_rss_bytes"] = phase.peak
     out["fwd_first_s"] = first
     out["fwd"] = common.summary(times)
     out["fwd_compile_s"] = max(first - out["fwd"]["median"], 0.0)
     with common.MemoryPeak() as mem:
         ys = jax.block_until_ready(fwd_fn(params, x))
     out["fwd_rss_bytes"] = mem.peak
+    out["fwd_xla"] = common.xla_memory(fwd_fn.lower(params, x).compile())
     out["output_mean"] = common.spike_rate(ys)
     if rates_fn is not None:
         names = [f"{i}:{name}" for i, name in enumerate(out["layers"])]
@@ -159,13 +162,16 @@ def run(spec: dict, result: dict) -> dict:
                 return jnp.mean((jnp.sum(ys, axis=0) - target) ** 2)
 
             grad_fn = jax.jit(jax.value_and_grad(loss))
-            first, times = common.time_calls(lambda: grad_fn(params), jax.block_until_ready, **timing)
+            with common.MemoryPeak() as phase:
+                first, times = common.time_calls(lambda: grad_fn(params), jax.block_until_ready, **timing)
+            out["fwdbwd_phase_rss_bytes"] = phase.peak
             out["bwd_first_s"] = first
             out["fwdbwd"] = common.summary(times)
             out["bwd_compile_s"] = max(first - out["fwdbwd"]["median"], 0.0)
             with common.MemoryPeak() as mem:
                 value, grads = jax.block_until_ready(grad_fn(params))
             out["fwdbwd_rss_bytes"] = mem.peak
+            out["fwdbwd_xla"] = common.xla_memory(grad_fn.lower(params).compile())
             leaves = jax.tree_util.tree_leaves(grads)
             out["grad_finite"] = bool(all(np.all(np.isfinite(np.asarray(g))) for g in leaves))
             out["grad_nonzero_arrays"] = int(sum(bool(np.any(np.asarray(g) != 0)) for g in leaves))
@@ -175,6 +181,7 @@ def run(spec: dict, result: dict) -> dict:
             out["bwd_reason"] = common.short_error("backward", e)
             out["bwd_traceback"] = common.traceback.format_exc()
 
+    out["process_peak_rss_bytes"] = common.process_peak_rss()
     result["stage"] = "gemm"
     out.update(_gemm(jax, jnp, spec["gemm_n"]))
     if notes:

@@ -60,7 +60,7 @@ def _gemm(torch, n: int) -> dict:
     b = torch.randn(n, n, generator=g)
     torch.mm(a, b)
     times = []
-    for _ in range(5):
+    for _ in range(common.GEMM_REPEATS):
         t0 = time.perf_counter()
         torch.mm(a, b)
         times.append(time.perf_counter() - t0)
@@ -180,7 +180,9 @@ def run(spec: dict, result: dict) -> dict:
             return simulate(x)
 
     result["stage"] = "forward"
-    first, times = common.time_calls(forward, **timing)
+    with common.MemoryPeak() as phase:
+        first, times = common.time_calls(forward, **timing)
+    out["fwd_phase_rss_bytes"] = phase.peak
     out["fwd_first_s"] = first
     out["fwd"] = common.summary(times)
     out["fwd_compile_s"] = max(first - out["fwd"]["median"], 0.0)
@@ -218,7 +220,9 @@ def run(spec: dict, result: dict) -> dict:
                 loss.backward()
                 last["loss"] = float(loss)
 
-            first, times = common.time_calls(forward_backward, **timing)
+            with common.MemoryPeak() as phase:
+                first, times = common.time_calls(forward_backward, **timing)
+            out["fwdbwd_phase_rss_bytes"] = phase.peak
             out["bwd_first_s"] = first
             out["fwdbwd"] = common.summary(times)
             out["bwd_compile_s"] = max(first - out["fwdbwd"]["median"], 0.0)
@@ -234,6 +238,7 @@ def run(spec: dict, result: dict) -> dict:
             out["bwd_reason"] = common.short_error("backward", e)
             out["bwd_traceback"] = common.traceback.format_exc()
 
+    out["process_peak_rss_bytes"] = common.process_peak_rss()
     result["stage"] = "gemm"
     out.update(_gemm(torch, spec["gemm_n"]))
     result.pop("stage", None)
