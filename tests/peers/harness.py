@@ -342,7 +342,7 @@ def braille_input(seed, T=256, B=4, p=0.05):
     return spikes(np.random.default_rng(seed), (T, B, 12), p)
 
 
-def cases_for(framework: str, n_random: int = 3, braille_batches: int = 3) -> list:
+def cases_for(framework: str, n_random: int = 2, braille_batches: int = 3) -> list:
     """Every case ``framework`` can import, paper graphs first."""
     prof = FRAMEWORKS[framework][1]
     cases = []
@@ -563,9 +563,9 @@ def run_peer(framework: str, cases: list, timeout: float = 900) -> tuple[dict, d
 def _output_shape(graph):
     import nirjax
 
-    g = nirjax.read(graph) if isinstance(graph, (str, pathlib.Path)) else graph
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # old files: reset ambiguity
+        g = nirjax.read(graph) if isinstance(graph, (str, pathlib.Path)) else graph
         model = nirjax.compile(g, dt=DT)
     (shape,) = model.output_shapes.values()
     return shape

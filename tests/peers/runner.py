@@ -316,7 +316,7 @@ def run_spyx(graph, x, job, version):
         xb = jnp.asarray(np.moveaxis(x, 0, 1))  # haiku API: batch-major [B, T, ...]
         with _spyx01_patches(not job.get("released")):
             snn, params = spyx.nir.from_nir(graph, xb, dt=job["dt"], return_all_states=True)
-        out, states = snn.apply(params, xb)
+            out, states = snn.apply(params, xb)
         result = {"out": np.moveaxis(np.asarray(out), 0, 1)}
         layers = [n for n in order if job["types"][n] in ("LIF", "IF", "CubaLIF")]
         for n in record:
