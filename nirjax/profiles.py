@@ -145,15 +145,6 @@ def snntorch() -> Semantics:
             .override_type("IF", fixed_decay=0.9, reset="subtract"))
 
 
-_SPYX_UPDATES = r"""
-        LIF     z = H(V - theta);  V = beta*V + g*x - z*theta       beta = clip(1 - dt/tau, 0, 1)
-        IF      z = H(V - theta);  V = V + g*x - z*theta
-        CubaLIF z = H(V - theta);  V = V - z*theta;  I = alpha*I + g_s*x;  V = beta*V + I
-        start   V = 0, I = 0
-        z is strict (>) and is the output of the step: it tests the membrane carried from the
-        previous step, so every neuron layer adds one step of latency."""
-
-
 def spyx() -> Semantics:
     r"""Spyx 0.1.20 (haiku): ``spyx.nir.from_nir(graph, sample, dt)`` (spyx/nir.py, spyx/nn.py),
     the Spyx version the NIR paper used.
@@ -163,7 +154,13 @@ def spyx() -> Semantics:
     the profile applies the same factor ``g`` to the neuron's summed input (``g = dt/tau``,
     ``g_s = w_in*(dt/tau_syn)``; equal up to float rounding of the product). Discrete updates
     (spyx/nn.py, LIF, IF, CuBaLIF, RCuBaLIF)::
-    """ + _SPYX_UPDATES + r"""
+
+        LIF     z = H(V - theta);  V = beta*V + g*x - z*theta       beta = clip(1 - dt/tau, 0, 1)
+        IF      z = H(V - theta);  V = V + g*x - z*theta
+        CubaLIF z = H(V - theta);  V = V - z*theta;  I = alpha*I + g_s*x;  V = beta*V + I
+        start   V = 0, I = 0
+        z is strict (>) and is the output of the step: it tests the membrane carried from the
+        previous step, so every neuron layer adds one step of latency.
         Non-recurrent CubaLIF (CuBaLIF in 0.1.x) subtracts the reset twice:
                 V = beta*(V - z*theta) + I - z*theta   (a Spyx 0.1 bug, reproduced)
 
@@ -193,8 +190,14 @@ def spyx1() -> Semantics:
 
     Unlike 0.1, Spyx 1.0 loads Affine/Linear/Conv weights unscaled (``g = g_s = 1``: each input
     spike adds the raw weight to the membrane). Discrete updates (spyx/nn.py)::
-    """ + _SPYX_UPDATES + r"""
-        (g = g_s = 1; CuBaLIF and RCuBaLIF both reset the carried membrane once)
+
+        LIF     z = H(V - theta);  V = beta*V + x - z*theta         beta = clip(1 - dt/tau, 0, 1)
+        IF      z = H(V - theta);  V = V + x - z*theta
+        CubaLIF z = H(V - theta);  V = V - z*theta;  I = alpha*I + x;  V = beta*V + I
+        start   V = 0, I = 0
+        z is strict (>) and is the output of the step: it tests the membrane carried from the
+        previous step, so every neuron layer adds one step of latency. CuBaLIF and RCuBaLIF
+        both reset the carried membrane once.
 
     Departures from the NIR spec and why: ``r``, ``v_leak``, ``v_reset`` and ``w_in`` are
     ignored and the input is not scaled by ``dt/tau`` (spyx/nir.py L317-332 load only the
@@ -291,7 +294,7 @@ def lava() -> Semantics:
         LIF     u = x*(dt/tau)  (du = 1: no current memory);  v' = v*(1 - dt/tau) + u
                 z = H(v' - theta);  v = 0 where z             (reset to 0, same step)
         CubaLIF u = u*(1 - dt/tau_syn) + (w_in*dt/tau_syn)*x;  v' = v*(1 - dt/tau_mem) + u
-        IF      v' = v + x  (CUBA with current_decay 1, voltage_decay 0)
+        IF      v' = v + x  (lava-dl CUBA with current_decay 1, voltage_decay 0)
         start   u = v = 0
 
     Latency: a Lava ``Dense`` sends the accumulation of the previous step (dense/models.py),
@@ -306,9 +309,10 @@ def lava() -> Semantics:
     dtype. The importer refuses a nonzero Affine bias (Lava's Dense has none); nirjax keeps
     it. The fixed-point (Loihi) model is not part of this profile.
     """
-    return Semantics(name="lava", form="decay", input_gain="input",
-                     ignore=("r", "v_leak", "v_reset"), reset="v_reset", initial_v="zero",
-                     cuba_current="new", latency="weights")
+    return (Semantics(name="lava", form="decay", input_gain="input",
+                      ignore=("r", "v_leak", "v_reset"), reset="v_reset", initial_v="zero",
+                      cuba_current="new", latency="weights")
+            .override_type("IF", input_gain="unit"))
 
 
 def spinnaker2() -> Semantics:
