@@ -180,12 +180,9 @@ class CompiledGraph:
                                                   summed_input(n), n.config)
         feedback = {name: values[name] for name in self._feedback_sources}
         outputs = {name: values[name] for name in program.outputs}
-        recs = {}
-        for item in record:
-            if isinstance(item, tuple):
-                recs[item] = getattr(new_nodes[item[0]], item[1])
-            else:
-                recs[item] = values[item]
+        # a tuple in `record` order: names and (node, field) keys cannot share one pytree dict
+        recs = tuple(getattr(new_nodes[item[0]], item[1]) if isinstance(item, tuple)
+                     else values[item] for item in record)
         new_nodes = {k: jax.tree_util.tree_map(lambda new, old: new.astype(old.dtype), v, state.nodes[k])
                      for k, v in new_nodes.items()}
         return GraphState(new_nodes, feedback), outputs, recs
@@ -350,7 +347,7 @@ class CompiledGraph:
         ys = self._format(ys)
         if record is None:
             return ys, state
-        return ys, state, recs
+        return ys, state, dict(zip(rec_items, recs))
 
     def step(self, params, state: GraphState, x_t):
         """Advance one step: ``x_t`` is ``[B, *input_shape]``; returns ``(y_t, state)``."""
