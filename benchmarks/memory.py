@@ -156,7 +156,7 @@ def run_all(steps, modes, batch) -> list:
     return rows
 
 
-def write_results(rows, info, tag="cpu"):
+def write_results(rows, info, tag="cpu", note=""):
     RESULTS.mkdir(parents=True, exist_ok=True)
     fields = ["steps", "checkpoint", "batch", "xla_temp_mb", "xla_args_mb", "rss_peak_mb",
               "rss_run_mb", "compile_s", "grad_s", "grads_finite", "error"]
@@ -203,6 +203,8 @@ def write_results(rows, info, tag="cpu"):
             lines.append(f"* `{mode}`: {slope:.1f} MB per 1000 steps "
                          f"({rs[0]['xla_temp_mb']} MB at T={rs[0]['steps']}, "
                          f"{rs[-1]['xla_temp_mb']} MB at T={rs[-1]['steps']})")
+    if note:
+        lines += ["", note]
     lines += ["", "Machine:", ""] + [f"* {k}: {v}" for k, v in info.items()] + [""]
     (RESULTS / f"memory_{tag}.md").write_text("\n".join(lines))
 
@@ -214,12 +216,13 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--one", nargs=2, metavar=("STEPS", "MODE"))
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")
+    parser.add_argument("--note", default="", help="a remark added to the markdown report")
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure_one(int(args.one[0]), args.one[1], args.batch)))
         return
     rows = run_all(args.steps, args.modes, args.batch)
-    write_results(rows, machine(), args.tag)
+    write_results(rows, machine(), args.tag, args.note)
     print(f"wrote {RESULTS / f'memory_{args.tag}.md'}")
 
 
