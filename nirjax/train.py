@@ -916,8 +916,8 @@ def evaluate(trainer: Trainer, params, data) -> dict:
 
 
 def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
-        callback: Callable[[dict], Any] | None = None, log_every: int = 0,
-        state: TrainState | None = None) -> FitResult:
+        eval_every: int = 0, callback: Callable[[dict], Any] | None = None,
+        log_every: int = 0, state: TrainState | None = None) -> FitResult:
     """Train for ``epochs`` passes over ``data``.
 
     Args:
@@ -926,56 +926,79 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
         data: an iterable of batches, or a callable ``epoch -> iterable`` (to reshuffle or
             regenerate per epoch). A batch is ``(xs, targets)``, or ``xs`` alone with a teacher.
         epochs: passes over ``data``.
-        eval_data: batches (or ``epoch -> batches``) evaluated after every epoch.
+        eval_data: batches (or ``epoch -> batches``) to evaluate on: after every epoch, or,
+            with ``eval_every``, before training and every that many steps.
+        eval_every: evaluate every that many steps instead of after every epoch.
         callback: called with each step's record (``kind="train"``) and each evaluation
             (``kind="eval"``), values as Python floats; returning ``True`` stops training.
         log_every: log a line every that many steps on the ``nirjax.train`` logger (INFO);
-            0: only the per-epoch summary.
+            0: only the per-epoch summaries.
         state: a :class:`TrainState` to continue from.
 
     Returns:
         A :class:`FitResult`.
+
+    >>> import nir, numpy as np, optax, nirjax
+    >>> g = nir.NIRGraph.from_list(nir.Affine(np.ones((2, 1)), np.zeros(2)),
+    ...     nir.LI(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2)))
+    >>> model = nirjax.compile(g, dt=1e-4)
+    >>> trainer = Trainer(model, trace_mse, optax.adam(1e-1))
+    >>> xs = np.ones((20, 4, 1), np.float32)
+    >>> batches = [(xs, np.full((20, 4, 2), 0.5, np.float32))] * 5
+    >>> result = fit(trainer, model.params, batches, epochs=4, eval_data=batches[:1])
+    >>> result.eval_history[-1]["eval_loss"] < result.eval_history[0]["eval_loss"]
+    True
     """
     if not (isinstance(epochs, int) and epochs >= 0):
         raise InputError(f"fit: epochs must be a non-negative int, got {epochs!r}")
+    if not (isinstance(eval_every, int) and eval_every >= 0):
+        raise InputError(f"fit: eval_every must be a non-negative int, got {eval_every!r}")
     state = trainer.init(params) if state is None else state
     history: list = []
     eval_history: list = []
     teacher = trainer.teacher is not None
+
+    def run_eval(epoch) -> bool:
+        ev = evaluate(trainer, state.params, _batches(eval_data, epoch))
+        record = {"kind": "eval", "epoch": epoch, "step": int(state.step),
+                  **{f"eval_{k}": v for k, v in ev.items()}}
+        eval_history.append(record)
+        logger.info("step %d (epoch %d) eval: %s", record["step"], epoch, _fmt(ev))
+        return bool(callback is not None and callback(record))
+
     stop = False
+    if eval_data is not None and eval_every:
+        stop = run_eval(0)
     for epoch in range(epochs):
+        if stop:
+            break
         epoch_logs: list = []
         for batch in _batches(data, epoch):
             xs, targets = _split_batch(batch, teacher)
             state, logs = trainer.step(state, xs, targets)
             record = {"kind": "train", "epoch": epoch, "step": int(state.step),
                       **{k: float(v) for k, v in logs.items()}}
+            history.append(record)
             if not math.isfinite(record["loss"]):
                 logger.warning("step %d: the loss is %s; stopping", record["step"], record["loss"])
-                history.append(record)
                 stop = True
                 break
-            history.append(record)
             epoch_logs.append(record)
             if log_every and record["step"] % log_every == 0:
                 logger.info("step %d (epoch %d): %s", record["step"], epoch, _fmt(logs))
             if callback is not None and callback(record):
                 stop = True
                 break
+            if eval_data is not None and eval_every and record["step"] % eval_every == 0:
+                if run_eval(epoch):
+                    stop = True
+                    break
         if epoch_logs:
             mean = {k: float(np.mean([r[k] for r in epoch_logs]))
                     for k in epoch_logs[0] if k not in ("kind", "epoch", "step")}
             logger.info("epoch %d: %d steps, mean %s", epoch, len(epoch_logs), _fmt(mean))
-        if eval_data is not None and not stop:
-            ev = evaluate(trainer, state.params, _batches(eval_data, epoch))
-            record = {"kind": "eval", "epoch": epoch, "step": int(state.step),
-                      **{f"eval_{k}": v for k, v in ev.items()}}
-            eval_history.append(record)
-            logger.info("epoch %d eval: %s", epoch, _fmt(ev))
-            if callback is not None and callback(record):
-                stop = True
-        if stop:
-            break
+        if eval_data is not None and not eval_every and not stop:
+            stop = run_eval(epoch)
     return FitResult(state.params, state, history, eval_history)
 
 

@@ -369,3 +369,15 @@ def test_trainer_rejects_bad_configuration():
     distill = train.Trainer(model, train.distillation("trace"), optax.adam(1e-3), teacher=model)
     with pytest.raises(nirjax.InputError, match="teacher"):
         distill.step(distill.init(), *_task(np.random.default_rng(0)))
+
+
+def test_fit_evaluates_before_training_and_every_n_steps():
+    model = nirjax.compile(_classifier(), dt=1e-3)
+    trainer = train.Trainer(model, train.max_membrane_cross_entropy, optax.adam(1e-2),
+                            metrics={"acc": train.max_membrane_accuracy})
+    batches = [_task(np.random.default_rng(i), 8, 20) for i in range(5)]
+    result = train.fit(trainer, model.params, batches, eval_data=batches[:1], eval_every=2)
+    assert [r["step"] for r in result.eval_history] == [0, 2, 4]
+    assert set(result.eval_history[0]) == {"kind", "epoch", "step", "eval_loss", "eval_acc"}
+    direct = trainer.evaluate(model.params, *batches[0])
+    assert result.eval_history[0]["eval_loss"] == pytest.approx(float(direct["loss"]))
