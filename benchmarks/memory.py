@@ -119,6 +119,13 @@ def machine() -> dict:
     info = {"python": platform.python_version(), "jax": jax.__version__,
             "platform": platform.platform(), "backend": jax.default_backend()}
     try:
+        commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        if commit:
+            info["nirjax commit"] = commit
+    except OSError:
+        pass
+    try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
         keep = ("Architecture", "Model name", "CPU(s)", "Thread(s) per core", "Core(s) per socket",
                 "Socket(s)", "L2 cache", "L3 cache", "Flags")
