@@ -781,19 +781,23 @@ class Trainer:
         self._step = wrap(self._step_impl)
         self._eval = wrap(self._eval_impl)
         self._grad = wrap(jax.grad(lambda p, xs, t: self._objective(p, xs, t)[0]))
+        if teacher is not None:
+            # the teacher's parameters are an argument, not constants baked into the program
+            self._teacher_out = wrap(lambda tparams, xs: jax.lax.stop_gradient(
+                _simulate(teacher[0], tparams, xs, teacher_readout)))
 
     # ---------------------------------------------------------------- pieces
 
     def _targets(self, xs, targets):
+        """The loss's targets: as given, or the teacher's readout on ``xs``."""
+        self._check_targets(targets)
         if self.teacher is None:
             return targets
-        tmodel, tparams = self.teacher
-        return jax.lax.stop_gradient(_simulate(tmodel, tparams, xs, self.teacher_readout))
+        return self._teacher_out(self.teacher[1], xs)
 
     def _objective(self, params, xs, targets):
         used = self.transform(params) if self.transform is not None else params
         out = _simulate(self.model, used, xs, self.readout)
-        targets = self._targets(xs, targets)
         return self.loss(out, targets), (out, targets)
 
     def _metrics(self, out, targets):
@@ -847,13 +851,11 @@ class Trainer:
             xs: inputs ``[T, B, *input_shape]`` (a dict for several Input nodes).
             targets: what the loss compares against (``None`` with a teacher).
         """
-        self._check_targets(targets)
-        return self._step(state, xs, targets)
+        return self._step(state, xs, self._targets(xs, targets))
 
     def evaluate(self, params, xs, targets=None) -> dict:
         """Loss and metrics of ``params`` on one batch (no update)."""
-        self._check_targets(targets)
-        return self._eval(params, xs, targets)
+        return self._eval(params, xs, self._targets(xs, targets))
 
     def loss_value(self, params, xs, targets=None):
         """The loss of ``params`` on one batch."""
@@ -861,8 +863,7 @@ class Trainer:
 
     def grad(self, params, xs, targets=None):
         """The (unmasked, unclipped) gradient of the loss with respect to ``params``."""
-        self._check_targets(targets)
-        return self._grad(params, xs, targets)
+        return self._grad(params, xs, self._targets(xs, targets))
 
 
 @dataclasses.dataclass
