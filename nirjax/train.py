@@ -57,14 +57,14 @@ import dataclasses
 import fnmatch
 import logging
 import math
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .errors import GraphError, InputError, ParameterError
+from .errors import InputError, ParameterError
 
 __all__ = [
     # losses
@@ -551,7 +551,7 @@ def keep_in_bounds(bounds) -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         if params is None:
-            raise ValueError("keep_in_bounds needs params: call update(updates, state, params)")
+            raise InputError("keep_in_bounds needs params: call update(updates, state, params)")
         target = project(jax.tree_util.tree_map(lambda p, u: p + u, params, updates), bounds)
         return jax.tree_util.tree_map(lambda t, p: t - p, target, params), state
 
@@ -583,7 +583,7 @@ def relative_updates(fields: Sequence[str] = TIME_CONSTANTS) -> optax.GradientTr
     ``lr = 1e-2`` moves a time constant by about 1 %, whatever its unit or size, instead of by
     ``0.01`` seconds. Time constants are stored in physical units (often ``1e-4``..``1e-2``
     s), far from the unit scale of weights, so :class:`Trainer` applies this to them by
-    default.
+    default. (A field that is exactly 0 does not move under it; time constants never are.)
     """
     fields = tuple(fields)
 
@@ -593,7 +593,7 @@ def relative_updates(fields: Sequence[str] = TIME_CONSTANTS) -> optax.GradientTr
 
     def update(updates, state, params=None):
         if params is None:
-            raise ValueError("relative_updates needs params: call update(updates, state, params)")
+            raise InputError("relative_updates needs params: call update(updates, state, params)")
         return _field_map(lambda u, p: u * jnp.abs(p).astype(u.dtype), updates, params, fields), state
 
     return optax.GradientTransformation(init, update)

@@ -15,7 +15,6 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
