@@ -23,9 +23,14 @@ The pieces:
   ``dt`` under forward Euler (the decay factor ``dt/tau`` then stays in ``(0, 1]``: no overshoot,
   no instability) and at or above ``dt/100`` under the exact integrator (any ``tau > 0`` is
   valid there), and never move a value the source graph already had below that floor.
+* **Time constants** are in seconds (often ``1e-4``..``1e-2``), far from the unit scale of
+  weights: by default their optimizer updates are made relative (:func:`relative_updates`),
+  so with Adam a learning rate of ``1e-2`` changes a ``tau`` by about 1 % per step.
 * :class:`Trainer` builds one jitted training step on any optax optimizer, with optional
   global-norm gradient clipping; :func:`fit` loops over data, reports progress through a
   callback and the ``nirjax.train`` logger, and evaluates.
+* Long sequences: compile with ``checkpoint=K`` (see :func:`nirjax.compile`) to
+  rematerialize chunks of ``K`` steps in the backward pass.
 
 Example: train only the readout layer of a small graph to classify which of two input
 channels is busier (a complete, runnable example).
