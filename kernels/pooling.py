@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
 from jax import lax
 
 __all__ = ["PoolConfig", "sum_pool", "avg_pool"]
@@ -28,7 +27,8 @@ def sum_pool(x, cfg: PoolConfig):
     [[[4.0, 4.0], [4.0, 4.0]]]
     """
     pads = ((0, 0),) + tuple((p, p) for p in cfg.padding)
-    return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, (1,) + tuple(cfg.kernel),
+    # a literal 0 init makes JAX pick its differentiable windowed-sum primitive
+    return lax.reduce_window(x, 0.0, lax.add, (1,) + tuple(cfg.kernel),
                              (1,) + tuple(cfg.stride), pads)
 
 
