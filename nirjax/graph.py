@@ -200,8 +200,7 @@ class Ordering:
 
 
 def order(names: list, edges: list, roots: list,
-          feedthrough: Callable[[str], bool] = lambda name: True,
-          cut: frozenset = frozenset()) -> Ordering:
+          feedthrough: Callable[[str], bool] = lambda name: True) -> Ordering:
     """Order nodes for evaluation within one step and pick the delayed edges (rule 3).
 
     Args:
@@ -209,8 +208,6 @@ def order(names: list, edges: list, roots: list,
         edges: ``(src, dst)`` pairs.
         roots: where the search starts (the Input nodes), in order.
         feedthrough: whether a node's output depends on its input of the same step.
-        cut: edges that are delayed whatever the search finds (a platform's latency, see
-            :func:`nirjax.profiles.graph_pass`); they are not dependencies.
 
     >>> o = order(["in", "a", "b"], [("in", "a"), ("a", "b"), ("b", "a")], ["in"])
     >>> o.order, sorted(o.delayed)
@@ -218,7 +215,7 @@ def order(names: list, edges: list, roots: list,
     """
     succ: dict[str, list] = {n: [] for n in names}
     for src, dst in edges:
-        if feedthrough(dst) and (src, dst) not in cut:
+        if feedthrough(dst):
             succ[src].append(dst)
     for n in succ:
         succ[n] = sorted(set(succ[n]))
@@ -245,4 +242,4 @@ def order(names: list, edges: list, roots: list,
                 stack.pop()
                 state[node] = 2
                 post.append(node)
-    return Ordering(tuple(reversed(post)), frozenset(delayed) | frozenset(cut))
+    return Ordering(tuple(reversed(post)), frozenset(delayed))

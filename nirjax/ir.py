@@ -200,7 +200,8 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
                 f"nodes are: {', '.join(names)}"
             )
     # graph-level semantics of a platform profile (latency, where cycles are cut, ...)
-    flat, cut, semantics = graph_pass(flat, semantics)
+    flat, semantics = graph_pass(flat, semantics, dt)
+    names = list(flat.nodes)
     # a preliminary order makes the fixed-point shape inference converge in one pass
     pre = graph_mod.order(names, flat.edges, flat.inputs)
     in_shapes, out_shapes = _infer_shapes(flat, list(pre.order))
@@ -218,8 +219,7 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
             semantics=sem, params=params, feedthrough=bool(rule.feedthrough(config)),
             source=fn.node,
         )
-    ordering = graph_mod.order(names, flat.edges, flat.inputs, lambda n: built[n].feedthrough,
-                               cut=cut)
+    ordering = graph_mod.order(names, flat.edges, flat.inputs, lambda n: built[n].feedthrough)
     edges = tuple(IREdge(s, d, (s, d) in ordering.delayed) for s, d in flat.edges)
     return Program(
         nodes=tuple(built[n] for n in ordering.order),

@@ -34,7 +34,8 @@ platform's equations applied as documented. ``dt`` is always the one given to
 1e-4, Norse defaults to 1e-3, Rockpool infers it from ``r``, Sinabs has none).
 
 This module also holds the graph-level part of the semantics (:func:`graph_pass`): which
-edges carry a one-step latency, and recurrent-weight biases a platform drops.
+edges carry a one-step latency (as inserted one-step ``Delay`` nodes named ``"src->dst"``),
+and recurrent-weight biases a platform drops.
 """
 
 from __future__ import annotations
@@ -412,22 +413,23 @@ def _sccs(names, edges):
     return comp, cyclic
 
 
-def graph_pass(flat, semantics: Semantics):
+def graph_pass(flat, semantics: Semantics, dt: float):
     """The graph-level part of a profile, applied to a flattened graph before ordering.
 
-    Returns ``(flat, cut, semantics)``: ``cut`` is the set of edges that carry their source's
-    previous-step output (``latency="weights"``: every edge out of a weight node;
-    ``cycle_break="neuron"``: every edge out of a spiking neuron into its own cycle);
-    ``recurrent_bias="drop"`` replaces each Affine inside a cycle through a spiking neuron by
-    a Linear of the same weight (warning when the bias was nonzero); the profile's
-    ``recurrent_overrides`` are added as per-node overrides of the spiking neurons inside a
-    cycle. With the default semantics nothing changes.
+    Returns ``(flat, semantics)``. A one-step latency is a ``Delay`` node of one step (``dt``)
+    inserted on the edge, named ``"<src>-><dst>"``: with ``latency="weights"`` on every edge
+    out of a weight node (Affine, Linear, Conv1d, Conv2d), with ``cycle_break="neuron"`` on
+    every edge out of a spiking neuron into its own cycle (a Delay has no same-step
+    feedthrough, so that cycle needs no other delay). ``recurrent_bias="drop"`` replaces each
+    Affine inside a cycle through a spiking neuron by a Linear of the same weight (warning
+    when the bias was nonzero); the profile's ``recurrent_overrides`` become per-node
+    overrides of the spiking neurons inside a cycle. With the default semantics nothing
+    changes.
     """
-    cut = set()
     wants = (semantics.latency != "none" or semantics.cycle_break != "dfs"
              or semantics.recurrent_bias != "keep" or semantics.recurrent_overrides)
     if not wants:
-        return flat, frozenset(), semantics
+        return flat, semantics
     names = list(flat.nodes)
     types = {n: flat.nodes[n].type_name for n in names}
     comp, cyclic = _sccs(names, flat.edges)
@@ -435,15 +437,16 @@ def graph_pass(flat, semantics: Semantics):
     def in_cycle(n):
         return comp[n] in cyclic
 
+    cut = set()
     if semantics.latency == "weights":
         cut |= {(s, d) for s, d in flat.edges if types[s] in WEIGHT_TYPES}
     if semantics.cycle_break == "neuron":
         cut |= {(s, d) for s, d in flat.edges
                 if types[s] in NEURON_TYPES and comp[s] == comp[d] and in_cycle(s)}
     recurrent_neurons = [n for n in names if types[n] in NEURON_TYPES and in_cycle(n)]
+    nodes = dict(flat.nodes)
     if semantics.recurrent_bias == "drop":
         neuron_comps = {comp[n] for n in recurrent_neurons}
-        nodes = dict(flat.nodes)
         for n in names:
             if types[n] == "Affine" and comp[n] in neuron_comps:
                 fn = flat.nodes[n]
@@ -454,13 +457,23 @@ def graph_pass(flat, semantics: Semantics):
                         f"{semantics.name!r} its bias is dropped (the platform keeps only the "
                         f"recurrent weight); max |bias| = {float(np.max(np.abs(bias))):.3g}",
                         NirjaxWarning, stacklevel=4)
-                nodes[n] = type(fn)(fn.name, fn.path, nir.Linear(weight=np.asarray(fn.node.weight)),
-                                    fn.role)
-        flat = type(flat)(nodes, flat.edges, flat.inputs, flat.outputs, flat.subgraphs)
+                nodes[n] = type(fn)(fn.name, fn.path,
+                                    nir.Linear(weight=np.asarray(fn.node.weight)), fn.role)
+    edges = []
+    for s, d in flat.edges:
+        if (s, d) not in cut:
+            edges.append((s, d))
+            continue
+        name, k = f"{s}->{d}", 2
+        while name in nodes:
+            name, k = f"{s}->{d}#{k}", k + 1
+        nodes[name] = type(flat.nodes[s])(name, (name,), nir.Delay(delay=np.array(dt)), "op")
+        edges += [(s, name), (name, d)]
+    flat = type(flat)(nodes, edges, flat.inputs, flat.outputs, flat.subgraphs)
     if semantics.recurrent_overrides:
         for n in recurrent_neurons:
             user = dict(dict(semantics.overrides).get(n, ()))
             new = {k: v for k, v in semantics.recurrent_overrides if k not in user}
             if new:
                 semantics = semantics.override(n, **new)
-    return flat, frozenset(cut), semantics
+    return flat, semantics

@@ -102,10 +102,12 @@ class Semantics:
         spike_amplitude: ``'unit'`` (a spike is 1 for one step) or ``'dirac'`` (``1/dt``).
         v_min: ``'none'`` or ``'-threshold'`` (membrane floor ``-v_threshold``).
         latency: ``'none'`` or ``'weights'``: every edge out of an Affine, Linear, Conv1d or
-            Conv2d carries its source's previous-step output (one step per weight layer).
+            Conv2d gets a one-step ``Delay`` node named ``"<src>-><dst>"`` (one step per
+            weight layer; zeros at t = 0).
         cycle_break: ``'dfs'`` (the edge that closes a cycle in nirjax's search order is
-            delayed) or ``'neuron'`` (the edges out of a spiking neuron into its own cycle are
-            delayed, so a recurrent weight acts this step on last step's spikes).
+            delayed) or ``'neuron'`` (the edges out of a spiking neuron into its own cycle get
+            a one-step ``Delay`` node, so a recurrent weight acts this step, bias included, on
+            last step's spikes).
         recurrent_bias: ``'keep'`` or ``'drop'``: drop the bias of an Affine inside a cycle
             through a spiking neuron (simulated as a Linear; warns when the bias is nonzero).
         flatten_order: ``'chw'`` (NIR) or ``'hwc'`` (flatten a (C, H, W) tensor in
