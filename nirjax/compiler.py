@@ -371,13 +371,19 @@ class CompiledGraph:
     def _run_impl(self, params, xs: dict, state: GraphState, record: tuple):
         coeffs = self._prepare(params)
         steps, batch = jax.tree_util.tree_leaves(xs)[0].shape[:2]
+        remat = self.options.get("checkpoint")
         if not self.options.get("optimize", True):
-            return self._run_plain(coeffs, xs, state, record, steps)
-        needed = {r for r in record if not isinstance(r, tuple)}
-        stages = schedule(self.program, needed)
-        k = self.chunk_size(steps, batch)
-        chunk = lambda st, xc: self._run_chunk(stages, coeffs, st, xc, record)
-        if isinstance(self.options.get("checkpoint"), int):
+            if not isinstance(remat, int):
+                return self._run_plain(coeffs, xs, state, record, steps)
+            k = max(1, min(remat, steps))
+            chunk = lambda st, xc: self._run_plain(
+                coeffs, xc, st, record, jax.tree_util.tree_leaves(xc)[0].shape[0])
+        else:
+            needed = {r for r in record if not isinstance(r, tuple)}
+            stages = schedule(self.program, needed)
+            k = self.chunk_size(steps, batch)
+            chunk = lambda st, xc: self._run_chunk(stages, coeffs, st, xc, record)
+        if isinstance(remat, int):
             # only the state at chunk boundaries is kept for the backward pass
             chunk = jax.checkpoint(chunk)
         n_full, rest = divmod(steps, k)
