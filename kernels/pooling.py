@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 __all__ = ["PoolConfig", "sum_pool", "avg_pool"]
@@ -28,7 +28,10 @@ def sum_pool(x, cfg: PoolConfig):
     [[[4.0, 4.0], [4.0, 4.0]]]
     """
     pads = ((0, 0),) + tuple((p, p) for p in cfg.padding)
-    return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, (1,) + tuple(cfg.kernel),
+    # a concrete NumPy init value lets JAX recognise the sum (and differentiate it); a
+    # jnp.zeros built under jit is a tracer, which selects the generic, non-differentiable
+    # reduce_window
+    return lax.reduce_window(x, np.zeros((), x.dtype), lax.add, (1,) + tuple(cfg.kernel),
                              (1,) + tuple(cfg.stride), pads)
 
 
