@@ -214,9 +214,21 @@ class Neuron:
         self.spikes += int(z.sum())
         return v, z.astype(np.float64)
 
+    def _adopt_shape(self, shape):
+        """Scalar (0-d) parameters take the shape of the input that arrives."""
+        self.shape = shape
+        self.p = {f: np.broadcast_to(v, shape).copy() for f, v in self.p.items()}
+        self.v = np.broadcast_to(self.v, shape).copy()
+        self.i_syn = np.broadcast_to(self.i_syn, shape).copy()
+        if hasattr(self, "_phi"):
+            self._prepare_cuba_exact()
+
     def step(self, x):
         """One step with input ``x`` held over it; returns the node's output."""
-        x = np.broadcast_to(np.asarray(x, np.float64), self.shape)
+        x = np.asarray(x, np.float64)
+        if np.broadcast_shapes(self.shape, x.shape) != self.shape:
+            self._adopt_shape(np.broadcast_shapes(self.shape, x.shape))
+        x = np.broadcast_to(x, self.shape)
         dt, p, k, sem = self.dt, self.p, self.kind, self.sem
         if k in ("I", "IF"):
             # dv/dt = R x: Euler and the exact solution coincide for held input

@@ -392,3 +392,55 @@ def test_errors_survive_python_optimizations(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "GraphError" in out.stdout and "ParameterError" in out.stdout
+
+
+def test_flattened_name_collision():
+    rng = rng_for("collision")
+    sub = graph({"i": nir.Input(input_type=np.array([3])), "lif": neuron("LIF", rng, (3,)),
+                 "o": nir.Output(output_type=np.array([3]))}, [("i", "lif"), ("lif", "o")])
+    g = graph({**io_nodes((3,), (3,)), "sub": sub, "sub.lif": neuron("LIF", rng, (3,))},
+              [("input", "sub"), ("sub", "sub.lif"), ("sub.lif", "output")])
+    with pytest.raises(nirjax.GraphError, match="sub.lif"):
+        nirjax.compile(g, dt=DT)
+
+
+def test_ambiguous_subgraph_port():
+    rng = rng_for("ambiguous-port")
+    sub = graph({"i1": nir.Input(input_type=np.array([3])), "i2": nir.Input(input_type=np.array([3])),
+                 "lif": neuron("LIF", rng, (3,)), "o": nir.Output(output_type=np.array([3]))},
+                [("i1", "lif"), ("i2", "lif"), ("lif", "o")])
+    g = graph({**io_nodes((3,), (3,)), "sub": sub}, [("input", "sub"), ("sub", "output")])
+    with pytest.raises(nirjax.GraphError) as info:
+        nirjax.compile(g, dt=DT)
+    assert "'sub'" in str(info.value) and "Input" in str(info.value)
+
+
+def test_edge_out_of_output_node():
+    g = _lif_graph()
+    g.edges.append(("output", "w"))
+    with pytest.raises(nirjax.GraphError, match="output"):
+        nirjax.compile(g, dt=DT)
+
+
+@pytest.mark.parametrize("drop", ["input", "output"])
+def test_graph_without_input_or_output(drop):
+    g = _lif_graph()
+    del g.nodes[drop]
+    g.edges = [e for e in g.edges if drop not in e]
+    with pytest.raises(nirjax.GraphError, match=drop.capitalize()):
+        nirjax.compile(g, dt=DT)
+
+
+def test_flatten_dims_outside_the_unbatched_shape():
+    node = nir.Flatten(input_type={"input": None}, start_dim=1, end_dim=3)
+    with pytest.raises(nirjax.ShapeError) as info:
+        nirjax.compile(chain((2, 3, 4), (2, 12), ("flat", node)), dt=DT)
+    assert "flat" in str(info.value) and "(2, 3, 4)" in str(info.value)
+
+
+def test_conv_input_too_small_for_kernel():
+    rng = rng_for("small-conv")
+    conv = nir.Conv2d(input_shape=None, weight=rng.normal(size=(2, 2, 5, 5)), stride=1,
+                      padding=0, dilation=1, groups=1, bias=np.zeros(2))
+    with pytest.raises(nirjax.ShapeError, match="conv"):
+        nirjax.compile(chain((2, 3, 3), (2, 1, 1), ("conv", conv)), dt=DT)

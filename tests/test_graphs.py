@@ -505,3 +505,24 @@ def test_default_float32_and_float64_with_x64():
     with jax.enable_x64(True):
         model = nirjax.compile(g, dt=DT, dtype=np.float32)
         assert np.asarray(model(xs)).dtype == np.float32
+
+
+@pytest.mark.parametrize("options", [dict(checkpoint="step"), dict(checkpoint=5),
+                                     dict(checkpoint=7), dict(unroll=3)],
+                         ids=["checkpoint-step", "checkpoint-5", "checkpoint-7", "unroll-3"])
+def test_scan_options_do_not_change_results(options, x64):
+    """checkpoint/unroll change memory and speed only: same outputs, same gradients."""
+    g = _recurrent_graph(RECURRENT_EDGES)
+    xs = drive("options", steps=20)
+    plain = nirjax.compile(g, dt=DT)
+    other = nirjax.compile(g, dt=DT, **options)
+
+    def loss(model):
+        return lambda p: (model.run(p, xs)[0] * np.arange(2)).sum() + \
+            model.run(p, xs, record=[("d", "v")])[2][("d", "v")].sum()
+
+    np.testing.assert_array_equal(np.asarray(other(xs)), np.asarray(plain(xs)))
+    g_plain = jax.grad(loss(plain))(plain.params)
+    g_other = jax.grad(loss(other))(other.params)
+    for a, b in zip(jax.tree_util.tree_leaves(g_plain), jax.tree_util.tree_leaves(g_other)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)

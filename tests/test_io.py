@@ -317,3 +317,10 @@ def test_write_compiled_model_exports_its_params(tmp_path, x64):
     np.testing.assert_allclose(back.nodes["w"].weight, g.nodes["w"].weight * 1.1, rtol=1e-12)
     np.testing.assert_allclose(back.nodes["lif"].tau, g.nodes["lif"].tau * 1.1, rtol=1e-12)
     assert back.nodes["lif"].tau.dtype == g.nodes["lif"].tau.dtype
+
+
+def test_reads_files_written_by_nir_write(tmp_path):
+    g = _every_primitive_graph(rng_for("nir-written"))
+    nir.write(tmp_path / "ref.nir", g)
+    assert_same_graph(g, nirjax.read(tmp_path / "ref.nir"))
+    assert nirjax.file_version(nirjax.read(tmp_path / "ref.nir")) == nir.version

@@ -462,3 +462,49 @@ def test_delay_scalar_parameter_takes_input_shape(x64):
     xs = rng_for("delay-scalar").normal(size=(7, 2, 3))
     ys = np.asarray(nirjax.compile(chain((3,), (3,), ("node", node)), dt=DT)(xs))
     np.testing.assert_array_equal(ys, _shifted(xs, 2))
+
+
+@pytest.mark.parametrize("kind", ["LIF", "CubaLIF", "LI"])
+def test_scalar_neuron_parameters_take_the_incoming_shape(kind, x64):
+    """0-d parameters (which break nir's own type inference) broadcast over the input."""
+    rng = rng_for("scalar-" + kind)
+    full = neuron(kind, rng, (1,))
+    scalar = type(full)(**{f: np.asarray(getattr(full, f)).reshape(()) for f in
+                           ("tau", "tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset",
+                            "w_in") if hasattr(full, f)})
+    g = chain((4,), (4,), ("w", nir.Affine(weight=rng.normal(size=(4, 4)) + 1, bias=np.zeros(4))),
+              ("node", scalar))
+    xs = rng.uniform(0, 1.5, (T, 2, 4))
+    model = nirjax.compile(g, dt=DT)
+    ys, _, rec = model.run(model.params, xs, record=[("node", "v")])
+    ref, ref_rec = oracle.run_graph(g, xs, DT, record=[("node", "v")])
+    np.testing.assert_allclose(np.asarray(ys), ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(rec[("node", "v")]), ref_rec[("node", "v")],
+                               rtol=1e-10, atol=1e-12)
+    assert ref_rec[("node", "v")].shape == (T, 2, 4)
+
+
+# surrogate derivatives dH/dx as the table in kernels/surrogate.py states them
+SURROGATE_DERIVATIVES = {
+    "fast_sigmoid": (10.0, lambda x, s: 1.0 / (1.0 + s * np.abs(x)) ** 2),
+    "sigmoid": (5.0, lambda x, s: s * np.exp(-s * x) / (1.0 + np.exp(-s * x)) ** 2),
+    "arctan": (2.0, lambda x, s: (s / 2.0) / (1.0 + (np.pi / 2.0 * s * x) ** 2)),
+    "triangle": (1.0, lambda x, s: s * np.maximum(0.0, 1.0 - s * np.abs(x))),
+    "straight_through": (1.0, lambda x, s: np.full_like(x, s)),
+}
+
+
+@pytest.mark.parametrize("kind", list(SURROGATE_DERIVATIVES))
+def test_threshold_surrogate_gradient(kind, x64):
+    """d/dtheta of sum(H(x - theta)) is minus the surrogate derivative summed over steps."""
+    scale, derivative = SURROGATE_DERIVATIVES[kind]
+    rng = rng_for("surrogate" + kind)
+    theta = rng.uniform(-0.3, 0.3, (4,))
+    xs = rng.uniform(-1, 1, (6, 2, 4))
+    model = nirjax.compile(chain((4,), (4,), ("node", nir.Threshold(threshold=theta))), dt=DT,
+                           surrogate=kind)
+    grad = jax.grad(lambda p: model.run(p, xs)[0].sum())(model.params)
+    expected = -derivative(xs - theta, scale).sum(axis=(0, 1))
+    np.testing.assert_allclose(np.asarray(grad["node"].threshold), expected, rtol=1e-10)
+    # the forward pass is the exact step function whatever the surrogate
+    np.testing.assert_array_equal(np.asarray(model(xs)), (xs > theta).astype(float))
