@@ -444,3 +444,26 @@ def test_conv_input_too_small_for_kernel():
                       padding=0, dilation=1, groups=1, bias=np.zeros(2))
     with pytest.raises(nirjax.ShapeError, match="conv"):
         nirjax.compile(chain((2, 3, 3), (2, 1, 1), ("conv", conv)), dt=DT)
+
+
+@pytest.mark.xfail(strict=True, reason="nirjax/compiler.py: compile(dtype=np.int32) is accepted and "
+                   "simulates neurons in integer arithmetic instead of raising a NirjaxError")
+def test_non_float_dtype_rejected():
+    with pytest.raises(nirjax.NirjaxError, match="dtype"):
+        nirjax.compile(_lif_graph(), dt=DT, dtype=np.int32)
+
+
+@pytest.mark.xfail(strict=True, reason="nirjax/compiler.py: compile(dtype=np.float64) without x64 "
+                   "claims model.dtype == float64 but JAX truncates everything to float32 (with a "
+                   "JAX UserWarning); expected a NirjaxError or an honest dtype")
+def test_float64_without_x64_is_not_silently_truncated():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            model = nirjax.compile(_lif_graph(), dt=DT, dtype=np.float64)
+        except nirjax.NirjaxError:
+            return
+        ys = model(np.zeros((2, 1, 3)))
+    assert np.asarray(ys).dtype == model.dtype

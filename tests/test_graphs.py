@@ -526,3 +526,33 @@ def test_scan_options_do_not_change_results(options, x64):
     g_other = jax.grad(loss(other))(other.params)
     for a, b in zip(jax.tree_util.tree_leaves(g_plain), jax.tree_util.tree_leaves(g_other)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+
+
+def test_compile_and_write_do_not_mutate_the_graph(tmp_path):
+    """nir's own type inference adds nodes to a graph; nirjax must leave the user's alone."""
+    import copy
+
+    rng = rng_for("no-mutation")
+    sub = graph({"i": nir.Input(input_type=np.array([3])), "lif": neuron("LIF", rng, (3,)),
+                 "o": nir.Output(output_type=np.array([3]))}, [("i", "lif"), ("lif", "o")])
+    g = graph({**io_nodes((3,), (3,)), "w": affine(rng, 3, 3), "sub": sub},
+              [("input", "w"), ("w", "sub"), ("sub", "output"), ("sub", "w")])
+    before = copy.deepcopy(g)
+    model = nirjax.compile(g, dt=DT)
+    model(drive("no-mutation"))
+    nirjax.write(tmp_path / "g.nir", g)
+    nirjax.to_nir(model)
+    assert list(g.nodes) == list(before.nodes) and g.edges == before.edges
+    assert list(g.nodes["sub"].nodes) == list(before.nodes["sub"].nodes)
+    assert g.nodes["sub"].edges == before.nodes["sub"].edges
+    np.testing.assert_array_equal(g.nodes["w"].weight, before.nodes["w"].weight)
+
+
+def test_compile_accepts_a_path(tmp_path, x64):
+    rng = rng_for("path")
+    g = chain((3,), (3,), ("w", affine(rng, 3, 3)), ("lif", neuron("LIF", rng, (3,))))
+    nirjax.write(tmp_path / "g.nir", g)
+    xs = drive("path")
+    expected = np.asarray(nirjax.compile(g, dt=DT)(xs))
+    for path in (tmp_path / "g.nir", str(tmp_path / "g.nir")):
+        np.testing.assert_array_equal(np.asarray(nirjax.compile(path, dt=DT)(xs)), expected)
