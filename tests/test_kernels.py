@@ -143,17 +143,21 @@ def test_neuron_multidimensional_shape(kind, integrator, x64):
     np.testing.assert_allclose(rec["v"], v_ref, rtol=1e-10, atol=1e-12)
 
 
-def test_cuba_exact_equal_time_constants(x64):
-    """tau_syn == tau_mem is the degenerate case of the exact CubaLI solution."""
+@pytest.mark.parametrize("relative_gap", [0.0, 1e-9, -5e-7, 5e-7, 1e-6, -2e-6, 1e-5, 1e-2])
+def test_cuba_exact_equal_or_close_time_constants(relative_gap, x64):
+    """tau_syn == tau_mem (and nearly so) is the degenerate case of the exact CubaLI
+    solution, where its closed form divides by tau_syn - tau_mem."""
     rng = rng_for("cuba-equal-taus")
     tau = rng.uniform(2e-3, 6e-3, (4,))
-    node = neuron("CubaLI", rng, (4,), tau_syn=tau, tau_mem=tau.copy())
+    node = neuron("CubaLI", rng, (4,), tau_syn=tau * (1 + relative_gap), tau_mem=tau.copy())
     xs = neuron_input(rng, T, 2, (4,))
     model = nirjax.compile(chain((4,), (4,), ("node", node)), dt=DT, semantics="exact")
     ys = np.asarray(model(xs))
     ref = np.stack([oracle.simulate_neuron(node, xs[:, b], DT, dict(integrator="exact"))[0]
                     for b in range(2)], axis=1)
     np.testing.assert_allclose(ys, ref, rtol=1e-9, atol=1e-12)
+    grads = jax.grad(lambda p: model.run(p, xs)[0].sum())(model.params)
+    assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree_util.tree_leaves(grads))
 
 
 def test_exact_integrator_is_exact_for_constant_input(x64):
