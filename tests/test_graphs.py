@@ -399,7 +399,6 @@ def test_delay_with_neurons_in_cycle(x64):
 
 
 def test_step_loop_and_resumed_runs_equal_one_run(x64):
-    rng = rng_for("resume")
     g = _recurrent_graph(RECURRENT_EDGES)
     xs = drive("resume")
     model = nirjax.compile(g, dt=DT)
@@ -417,7 +416,6 @@ def test_step_loop_and_resumed_runs_equal_one_run(x64):
                        jax.tree_util.tree_leaves(state)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(np.asarray(a), np.asarray(c), rtol=1e-13, atol=1e-13)
-    del rng
 
 
 def test_record_outputs_and_state_fields(x64):
@@ -471,10 +469,8 @@ def _walk(jaxpr):
 def test_program_size_does_not_grow_with_steps(checkpoint):
     """The traced program for T = 10 and T = 1000 has the same equations: one scan, whose
     body holds the step; nothing is unrolled per time step."""
-    rng = rng_for("structure")
     g = _recurrent_graph(RECURRENT_EDGES)
     model = nirjax.compile(g, dt=DT, checkpoint=checkpoint)
-    del rng
     counts = {}
     for steps in (10, 1000):
         xs = np.zeros((steps, 2, 3), np.float32)
@@ -556,3 +552,32 @@ def test_compile_accepts_a_path(tmp_path, x64):
     expected = np.asarray(nirjax.compile(g, dt=DT)(xs))
     for path in (tmp_path / "g.nir", str(tmp_path / "g.nir")):
         np.testing.assert_array_equal(np.asarray(nirjax.compile(path, dt=DT)(xs)), expected)
+
+
+@pytest.mark.parametrize("delays", [[2e-3, 3e-3], [0.0, 2e-3]], ids=["all-positive", "with-zero"])
+def test_delay_self_loop(delays, x64):
+    """d -> d: a delay of n >= 1 steps needs no extra step; one with a zero element has
+    feedthrough, so its self-loop is a delayed edge like any other."""
+    g = graph({**io_nodes((2,), (2,)), "d": nir.Delay(delay=np.array(delays))},
+              [("input", "d"), ("d", "d"), ("d", "output")])
+    xs = drive("delay-self-loop", (2,))
+    model = check(g, xs)
+    steps = [int(round(d / DT)) for d in delays]
+    lag = 0 if min(steps) >= 1 else 1  # the self-loop is a delayed edge only with feedthrough
+    y = np.zeros_like(xs)  # the delay's output
+    u = np.zeros_like(xs)  # its summed input: x + the self-loop
+    for t in range(T):
+        if lag == 0:  # every element reads the past only: output first, then input
+            for e, n in enumerate(steps):
+                y[t, :, e] = u[t - n, :, e] if t >= n else 0.0
+            u[t] = xs[t] + y[t]
+        else:
+            u[t] = xs[t] + (y[t - 1] if t >= 1 else 0.0)
+            for e, n in enumerate(steps):
+                y[t, :, e] = u[t - n, :, e] if t >= n else 0.0
+    expected = y
+    if min(steps) >= 1:
+        assert delayed(model) == set()
+    else:
+        assert delayed(model) == {("d", "d")}
+    np.testing.assert_allclose(np.asarray(model(xs)), expected, rtol=1e-13)

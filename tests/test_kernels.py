@@ -512,3 +512,14 @@ def test_threshold_surrogate_gradient(kind, x64):
     np.testing.assert_allclose(np.asarray(grad["node"].threshold), expected, rtol=1e-10)
     # the forward pass is the exact step function whatever the surrogate
     np.testing.assert_array_equal(np.asarray(model(xs)), (xs > theta).astype(float))
+
+
+def test_delay_two_dimensional(x64):
+    delays = np.array([[0.0, 1e-3, 4e-3], [2e-3, 0.0, 3e-3]])
+    node = nir.Delay(delay=delays)
+    xs = rng_for("delay-2d").normal(size=(10, 2, 2, 3))
+    ys = np.asarray(nirjax.compile(chain((2, 3), (2, 3), ("node", node)), dt=DT)(xs))
+    for idx in np.ndindex(2, 3):
+        n = int(round(delays[idx] / DT))
+        np.testing.assert_array_equal(ys[(slice(None), slice(None)) + idx],
+                                      _shifted(xs[(slice(None), slice(None)) + idx], n))
