@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 from jax import lax
 
 from .geometry import conv_output_size, conv_padding
+from .linear import MatmulConfig, matmul_operands
 
 __all__ = ["ConvParams", "ConvConfig", "conv", "conv_padding", "conv_output_size"]
 
@@ -37,7 +37,7 @@ class ConvConfig(NamedTuple):
     groups: int
 
 
-def conv(params: ConvParams, x, cfg: ConvConfig, precision=None):
+def conv(params: ConvParams, x, cfg: ConvConfig, mm: MatmulConfig = MatmulConfig()):
     """NIR Conv1d/Conv2d: ``y = W * x + b`` (cross-correlation, zero padding).
 
     Discrete: the same map at every step. ``x`` is one sample ``(C_in, *spatial)``.
@@ -51,14 +51,18 @@ def conv(params: ConvParams, x, cfg: ConvConfig, precision=None):
     nd = x.ndim - 1
     spatial = "HW"[:nd] if nd <= 2 else None
     dn = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
+    mm = mm if isinstance(mm, MatmulConfig) else MatmulConfig(mm)
+    w, xc, acc = matmul_operands(params.weight, x, mm)
     y = lax.conv_general_dilated(
-        x[None],
-        params.weight,
+        xc[None],
+        w,
         window_strides=cfg.stride,
         padding=cfg.padding,
         rhs_dilation=cfg.dilation,
         dimension_numbers=dn,
         feature_group_count=cfg.groups,
-        precision=precision,
+        precision=mm.precision,
+        preferred_element_type=acc,
     )[0]
+    y = y if acc is None else y.astype(acc)
     return y + params.bias.reshape((-1,) + (1,) * nd)

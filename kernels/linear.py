@@ -11,7 +11,30 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["AffineParams", "affine", "LinearParams", "linear", "ScaleParams", "scale"]
+__all__ = ["MatmulConfig", "AffineParams", "affine", "LinearParams", "linear", "ScaleParams",
+           "scale", "matmul_operands"]
+
+
+class MatmulConfig(NamedTuple):
+    """Static options of a matrix product (Affine, Linear, Conv).
+
+    Attributes:
+        precision: XLA precision (``"highest"``, ``"high"``, ``"default"``, ``None``).
+        compute_dtype: ``None`` (compute in the data's dtype) or e.g. ``"bfloat16"``: both
+            operands are rounded to it and the products accumulate in the data's dtype.
+    """
+
+    precision: str | None = None
+    compute_dtype: str | None = None
+
+
+def matmul_operands(weight, x, cfg: MatmulConfig):
+    """Operands cast to ``cfg.compute_dtype`` and the dtype to accumulate in."""
+    out = jnp.result_type(weight, x)
+    if cfg.compute_dtype is None:
+        return weight, x, None
+    dt = jnp.dtype(cfg.compute_dtype)
+    return weight.astype(dt), x.astype(dt), out
 
 
 class AffineParams(NamedTuple):
@@ -33,13 +56,20 @@ class ScaleParams(NamedTuple):
     scale: jax.Array
 
 
-def _matvec(weight, x, precision):
+def _matvec(weight, x, cfg):
+    cfg = cfg if isinstance(cfg, MatmulConfig) else MatmulConfig(cfg)
+    w, xc, acc = matmul_operands(weight, x, cfg)
     if weight.ndim == 2:
-        return jnp.matmul(weight, x, precision=precision)
-    return jnp.einsum("...oi,...i->...o", weight, x, precision=precision)
+        # x @ W.T rather than W @ x: batched over samples this is one GEMM whose result is
+        # already [samples, out], with no transpose
+        y = jnp.matmul(xc, w.T, precision=cfg.precision, preferred_element_type=acc)
+    else:
+        y = jnp.einsum("...oi,...i->...o", w, xc, precision=cfg.precision,
+                       preferred_element_type=acc)
+    return y if acc is None else y.astype(acc)
 
 
-def affine(params: AffineParams, x, precision=None):
+def affine(params: AffineParams, x, cfg: MatmulConfig = MatmulConfig()):
     """NIR Affine: ``y = W x + b``; discrete: the same map at every step.
 
     ``W`` has shape ``(..., out, in)`` (leading dims batch the map), ``x`` ``(..., in)``.
@@ -48,17 +78,17 @@ def affine(params: AffineParams, x, precision=None):
     >>> affine(AffineParams(jnp.eye(2), jnp.ones(2)), jnp.array([1.0, 2.0])).tolist()
     [2.0, 3.0]
     """
-    return _matvec(params.weight, x, precision) + params.bias
+    return _matvec(params.weight, x, cfg) + params.bias
 
 
-def linear(params: LinearParams, x, precision=None):
+def linear(params: LinearParams, x, cfg: MatmulConfig = MatmulConfig()):
     """NIR Linear: ``y = W x``; discrete: the same map at every step.
 
     >>> import jax.numpy as jnp
     >>> linear(LinearParams(2 * jnp.eye(2)), jnp.array([1.0, 2.0])).tolist()
     [2.0, 4.0]
     """
-    return _matvec(params.weight, x, precision)
+    return _matvec(params.weight, x, cfg)
 
 
 def scale(params: ScaleParams, x):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 from jax import lax
 
 __all__ = ["PoolConfig", "sum_pool", "avg_pool"]
@@ -28,10 +27,8 @@ def sum_pool(x, cfg: PoolConfig):
     [[[4.0, 4.0], [4.0, 4.0]]]
     """
     pads = ((0, 0),) + tuple((p, p) for p in cfg.padding)
-    # a concrete NumPy init value lets JAX recognise the sum (and differentiate it); a
-    # jnp.zeros built under jit is a tracer, which selects the generic, non-differentiable
-    # reduce_window
-    return lax.reduce_window(x, np.zeros((), x.dtype), lax.add, (1,) + tuple(cfg.kernel),
+    # a literal 0 init makes JAX pick its differentiable windowed-sum primitive
+    return lax.reduce_window(x, 0.0, lax.add, (1,) + tuple(cfg.kernel),
                              (1,) + tuple(cfg.stride), pads)
 
 

@@ -18,12 +18,17 @@ Within one step:
 4. outputs of the sources of delayed edges are stored for the next step.
 
 The kernels work on one sample; the step is ``vmap``-ed over the batch axis.
+
+By default the program runs *staged* (:mod:`nirjax.schedule`): the same per-node updates,
+grouped so that stateless projections are applied to whole chunks of steps at once and
+loops run only over stateful nodes and cycles. ``optimize=False`` runs the plain program
+above as one scan; both give the same results.
 """
 
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +37,8 @@ import nir
 
 from .errors import GraphError, InputError, SemanticsError
 from .ir import Program, build_program
-from .semantics import Semantics, check_dt, resolve_semantics
+from .schedule import schedule
+from .semantics import check_dt, resolve_semantics
 
 __all__ = ["compile", "CompiledGraph", "GraphState"]
 
@@ -54,7 +60,22 @@ class GraphState(NamedTuple):
 def _float_dtype(dtype):
     if dtype is None:
         return jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
-    return jnp.dtype(dtype)
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        raise SemanticsError(f"dtype must be a floating dtype such as 'float32', got {dtype!r}") from None
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise SemanticsError(
+            f"dtype must be a floating dtype (float32, float64, bfloat16, float16), got {dt}; "
+            f"integer (hardware) arithmetic is not a dtype choice"
+        )
+    if jax.dtypes.canonicalize_dtype(dt) != dt:
+        raise SemanticsError(
+            f"dtype={dt} needs 64-bit mode, which is off: JAX would silently compute in "
+            f"{jax.dtypes.canonicalize_dtype(dt)}. Enable it first with "
+            f"jax.config.update('jax_enable_x64', True)"
+        )
+    return dt
 
 
 def _cast(tree, dtype):
@@ -86,7 +107,9 @@ class CompiledGraph:
             n.name: _cast(n.params, self.dtype) for n in program.nodes if n.params is not None
         }
         self._feedback_sources = tuple(sorted({e.src for e in program.delayed_edges}))
-        self._run = jax.jit(self._run_impl, static_argnames=("record",))
+        self._run = jax.jit(self._run_impl, static_argnames=("record",),
+                            donate_argnames=("state",) if self.options.get("donate_state") else ())
+        self._init_jit = jax.jit(self._init_state, static_argnums=(1,))
         self._step = jax.jit(self._step_impl)
 
     # ------------------------------------------------------------------ description
@@ -122,7 +145,7 @@ class CompiledGraph:
         """The state at t = 0 for ``batch_size`` samples (see each kernel's ``init_state``)."""
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
-        return self._init_state(self.params, int(batch_size))
+        return self._init_jit(self.params, int(batch_size))
 
     def _init_state(self, params, batch_size):
         nodes = {}
@@ -147,88 +170,246 @@ class CompiledGraph:
             coeffs[n.name] = n.rule.prepare(p, n.config) if p is not None else None
         return coeffs
 
-    def _sample_step(self, coeffs, state: GraphState, inputs: dict, record: tuple):
-        """One step for ONE sample: returns (new state, outputs dict, records dict)."""
-        program = self.program
+    def _eval(self, members: tuple, coeffs, nodes: dict, feedback: dict, ext: dict):
+        """Evaluate ``members`` (IRNodes in program order) for one step of ONE sample.
+
+        ``ext`` holds this step's values of the nodes outside ``members`` that feed them
+        (and the Input nodes' data); ``nodes``/``feedback`` the members' state. Returns the
+        members' new state, the new feedback of member sources, and every member's output.
+        """
         values: dict[str, Any] = {}
-        new_nodes = dict(state.nodes)
-        for n in program.nodes:
+        new_nodes = {}
+        for n in members:
             if not n.feedthrough:
-                values[n.name] = n.rule.emit(coeffs[n.name], state.nodes[n.name], n.config)
+                values[n.name] = n.rule.emit(coeffs[n.name], nodes[n.name], n.config)
 
         def summed_input(n):
             total = None
-            for e in program.incoming(n.name):
-                v = state.feedback[e.src] if e.delayed else values[e.src]
+            for e in self.program.incoming(n.name):
+                if e.delayed:
+                    v = feedback[e.src]
+                else:
+                    v = values[e.src] if e.src in values else ext[e.src]
                 total = v if total is None else total + v
             if total is None:
                 total = jnp.zeros(n.in_shape, self.dtype)
             return total
 
-        for n in program.nodes:
+        for n in members:
             if not n.feedthrough:
                 continue
-            x = inputs[n.name] if n.role == "input" else summed_input(n)
+            x = ext[n.name] if n.role == "input" else summed_input(n)
             if n.stateful:
-                new_nodes[n.name], y = n.rule.step(coeffs[n.name], state.nodes[n.name], x, n.config)
+                new_nodes[n.name], y = n.rule.step(coeffs[n.name], nodes[n.name], x, n.config)
             else:
                 y = n.rule.apply(coeffs[n.name], x, n.config)
             values[n.name] = y.astype(self.dtype)
-        for n in program.nodes:
+        for n in members:
             if not n.feedthrough:
-                new_nodes[n.name] = n.rule.absorb(coeffs[n.name], state.nodes[n.name],
+                new_nodes[n.name] = n.rule.absorb(coeffs[n.name], nodes[n.name],
                                                   summed_input(n), n.config)
-        feedback = {name: values[name] for name in self._feedback_sources}
-        outputs = {name: values[name] for name in program.outputs}
-        recs = {}
-        for item in record:
-            if isinstance(item, tuple):
-                recs[item] = getattr(new_nodes[item[0]], item[1])
-            else:
-                recs[item] = values[item]
-        new_nodes = {k: jax.tree_util.tree_map(lambda new, old: new.astype(old.dtype), v, state.nodes[k])
+        # the carry's structure and dtypes never drift
+        new_nodes = {k: jax.tree_util.tree_map(lambda new, old: new.astype(old.dtype), v, nodes[k])
                      for k, v in new_nodes.items()}
-        return GraphState(new_nodes, feedback), outputs, recs
+        new_feedback = {k: values[k] for k in feedback}
+        return new_nodes, new_feedback, values
 
-    def _batched_step(self, coeffs, state, inputs, record):
-        return jax.vmap(self._sample_step, in_axes=(None, 0, 0, None))(coeffs, state, inputs, record)
+    def _scan_loop(self, members, coeffs, nodes, feedback, ext_seq, exports, state_records,
+                   length):
+        """``lax.scan`` of ``members`` over ``length`` steps (batched inputs ``[T, B, ...]``).
+
+        Returns the final ``(nodes, feedback)``, the per-step outputs of ``exports`` and the
+        per-step values of ``state_records`` (``(node, field)`` pairs).
+        """
+        member_names = {n.name for n in members}
+
+        def sample(nodes_s, feedback_s, ext_s):
+            new_nodes, new_feedback, values = self._eval(members, coeffs, nodes_s, feedback_s, ext_s)
+            outs = {name: values[name] for name in exports}
+            recs = {r: getattr(new_nodes[r[0]], r[1]) for r in state_records if r[0] in member_names}
+            return new_nodes, new_feedback, outs, recs
+
+        batched = jax.vmap(sample)
+
+        def body(carry, ext_t):
+            new_nodes, new_feedback, outs, recs = batched(carry[0], carry[1], ext_t)
+            return (new_nodes, new_feedback), (outs, recs)
+
+        if self.options.get("checkpoint") == "step":
+            body = jax.checkpoint(body)
+        (nodes, feedback), (outs, recs) = jax.lax.scan(
+            body, (nodes, feedback), ext_seq, length=length, unroll=self.options.get("unroll", 1))
+        return nodes, feedback, outs, recs
 
     # ------------------------------------------------------------------ run / step
 
+    def _run_plain(self, coeffs, xs: dict, state: GraphState, record: tuple, length: int):
+        """The reference program: every node, every step, in one ``lax.scan``."""
+        rec_nodes = tuple(r for r in record if not isinstance(r, tuple))
+        state_recs = tuple(r for r in record if isinstance(r, tuple))
+        exports = tuple(dict.fromkeys(self.program.outputs + rec_nodes))
+        nodes, feedback, outs, recs = self._scan_loop(
+            self.program.nodes, coeffs, state.nodes, state.feedback, xs, exports, state_recs, length)
+        # a tuple in record order: pytree dicts cannot mix str and tuple keys
+        recs = tuple(recs[r] if isinstance(r, tuple) else outs[r] for r in record)
+        return {o: outs[o] for o in self.program.outputs}, GraphState(nodes, feedback), recs
+
+    def _map_apply(self, n, coeff, x):
+        """Apply a stateless node to a whole chunk ``[K, B, *in_shape]`` at once."""
+        lead = x.shape[:2]
+        flat = x.reshape((-1,) + x.shape[2:])
+        y = jax.vmap(lambda xi: n.rule.apply(coeff, xi, n.config))(flat)
+        return y.reshape(lead + y.shape[1:]).astype(self.dtype)
+
+    def _run_chunk(self, stages, coeffs, state: GraphState, xs: dict, record: tuple):
+        """Run the stages layer by layer over one chunk ``xs`` of ``[K, B, ...]`` inputs."""
+        program = self.program
+        length, batch = jax.tree_util.tree_leaves(xs)[0].shape[:2]
+        env: dict[str, Any] = {}
+        nodes, feedback, state_values = dict(state.nodes), dict(state.feedback), {}
+        state_recs = tuple(r for r in record if isinstance(r, tuple))
+        for stage in stages:
+            if stage.kind == "map":
+                n = program.node(stage.members[0])
+                if n.role == "input":
+                    x = xs[n.name]
+                else:
+                    x = None
+                    for e in program.incoming(n.name):
+                        x = env[e.src] if x is None else x + env[e.src]
+                    if x is None:
+                        x = jnp.zeros((length, batch) + n.in_shape, self.dtype)
+                env[n.name] = self._map_apply(n, coeffs[n.name], x)
+                continue
+            members = tuple(program.node(m) for m in stage.members)
+            fused = self._fused_stage(members, state_recs)
+            if fused is not None:
+                n = members[0]
+                x = None
+                for e in program.incoming(n.name):
+                    x = env[e.src] if x is None else x + env[e.src]
+                if x is None:
+                    x = jnp.zeros((length, batch) + n.in_shape, self.dtype)
+                nodes[n.name], env[n.name] = fused(n, coeffs[n.name], nodes[n.name], x)
+                continue
+            sub_nodes = {m: nodes[m] for m in stage.members if m in nodes}
+            sub_feedback = {m: feedback[m] for m in stage.members if m in feedback}
+            ext = {name: env[name] for name in stage.external}
+            sub_nodes, sub_feedback, outs, recs = self._scan_loop(
+                members, coeffs, sub_nodes, sub_feedback, ext, stage.exports, state_recs, length)
+            nodes.update(sub_nodes)
+            feedback.update(sub_feedback)
+            env.update(outs)
+            state_values.update(recs)
+        recs = tuple(state_values[r] if isinstance(r, tuple) else env[r] for r in record)
+        return {o: env[o] for o in program.outputs}, GraphState(nodes, feedback), recs
+
+    def _fused_stage(self, members, state_recs):
+        """A whole-chunk kernel for a one-node scan stage, if an option asks for one.
+
+        ``pallas`` fuses LIF layers into one kernel; ``associative_scan`` solves LI, CubaLI
+        and the synaptic current of CubaLIF in parallel over time. Neither applies to a node
+        on a cycle or one whose state is recorded.
+        """
+        if len(members) != 1:
+            return None
+        n = members[0]
+        if (not n.feedthrough or any(e.delayed for e in self.program.incoming(n.name))
+                or any(r[0] == n.name for r in state_recs)):
+            return None
+        if self.options.get("pallas") and n.type_name == "LIF":
+            return self._pallas_lif
+        if self.options.get("associative_scan") and n.type_name in ("LI", "CubaLI", "CubaLIF"):
+            return self._associative
+        return None
+
+    def _associative(self, n, coeff, state, x):
+        """LI / CubaLI / CubaLIF over a whole chunk with :mod:`nirjax.kernels.linear_scan`."""
+        from .kernels import linear_scan
+
+        fn = {"LI": linear_scan.li_chunk, "CubaLI": linear_scan.cubali_chunk,
+              "CubaLIF": linear_scan.cubalif_chunk}[n.type_name]
+        new, y = jax.vmap(lambda s, xb: fn(coeff, s, xb, n.config), in_axes=(0, 1),
+                          out_axes=(0, 1))(state, x)
+        return jax.tree_util.tree_map(lambda a, b: a.astype(b.dtype), new, state), y.astype(self.dtype)
+
+    def _pallas_lif(self, n, coeff, state, x):
+        """A LIF node over a whole chunk ``x`` ``[K, B, ...]`` in one fused kernel."""
+        from .kernels.neurons import LIFState
+        from .kernels.pallas_lif import lif_multistep
+
+        steps, batch = x.shape[:2]
+        full = (batch,) + n.out_shape
+        flat_coeff = jax.tree_util.tree_map(
+            lambda a: jnp.broadcast_to(a, full).reshape(-1).astype(self.dtype), coeff)
+        v_end, z = lif_multistep(flat_coeff, state.v.reshape(-1), x.reshape(steps, -1), n.config,
+                                 512, self.options["pallas"] == "interpret")
+        return LIFState(v_end.reshape(state.v.shape)), z.reshape(x.shape)
+
+    def chunk_size(self, steps: int, batch: int) -> int:
+        """Steps per chunk of the staged program for ``steps`` steps of ``batch`` samples.
+
+        The chunk holds every node's output for ``K`` steps, so ``K`` is bounded by the
+        ``chunk_bytes`` option (default 64 MiB); among the sizes in ``[K/2, K]`` a divisor of
+        ``steps`` is preferred, which keeps one traced chunk body (compile time flat in T).
+        """
+        option = self.options.get("chunk")
+        if isinstance(self.options.get("checkpoint"), int):
+            option = self.options["checkpoint"]
+        if option is not None:
+            return max(1, min(int(option), steps))
+        per_step = batch * sum(int(np.prod(n.out_shape)) for n in self.program.nodes)
+        per_step *= self.dtype.itemsize
+        k = int(max(8, min(1024, self.options.get("chunk_bytes", 64 << 20) // max(per_step, 1))))
+        if k >= steps:
+            return steps
+        for cand in range(k, max(k // 2, 1) - 1, -1):
+            if steps % cand == 0:
+                return cand
+        return k
+
     def _run_impl(self, params, xs: dict, state: GraphState, record: tuple):
         coeffs = self._prepare(params)
+        steps, batch = jax.tree_util.tree_leaves(xs)[0].shape[:2]
+        if not self.options.get("optimize", True):
+            return self._run_plain(coeffs, xs, state, record, steps)
+        needed = {r for r in record if not isinstance(r, tuple)}
+        stages = schedule(self.program, needed)
+        k = self.chunk_size(steps, batch)
+        chunk = lambda st, xc: self._run_chunk(stages, coeffs, st, xc, record)
+        if isinstance(self.options.get("checkpoint"), int):
+            # only the state at chunk boundaries is kept for the backward pass
+            chunk = jax.checkpoint(chunk)
+        n_full, rest = divmod(steps, k)
+        pieces = []
+        # always the outer loop, even for one chunk: the traced program (and compile time)
+        # is then the same for every T that the chunk size divides
+        if n_full:
+            split = jax.tree_util.tree_map(
+                lambda a: a[: n_full * k].reshape((n_full, k) + a.shape[1:]), xs)
 
-        def body(carry, x_t):
-            carry, outputs, recs = self._batched_step(coeffs, carry, x_t, record)
-            return carry, (outputs, recs)
+            def body(carry, xc):
+                ys, carry, recs = chunk(carry, xc)
+                return carry, (ys, recs)
 
-        steps = jax.tree_util.tree_leaves(xs)[0].shape[0]
-        chunk = self.options.get("checkpoint")
-        unroll = self.options.get("unroll", 1)
-        if chunk is None:
-            state, (ys, recs) = jax.lax.scan(body, state, xs, unroll=unroll)
-            return ys, state, recs
-        if chunk == "step" or chunk == 1 or steps % int(chunk):
-            # rematerialize each step's internals in the backward pass; only the carry is kept
-            state, (ys, recs) = jax.lax.scan(jax.checkpoint(body), state, xs, unroll=unroll)
-            return ys, state, recs
-        # scan over chunks of `chunk` steps, each rematerialized in the backward pass: only
-        # the carry at chunk boundaries is kept, memory ~ T/chunk + chunk steps
-        chunk = int(chunk)
-        split = jax.tree_util.tree_map(lambda a: a.reshape((steps // chunk, chunk) + a.shape[1:]), xs)
-
-        @jax.checkpoint
-        def chunk_body(carry, xs_chunk):
-            return jax.lax.scan(body, carry, xs_chunk, unroll=unroll)
-
-        state, (ys, recs) = jax.lax.scan(chunk_body, state, split)
-        merge = lambda a: a.reshape((steps,) + a.shape[2:])
-        return jax.tree_util.tree_map(merge, ys), state, jax.tree_util.tree_map(merge, recs)
+            state, (ys, recs) = jax.lax.scan(body, state, split)
+            merge = lambda a: a.reshape((n_full * k,) + a.shape[2:])
+            pieces.append((jax.tree_util.tree_map(merge, ys), jax.tree_util.tree_map(merge, recs)))
+        if rest:
+            tail = jax.tree_util.tree_map(lambda a: a[n_full * k:], xs)
+            ys, state, recs = chunk(state, tail)
+            pieces.append((ys, recs))
+        if len(pieces) == 1:
+            return pieces[0][0], state, pieces[0][1]
+        cat = lambda a, b: jnp.concatenate([a, b], axis=0)
+        return (jax.tree_util.tree_map(cat, pieces[0][0], pieces[1][0]), state,
+                jax.tree_util.tree_map(cat, pieces[0][1], pieces[1][1]))
 
     def _step_impl(self, params, state, x_t):
         coeffs = self._prepare(params)
-        state, outputs, _ = self._batched_step(coeffs, state, x_t, ())
-        return outputs, state
+        xs = jax.tree_util.tree_map(lambda a: a[None], x_t)
+        ys, state, _ = self._run_plain(coeffs, xs, state, (), 1)
+        return jax.tree_util.tree_map(lambda a: a[0], ys), state
 
     def _check_record(self, record) -> tuple:
         if record is None:
@@ -344,13 +525,13 @@ class CompiledGraph:
         xs, batch, _ = self._check_inputs(xs, per_step=False)
         rec_items = self._check_record(record)
         if state is None:
-            state = self._init_state(params, batch)
+            state = self._init_jit(params, batch)
         self._check_state(state, batch)
         ys, state, recs = self._run(params, xs, state, rec_items)
         ys = self._format(ys)
         if record is None:
             return ys, state
-        return ys, state, recs
+        return ys, state, dict(zip(rec_items, recs))
 
     def step(self, params, state: GraphState, x_t):
         """Advance one step: ``x_t`` is ``[B, *input_shape]``; returns ``(y_t, state)``."""
@@ -366,7 +547,10 @@ class CompiledGraph:
 
 def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate: Any = None,
             dtype=None, precision: str | None = "highest", checkpoint: Any = None,
-            unroll: int = 1) -> CompiledGraph:
+            unroll: int = 1, optimize: bool = True, chunk: int | None = None,
+            chunk_bytes: int = 64 << 20, matmul_dtype: str | None = None,
+            donate_state: bool = False, pallas: bool | str = False,
+            associative_scan: bool = False) -> CompiledGraph:
     """Compile a NIR graph (or the path of a ``.nir`` file) for simulation.
 
     Args:
@@ -382,11 +566,29 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
             would otherwise use TF32.
         checkpoint: memory for backpropagation through long runs. ``None``: keep every
             step's intermediates; ``"step"``: rematerialize each step in the backward pass
-            (``jax.checkpoint`` of the scan body); an int ``K``: scan over chunks of ``K``
-            steps, each rematerialized, keeping only the state every ``K`` steps (memory
-            ~ ``T/K + K`` steps; falls back to ``"step"`` when ``K`` does not divide ``T``).
-            Outputs and gradients are identical in every mode.
+            (``jax.checkpoint`` of the scan body); an int ``K``: run in chunks of ``K``
+            steps, each rematerialized in the backward pass, keeping only the state every
+            ``K`` steps (memory ~ ``T/K + K`` steps). Results are identical in every mode.
         unroll: steps unrolled per scan iteration (``lax.scan``'s ``unroll``).
+        optimize: run the staged program (:mod:`nirjax.schedule`: stateless projections
+            applied to whole chunks of steps at once, loops only where there is state);
+            ``False`` runs the plain one-scan reference program.
+        chunk: steps per chunk of the staged program (default: from ``chunk_bytes``).
+        chunk_bytes: memory budget of one chunk's intermediate values.
+        matmul_dtype: ``None`` (matrix products in ``dtype``) or ``"bfloat16"``: Affine,
+            Linear and Conv round their operands to bfloat16 and accumulate in ``dtype``
+            (faster on accelerators with bf16 units; weights lose precision, spikes do not).
+            State and neuron updates stay in ``dtype``. An explicit choice, never automatic.
+        donate_state: let ``run`` reuse the memory of the ``state`` passed in (the caller
+            must not use that state object again).
+        pallas: run LIF layers of the staged program with the fused Pallas kernel of
+            :mod:`nirjax.kernels.pallas_lif` (``True``; GPU/TPU) or in Pallas interpret mode
+            (``"interpret"``, any backend, for testing). Off by default: it has not been
+            measured to win on any platform available to this project.
+        associative_scan: solve reset-free linear dynamics (LI, CubaLI, the synaptic current
+            of CubaLIF) with a parallel prefix scan over each chunk
+            (:mod:`nirjax.kernels.linear_scan`): ``O(log K)`` depth instead of ``K``
+            dependent steps. Equal to the sequential update up to float rounding.
 
     Returns:
         A :class:`CompiledGraph`.
@@ -415,5 +617,17 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
         raise SemanticsError(f"checkpoint must be None, 'step' or a positive int, got {checkpoint!r}")
     if not isinstance(unroll, (int, np.integer)) or unroll < 1:
         raise SemanticsError(f"unroll must be a positive int, got {unroll!r}")
-    program = build_program(graph, dt, sem, {"precision": precision})
-    return CompiledGraph(program, dtype, {"checkpoint": checkpoint, "unroll": int(unroll)})
+    if matmul_dtype is not None:
+        try:
+            jnp.dtype(matmul_dtype)
+        except TypeError:
+            raise SemanticsError(f"matmul_dtype must be a dtype name such as 'bfloat16', got {matmul_dtype!r}") from None
+    program = build_program(graph, dt, sem, {"precision": precision, "matmul_dtype": matmul_dtype})
+    if pallas not in (False, True, "interpret"):
+        raise SemanticsError(f"pallas must be False, True or 'interpret', got {pallas!r}")
+    if chunk is not None and not (isinstance(chunk, (int, np.integer)) and chunk >= 1):
+        raise SemanticsError(f"chunk must be None or a positive int, got {chunk!r}")
+    return CompiledGraph(program, dtype, {
+        "checkpoint": checkpoint, "unroll": int(unroll), "optimize": bool(optimize),
+        "chunk": chunk, "chunk_bytes": int(chunk_bytes), "donate_state": bool(donate_state),
+        "pallas": pallas, "associative_scan": bool(associative_scan)})

@@ -247,13 +247,13 @@ def _write_value(group: h5py.Group, key: str, value, compression):
         group.create_dataset(key, data=arr)
 
 
-def _write_node(group: h5py.Group, node: nir.NIRNode, compression):
+def _write_node(group: h5py.Group, node: nir.NIRNode, compression, conv_shapes, path):
     type_name = type(node).__name__
     group.create_dataset("type", data=type_name, dtype=h5py.string_dtype())
     if isinstance(node, nir.NIRGraph):
         nodes = group.create_group("nodes")
         for name, child in node.nodes.items():
-            _write_node(nodes.create_group(name), child, compression)
+            _write_node(nodes.create_group(name), child, compression, conv_shapes, path + (name,))
         if node.edges:
             group.create_dataset("edges", data=np.array(node.edges, dtype=object),
                                  dtype=h5py.string_dtype())
@@ -265,9 +265,39 @@ def _write_node(group: h5py.Group, node: nir.NIRNode, compression):
             value = getattr(node, f.name)
             if f.name in ("input_type", "output_type") and isinstance(value, dict):
                 value = next(iter(value.values()), None)
+            if f.name == "input_shape" and value is None and path in conv_shapes:
+                value = np.asarray(conv_shapes[path], np.int64)
             _write_value(group, renamed.get(f.name, f.name), value, compression)
     if node.metadata:
         _write_value(group, "metadata", dict(node.metadata), compression)
+
+
+def _conv_input_shapes(graph: nir.NIRGraph) -> dict:
+    """Inferred spatial input shapes of the convolutions that do not store one.
+
+    nir 1.0.8's reader requires ``input_shape``; nirjax's own shape inference supplies it
+    where it can (an empty dict where the graph's shapes cannot be inferred).
+    """
+    from .ir import _infer_shapes  # local: io must not depend on the compiler at import
+    from . import graph as graph_mod
+
+    def missing(g):
+        return any(
+            (isinstance(n, (nir.Conv1d, nir.Conv2d)) and n.input_shape is None)
+            or (isinstance(n, nir.NIRGraph) and missing(n))
+            for n in g.nodes.values()
+        )
+
+    if not missing(graph):
+        return {}
+    try:
+        flat = graph_mod.flatten(graph, known_types())
+        pre = graph_mod.order(list(flat.nodes), flat.edges, flat.inputs)
+        in_shapes, _ = _infer_shapes(flat, list(pre.order))
+    except Exception:  # the file is still written, as given, if the graph is incomplete
+        return {}
+    return {flat.nodes[name].path: shape[1:] for name, shape in in_shapes.items()
+            if flat.nodes[name].type_name in ("Conv1d", "Conv2d")}
 
 
 def write(path, graph, *, compression: str | None = "gzip") -> None:
@@ -275,7 +305,9 @@ def write(path, graph, *, compression: str | None = "gzip") -> None:
 
     Every field is written as a dataset (``None`` fields are left out, as NIR readers expect),
     arrays keep their dtype, and the version written is the installed ``nir`` version. A
-    :class:`~nirjax.CompiledGraph` is exported first with its current parameters.
+    convolution without ``input_shape`` (which nir 1.0.8's reader requires) gets the shape
+    nirjax infers for it. A :class:`~nirjax.CompiledGraph` is exported first with its
+    current parameters.
     """
     if not isinstance(graph, nir.NIRGraph):
         from .compiler import CompiledGraph
@@ -287,9 +319,10 @@ def write(path, graph, *, compression: str | None = "gzip") -> None:
         else:
             raise GraphError(f"nirjax.write expects a nir.NIRGraph, got {type(graph).__name__}")
     path = pathlib.Path(path)
+    conv_shapes = _conv_input_shapes(graph)
     try:
         with h5py.File(path, "w") as f:
             f.create_dataset("version", data=nir.version, dtype=h5py.string_dtype())
-            _write_node(f.create_group("node"), graph, compression)
+            _write_node(f.create_group("node"), graph, compression, conv_shapes, ())
     except OSError as exc:
         raise NirFileError(f"{path}: cannot write ({exc})") from None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-import numpy as np
 import nir
 
 from . import graph as graph_mod

@@ -11,7 +11,6 @@ merged over the defaults, keyed by the NIR class name).
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -131,7 +130,7 @@ def _no_config(name, node, in_shape, out_shape, semantics, dt, options):
 
 
 def _precision_config(name, node, in_shape, out_shape, semantics, dt, options):
-    return options.get("precision")
+    return linear_k.MatmulConfig(options.get("precision"), options.get("matmul_dtype"))
 
 
 def _no_params(name, node):
@@ -168,7 +167,8 @@ def _conv_config(nd):
     def config(name, node, in_shape, out_shape, semantics, dt, options):
         stride, padding, dilation, groups, kernel = conv_geometry(name, node, nd)
         return conv_k.ConvConfig(stride, conv_padding(padding, kernel, dilation), dilation,
-                                 groups), options.get("precision")
+                                 groups), _precision_config(name, node, in_shape, out_shape,
+                                                            semantics, dt, options)
 
     return config
 
