@@ -446,16 +446,11 @@ def test_conv_input_too_small_for_kernel():
         nirjax.compile(chain((2, 3, 3), (2, 1, 1), ("conv", conv)), dt=DT)
 
 
-@pytest.mark.xfail(strict=True, reason="nirjax/compiler.py: compile(dtype=np.int32) is accepted and "
-                   "simulates neurons in integer arithmetic instead of raising a NirjaxError")
 def test_non_float_dtype_rejected():
     with pytest.raises(nirjax.NirjaxError, match="dtype"):
         nirjax.compile(_lif_graph(), dt=DT, dtype=np.int32)
 
 
-@pytest.mark.xfail(strict=True, reason="nirjax/compiler.py: compile(dtype=np.float64) without x64 "
-                   "claims model.dtype == float64 but JAX truncates everything to float32 (with a "
-                   "JAX UserWarning); expected a NirjaxError or an honest dtype")
 def test_float64_without_x64_is_not_silently_truncated():
     import warnings
 

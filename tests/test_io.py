@@ -296,16 +296,20 @@ def test_round_trip_empty_edge_list(tmp_path):
     assert_same_graph(g, nirjax.read(tmp_path / "empty.nir"))
 
 
-@pytest.mark.xfail(strict=True, reason="nirjax/io.py write leaves out a Conv's input_shape when "
-                   "it is None, but nir 1.0.8's reader requires that field; the input shape "
-                   "nirjax infers could be written instead")
-def test_round_trip_conv_without_input_shape(tmp_path):
+@pytest.mark.parametrize("nd", [1, 2])
+def test_round_trip_conv_without_input_shape(tmp_path, nd, x64):
+    """nir 1.0.8's reader requires a Conv's input_shape: nirjax writes the inferred one."""
     rng = rng_for("no-shape")
-    g = chain((2, 6, 6), (3, 6, 6), ("conv", conv_node(rng, 2, 2, 3, 3, 1, 1)))
-    nirjax.compile(g, dt=1e-3)  # a valid graph: nirjax infers the shape
+    in_shape, out_shape = ((2, 6, 6), (3, 6, 6)) if nd == 2 else ((2, 9), (3, 9))
+    g = chain(in_shape, out_shape, ("conv", conv_node(rng, nd, 2, 3, 3, 1, 1)))
     nirjax.write(tmp_path / "c.nir", g)
     back = nir.read(tmp_path / "c.nir", type_check=False)
     assert set(back.nodes) == set(g.nodes)
+    assert tuple(np.asarray(back.nodes["conv"].input_shape).reshape(-1)) == in_shape[1:]
+    assert g.nodes["conv"].input_shape is None  # the user's graph is left alone
+    xs = rng.normal(size=(3, 2) + in_shape)
+    np.testing.assert_array_equal(np.asarray(nirjax.compile(back, dt=1e-3)(xs)),
+                                  np.asarray(nirjax.compile(g, dt=1e-3)(xs)))
 
 
 def test_round_trip_flatten_without_input_type(tmp_path):

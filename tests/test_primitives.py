@@ -25,12 +25,13 @@ T, B = 12, 3
 _MODELS: dict = {}
 
 
-def compiled(case_id: str):
-    """The case and its compiled model, shared across tests (one per dtype mode)."""
-    key = (case_id, bool(jax.config.jax_enable_x64))
+def compiled(case_id: str, optimize: bool = True):
+    """The case and its compiled model, shared across tests (one per dtype mode and per
+    program: the staged default or the plain one-scan reference, ``optimize=False``)."""
+    key = (case_id, bool(jax.config.jax_enable_x64), optimize)
     if key not in _MODELS:
         case = build_case(case_id)
-        _MODELS[key] = case, nirjax.compile(case.graph, dt=case.dt)
+        _MODELS[key] = case, nirjax.compile(case.graph, dt=case.dt, optimize=optimize)
     return _MODELS[key]
 
 
@@ -55,8 +56,9 @@ def test_table_covers_every_nir_primitive():
 
 
 @pytest.mark.parametrize("case_id", CASES)
-def test_matches_oracle_float64(case_id, x64):
-    case, model = compiled(case_id)
+@pytest.mark.parametrize("optimize", [True, False], ids=["staged", "plain"])
+def test_matches_oracle_float64(case_id, optimize, x64):
+    case, model = compiled(case_id, optimize)
     xs = inputs(case)
     ys, _ = model.run(model.params, xs)
     ref, ref_rec = oracle.run_graph(case.graph, xs, case.dt, record=case.record)
