@@ -604,3 +604,19 @@ def test_delay_self_loop(delays, x64):
     else:
         assert delayed(model) == {("d", "d")}
     np.testing.assert_allclose(np.asarray(model(xs)), expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("checkpoint,optimize", [
+    ("step", True), (5, True), ("step", False),
+    pytest.param(5, False, marks=pytest.mark.xfail(
+        strict=True, reason="nirjax/compiler.py: with optimize=False, checkpoint=<int> is "
+        "silently ignored (_scan_loop only honours checkpoint='step'), so the plain program "
+        "keeps every step's intermediates for the backward pass")),
+], ids=["step-staged", "5-staged", "step-plain", "5-plain"])
+def test_checkpoint_rematerializes(checkpoint, optimize):
+    """checkpoint= puts the scan body (or chunk) under jax.checkpoint in every program."""
+    model = nirjax.compile(_recurrent_graph(RECURRENT_EDGES), dt=DT, checkpoint=checkpoint,
+                           optimize=optimize)
+    jaxpr = jax.make_jaxpr(lambda x: model.run(model.params, x)[0])(np.zeros((20, 2, 3), np.float32))
+    names = {e.primitive.name for e in _walk(jaxpr.jaxpr)}
+    assert names & {"remat2", "remat", "checkpoint"}, sorted(names)
