@@ -334,8 +334,9 @@ class CubaCoeffs(NamedTuple):
 
     Euler: ``syn = dt/tau_syn``, ``mem = dt/tau_mem``, ``cross`` unused (zero).
     Exact: ``syn = exp(-dt/tau_syn)``, ``mem = exp(-dt/tau_mem)``, and
-    ``cross = tau_syn * (syn - mem) / (tau_syn - tau_mem)`` (its limit
-    ``(dt/tau) * exp(-dt/tau)`` when the two time constants are equal).
+    ``cross = tau_syn * (syn - mem) / (tau_syn - tau_mem)``; when the time constants are
+    within 1e-6 of each other, its expansion ``(dt/tau_mem) * mem * (1 + d*dt/(2*tau_mem**2))``
+    in ``d = tau_syn - tau_mem`` (the limit ``(dt/tau) * exp(-dt/tau)`` at ``d = 0``).
     """
 
     syn: jax.Array
@@ -355,7 +356,10 @@ def _cuba_prepare(p, v_threshold, v_reset, cfg: NeuronConfig) -> CubaCoeffs:
         diff = p.tau_syn - p.tau_mem
         close = jnp.abs(diff) <= 1e-6 * jnp.abs(p.tau_mem)
         safe_diff = jnp.where(close, 1.0, diff)  # keeps the unused branch's gradient finite
-        cross = jnp.where(close, cfg.dt / p.tau_mem * mem, p.tau_syn * (syn - mem) / safe_diff)
+        # near-equal time constants: first-order expansion of the quotient in diff, which
+        # avoids its cancellation (the zeroth-order limit alone is off by ~diff/tau_mem)
+        near = cfg.dt / p.tau_mem * mem * (1.0 + diff * cfg.dt / (2.0 * p.tau_mem ** 2))
+        cross = jnp.where(close, near, p.tau_syn * (syn - mem) / safe_diff)
     else:
         syn = cfg.dt / p.tau_syn
         mem = cfg.dt / p.tau_mem
