@@ -422,6 +422,10 @@ class CompiledGraph:
             return ()
         if isinstance(record, str):
             record = [record]
+        elif (isinstance(record, tuple) and len(record) == 2
+              and all(isinstance(r, str) for r in record)
+              and record[1] not in {n.name for n in self.program.nodes}):
+            record = [record]  # one ("node", "field") pair, not two node names
         items = []
         for item in record:
             if isinstance(item, (list, tuple)):
@@ -574,7 +578,8 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
             step's intermediates; ``"step"``: rematerialize each step in the backward pass
             (``jax.checkpoint`` of the scan body); an int ``K``: run in chunks of ``K``
             steps, each rematerialized in the backward pass, keeping only the state every
-            ``K`` steps (memory ~ ``T/K + K`` steps). Results are identical in every mode.
+            ``K`` steps (memory ~ ``T/K + K`` steps). Results agree in every mode up to the
+            last bit (rematerialized code may be fused differently).
         unroll: steps unrolled per scan iteration (``lax.scan``'s ``unroll``).
         optimize: run the staged program (:mod:`nirjax.schedule`: stateless projections
             applied to whole chunks of steps at once, loops only where there is state);

@@ -618,10 +618,7 @@ def test_delay_self_loop(delays, x64):
 
 @pytest.mark.parametrize("checkpoint,optimize", [
     ("step", True), (5, True), ("step", False),
-    pytest.param(5, False, marks=pytest.mark.xfail(
-        strict=True, reason="nirjax/compiler.py: with optimize=False, checkpoint=<int> is "
-        "silently ignored (_scan_loop only honours checkpoint='step'), so the plain program "
-        "keeps every step's intermediates for the backward pass")),
+    (5, False),
 ], ids=["step-staged", "5-staged", "step-plain", "5-plain"])
 def test_checkpoint_rematerializes(checkpoint, optimize):
     """checkpoint= puts the scan body (or chunk) under jax.checkpoint in every program."""
