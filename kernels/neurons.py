@@ -633,8 +633,9 @@ class CubaCoeffs(NamedTuple):
 
     Euler: ``syn = dt/tau_syn``, ``mem = dt/tau_mem``, ``cross`` unused (zero).
     Exact: ``syn = exp(-dt/tau_syn)``, ``mem = exp(-dt/tau_mem)``, and
-    ``cross = tau_syn * (syn - mem) / (tau_syn - tau_mem)`` (its limit
-    ``(dt/tau) * exp(-dt/tau)`` when the two time constants are equal).
+    ``cross = tau_syn * (syn - mem) / (tau_syn - tau_mem)``; when the time constants are
+    within 1e-6 of each other, its expansion ``(dt/tau_mem) * mem * (1 + d*dt/(2*tau_mem**2))``
+    in ``d = tau_syn - tau_mem`` (the limit ``(dt/tau) * exp(-dt/tau)`` at ``d = 0``).
     Form 'norse': ``syn = dt*(1/tau_syn)``, ``mem = dt*(1/tau_mem)``.
     Form 'decay': ``syn`` and ``mem`` are the decays ``b`` and ``a``, ``w_in`` the synapse
     gain ``g_s``, ``r`` the membrane gain ``g_m``, ``v_leak`` the per-step bias ``c``, and
@@ -675,7 +676,10 @@ def _cuba_prepare(p, v_threshold, v_reset, cfg: NeuronConfig, spiking: bool) -> 
         diff = p.tau_syn - p.tau_mem
         close = jnp.abs(diff) <= 1e-6 * jnp.abs(p.tau_mem)
         safe_diff = jnp.where(close, 1.0, diff)  # keeps the unused branch's gradient finite
-        cross = jnp.where(close, cfg.dt / p.tau_mem * mem, p.tau_syn * (syn - mem) / safe_diff)
+        # near-equal time constants: first-order expansion of the quotient in diff, which
+        # avoids its cancellation (the zeroth-order limit alone is off by ~diff/tau_mem)
+        near = cfg.dt / p.tau_mem * mem * (1.0 + diff * cfg.dt / (2.0 * p.tau_mem ** 2))
+        cross = jnp.where(close, near, p.tau_syn * (syn - mem) / safe_diff)
     else:
         syn = _leak_coeff(p.tau_syn, cfg)
         mem = _leak_coeff(p.tau_mem, cfg)
