@@ -60,6 +60,7 @@ TRACES = {  # profile -> (graph, published trace)
     "exact": ("lif_norse", "lif_exact"), "norse": ("lif_norse", "lif_norse"),
     "snntorch": ("lif_norse", "lif_snntorch"), "spinnaker2": ("lif_norse", "lif_spinnaker2"),
     "lava": ("lif_norse", "lif_lava_cpu_float"), "spyx": ("lif_norse", "lif_spyx"),
+    "lava_fixed": ("lif_norse", "lif_lava_cpu_fixed"),
     "rockpool": ("lif_rockpool", "lif_rockpool"), "sinabs": ("lif_norse", "lif_sinabs"),
     "nir": ("lif_norse", "lif_norse"),
 }

@@ -19,6 +19,7 @@ Profiles (``nirjax.PROFILES``; each function below documents one):
 ``sinabs``    Sinabs 3.1.3, ``sinabs.from_nir``, time constants converted to steps
 ``rockpool``  Rockpool 3.1.0, ``rockpool.nn.modules.from_nir``
 ``lava``      Lava's floating-point CUBA LIF, through the NIR paper's ``nir_to_lava``
+``lava_fixed`` Lava's bit-accurate fixed-point LIF (Loihi 2), LIF only
 ``spinnaker2`` py-spinnaker2 ``s2_nir.from_nir`` with the NIR paper's configuration
 ============  ===========================================================================
 
@@ -49,7 +50,8 @@ from .errors import NirjaxWarning
 from .semantics import PROFILE_DOCS, PROFILES, Semantics
 
 __all__ = [
-    "norse", "snntorch", "spyx", "spyx1", "sinabs", "rockpool", "lava", "spinnaker2",
+    "norse", "snntorch", "spyx", "spyx1", "sinabs", "rockpool", "lava", "lava_fixed",
+    "spinnaker2",
     "graph_pass", "NEURON_TYPES", "WEIGHT_TYPES",
 ]
 
@@ -308,12 +310,36 @@ def lava() -> Semantics:
     ``v_leak = 0``), the CubaLIF membrane adds the updated current unscaled, the reset is to
     0, and the latency above. Lava's float model computes in float64; nirjax in the compile
     dtype. The importer refuses a nonzero Affine bias (Lava's Dense has none); nirjax keeps
-    it. The fixed-point (Loihi) model is not part of this profile.
+    it. The fixed-point (Loihi) model is the separate profile :func:`lava_fixed`.
     """
     return (Semantics(name="lava", form="decay", input_gain="input",
                       ignore=("r", "v_leak", "v_reset"), reset="v_reset", initial_v="zero",
                       cuba_current="new", latency="weights")
             .override_type("IF", input_gain="unit"))
+
+
+def lava_fixed() -> Semantics:
+    r"""Lava's bit-accurate fixed-point LIF (``PyLifModelBitAcc``, src/lava/proc/lif/models.py,
+    the model of Loihi 2), through the NIR paper's importer with ``fixed_pt=True``
+    (paper/nir_to_lava.py): the integer kernel of :mod:`nirjax.kernels.lava_fixed`.
+
+    Discrete updates (integers; ``w = int(256*dt/tau)``, ``dv = int(4095*dt/tau)``, ``du =
+    4095``, ``vth = int(131071*theta) >> 9``; ``decay(x, d) = sign(x)*((|x|*(4096-d)) >> 12)``)::
+
+        a = w * [x != 0]                      (the LIF's Dense sees binary events)
+        u = decay(u, du + 1) + (a << 6)       (= a << 6: du + 1 = 4096 decays u fully)
+        v = clip(decay(v, dv) + u, ±(2**23 - 1));  z = v > (vth << 6);  v = 0 where z
+        start   u = v = 0; latency: one step per weight layer, as in ``lava``
+
+    Departures from the NIR spec and why: quantized decay, input weight and threshold (the
+    importer truncates, e.g. ``dv = 163`` for ``dt/tau = 0.04``); the input's magnitude is lost
+    (an Affine output only triggers an event); ``r``, ``v_leak``, ``v_reset`` are ignored;
+    reset to 0. LIF nodes only (the importer supports Affine and LIF; other neuron types
+    raise a SemanticsError). ``record`` of ``v`` gives Lava's integer voltage, bit-exact to
+    the published ``lif_lava_cpu_fixed.csv``; the outputs are not differentiable.
+    """
+    return Semantics(name="lava_fixed", form="lava_fixed", initial_v="zero",
+                     ignore=("r", "v_leak", "v_reset"), latency="weights")
 
 
 def spinnaker2() -> Semantics:
@@ -347,7 +373,7 @@ def spinnaker2() -> Semantics:
                      cycle_break="neuron")
 
 
-for _fn in (norse, snntorch, spyx, spyx1, sinabs, rockpool, lava, spinnaker2):
+for _fn in (norse, snntorch, spyx, spyx1, sinabs, rockpool, lava, lava_fixed, spinnaker2):
     PROFILES[_fn.__name__] = _fn()
     PROFILE_DOCS[_fn.__name__] = _fn.__doc__
 PROFILE_DOCS["nir"] = ("The NIR 1.0.8 specification with forward Euler: v' = v + dt/tau*((v_leak"

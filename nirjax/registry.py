@@ -16,9 +16,10 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
-from .errors import NirjaxWarning, ParameterError
+from .errors import NirjaxWarning, ParameterError, SemanticsError
 from .kernels import conv as conv_k
 from .kernels import delay as delay_k
+from .kernels import lava_fixed as lava_fixed_k
 from .kernels import linear as linear_k
 from .kernels import neurons as neuron_k
 from .kernels import pooling as pool_k
@@ -122,7 +123,22 @@ _W_IN_ONE = {"w_in": lambda v: np.ones_like(v["v_leak"])}
 
 
 def _neuron_config(name, node, in_shape, out_shape, semantics, dt, options):
+    if semantics.form == "lava_fixed" and type(node).__name__ != "LIF":
+        raise SemanticsError(
+            f"node {name!r} ({type(node).__name__}): form 'lava_fixed' is Lava's bit-accurate "
+            f"LIF and models LIF nodes only (the NIR paper's Lava importer supports Affine and "
+            f"LIF); use the 'lava' profile for this graph")
     return semantics.neuron_config(dt)
+
+
+def _by_form(float_fn, fixed_fn):
+    """A kernel function that runs ``fixed_fn`` under ``form='lava_fixed'`` (the integer
+    kernel of :mod:`nirjax.kernels.lava_fixed`) and ``float_fn`` otherwise; the static
+    config is the last argument."""
+    def fn(*args):
+        return (fixed_fn if args[-1].form == "lava_fixed" else float_fn)(*args)
+
+    return fn
 
 
 def _no_config(name, node, in_shape, out_shape, semantics, dt, options):
@@ -295,9 +311,11 @@ RULES: dict[str, Rule] = {
                   neuron_k.if_absorb),
     "LI": _neuron(neuron_k.LIParams, ("tau",), {}, neuron_k.li_prepare, neuron_k.li_init_state,
                   neuron_k.li_step, False),
-    "LIF": _neuron(neuron_k.LIFParams, ("tau",), _V_RESET_ZERO, neuron_k.lif_prepare,
-                   neuron_k.lif_init_state, neuron_k.lif_step, True, neuron_k.lif_emit,
-                   neuron_k.lif_absorb),
+    "LIF": _neuron(neuron_k.LIFParams, ("tau",), _V_RESET_ZERO,
+                   _by_form(neuron_k.lif_prepare, lava_fixed_k.lif_fixed_prepare),
+                   _by_form(neuron_k.lif_init_state, lava_fixed_k.lif_fixed_init_state),
+                   _by_form(neuron_k.lif_step, lava_fixed_k.lif_fixed_step), True,
+                   neuron_k.lif_emit, neuron_k.lif_absorb),
     "CubaLI": _neuron(neuron_k.CubaLIParams, ("tau_syn", "tau_mem"), _W_IN_ONE,
                       neuron_k.cubali_prepare, neuron_k.cubali_init_state,
                       neuron_k.cubali_step, False),

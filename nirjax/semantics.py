@@ -81,7 +81,9 @@ class Semantics:
         form: arithmetic form of the membrane update: ``'nir'`` (the spec's
             ``v + dt/tau*((v_leak - v) + R*x)``), ``'norse'`` (``v + dt*(1/tau)*((R*x +
             v_leak) - v)``) or ``'decay'`` (``a*v + g*x + c``); the forms are equal in exact
-            arithmetic for the same gains but round differently in float32.
+            arithmetic for the same gains but round differently in float32. ``'lava_fixed'``
+            selects the separate integer kernel of Lava's bit-accurate LIF
+            (:mod:`nirjax.kernels.lava_fixed`, LIF nodes only).
         input_gain: form ``'decay'`` only: ``'nir'`` (the input is scaled by ``dt/tau*R`` as
             the spec's Euler update does), ``'unit'`` (added as is) or ``'threshold'`` (the
             spec's update in units of ``v/(R*dt/tau)``, so the threshold is divided instead).

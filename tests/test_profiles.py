@@ -24,7 +24,7 @@ from nirjax.errors import NirjaxWarning, SemanticsError
 DATA = pathlib.Path(__file__).parent / "data" / "paper"
 DT = 1e-4
 ALL_PROFILES = ("nir", "exact", "norse", "snntorch", "spyx", "spyx1", "sinabs", "rockpool",
-                "lava", "spinnaker2")
+                "lava", "lava_fixed", "spinnaker2")
 
 
 def rng_for(key):
@@ -99,6 +99,34 @@ def test_lava_profile_spikes_match_fixed_point_and_loihi_traces():
     z, _ = run_lif_task("lava", "lif_norse", csv("lif_norse")[:, 0])
     for trace in ("lif_lava_cpu_fixed", "lif_lava_loihi_fixed"):
         assert np.array_equal(z != 0, csv(trace)[:, 2] != 0), trace
+
+
+def test_lava_fixed_point_is_bit_exact():
+    """The 'lava_fixed' profile (Lava's integer LIF) reproduces the published CPU fixed-point
+    trace exactly, voltage included, and the Loihi 2 chip's spike steps."""
+    ref = csv("lif_lava_cpu_fixed")
+    z, v = run_lif_task("lava_fixed", "lif_norse", ref[:, 0])
+    assert v.dtype == np.int32
+    np.testing.assert_array_equal(v, ref[:, 1])
+    np.testing.assert_array_equal(z != 0, ref[:, 2] != 0)
+    assert np.array_equal(z != 0, csv("lif_lava_loihi_fixed")[:, 2] != 0)
+
+
+def test_lava_fixed_integer_decay():
+    """decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12), exact over the 24-bit range."""
+    from nirjax.kernels.lava_fixed import decay
+
+    rng = rng_for("lava-decay")
+    x = rng.integers(-(2 ** 23) + 1, 2 ** 23, 2000).astype(np.int64)
+    d = rng.integers(0, 4097, 2000).astype(np.int64)
+    ref = np.sign(x) * ((np.abs(x) * (4096 - d)) >> 12)
+    np.testing.assert_array_equal(np.asarray(decay(x.astype(np.int32), d.astype(np.int32))), ref)
+
+
+def test_lava_fixed_rejects_other_neurons():
+    g = read_quiet(nirjax.example_path("braille_bias_zero"))
+    with pytest.raises(SemanticsError, match="'lif1.lif' \\(CubaLIF\\).*LIF nodes only"):
+        nirjax.compile(g, dt=DT, semantics="lava_fixed")
 
 
 def test_platform_graphs_matter():
@@ -485,6 +513,8 @@ def test_profiles_run_every_paper_graph():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NirjaxWarning)
         for name in ALL_PROFILES:
+            if name == "lava_fixed":  # LIF only (tested above)
+                continue
             for path, shape in graphs.values():
                 m = nirjax.compile(read_quiet(path), dt=DT, semantics=name)
                 ys = np.asarray(m((rng.random(shape) < 0.2).astype(np.float32)))
