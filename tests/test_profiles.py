@@ -277,7 +277,8 @@ def drive(profile, typ, p, rng, shape):
             scale = 0.1 / np.mean(p["w_in"] * DT / p["tau_syn"] * p["r"] * DT / p["tau_mem"])
         if profile == "norse":
             scale = 3.0
-    return (rng.random(shape) < 0.3) * rng.uniform(0.5, 1.5, shape) * scale
+    sign = np.where(rng.random(shape) < 0.25, -1.5, 1.0)  # inhibition reaches the clamps
+    return (rng.random(shape) < 0.3) * rng.uniform(0.5, 1.5, shape) * scale * sign
 
 
 def single_node(typ, p, n):
