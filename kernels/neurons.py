@@ -89,7 +89,7 @@ import jax.numpy as jnp
 from .surrogate import Surrogate, spike
 
 __all__ = [
-    "NeuronConfig",
+    "NeuronConfig", "is_spec_form",
     "IParams", "IState", "i_prepare", "i_init_state", "i_step",
     "IFParams", "IFState", "if_prepare", "if_init_state", "if_step", "if_emit", "if_absorb",
     "LIParams", "LIState", "li_prepare", "li_init_state", "li_step",
@@ -167,6 +167,16 @@ class NeuronConfig(NamedTuple):
     spikes: str = "binary"
     spike_amplitude: str = "unit"
     v_min: str = "none"
+
+
+def is_spec_form(cfg) -> bool:
+    """Whether ``cfg`` uses none of the platform options (every field after
+    ``detach_reset`` at its default): whole-chunk kernels written for the spec's update
+    (``pallas_lif``, ``linear_scan``) may replace the step only then."""
+    if not isinstance(cfg, NeuronConfig):
+        return True
+    return all(getattr(cfg, f) == NeuronConfig._field_defaults[f]
+               for f in NeuronConfig._fields[NeuronConfig._fields.index("form"):])
 
 
 # ----------------------------------------------------------------------------- helpers

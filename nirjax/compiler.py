@@ -36,6 +36,7 @@ import numpy as np
 import nir
 
 from .errors import GraphError, InputError, SemanticsError
+from .kernels import neurons as neuron_k
 from .ir import Program, build_program
 from .schedule import schedule
 from .semantics import check_dt, resolve_semantics
@@ -315,7 +316,8 @@ class CompiledGraph:
             return None
         n = members[0]
         if (not n.feedthrough or any(e.delayed for e in self.program.incoming(n.name))
-                or any(r[0] == n.name for r in state_recs)):
+                or any(r[0] == n.name for r in state_recs)
+                or not neuron_k.is_spec_form(n.config)):  # platform profiles: plain steps
             return None
         if self.options.get("pallas") and n.type_name == "LIF":
             return self._pallas_lif
