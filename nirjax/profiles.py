@@ -140,7 +140,11 @@ def snntorch() -> Semantics:
     and writes the same-step reset to a discarded local. The profile reproduces the
     recurrent layer as the NIR paper ran it (snnTorch commit a204457, Oct 2023: state
     passed explicitly, the reset applied to the returned membrane), i.e. the same equations
-    as the feed-forward Synaptic above.
+    as the feed-forward Synaptic above. A recurrent LIF (RLeaky) fails the same way on
+    import in 1.0.0; through NIRTorch's GraphExecutor (the path of 0.8-0.9) its state comes
+    back as ``(mem,)`` into the ``spk`` argument, so the recurrent weight acts on the
+    membrane instead of the spikes; the profile follows RLeaky's own equation
+    ``m' = beta*m + x + (W_rec @ z_prev + b_rec)``.
     """
     return (Semantics(name="snntorch", form="decay", input_gain="threshold", clip_decay=True,
                       cuba_current="new", initial_v="zero", ignore=("v_leak", "v_reset"),
