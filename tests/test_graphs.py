@@ -496,8 +496,12 @@ def test_program_size_does_not_grow_with_steps(optimize, checkpoint):
     assert sizes[4099] == sizes[8191]  # both prime: full chunks and a ragged tail
     for n_eqns, names, lengths in programs.values():
         assert n_eqns < 200 and "scan" in names
-    if not optimize:  # the reference program is exactly one scan over time
+    if not optimize and not isinstance(checkpoint, int):
+        # the reference program is exactly one scan over time
         assert programs[1000][2] == [1000] and programs[8191][2] == [8191]
+    if not optimize and isinstance(checkpoint, int):
+        # checkpoint=K: one scan over T // K chunks of one K-step scan, plus a ragged tail
+        assert programs[1000][2] == [125, 8]
 
 
 def test_default_float32_and_float64_with_x64():
