@@ -213,17 +213,25 @@ def _snntorch_recurrent_bias(params):
 
 
 def _peers_python():
-    candidates = [os.environ.get("NIRJAX_PEERS_PYTHON"), ROOT / ".venv-peers" / "bin" / "python"]
+    peers_dir = pathlib.Path(os.environ.get("NIRJAX_PEERS_DIR", ROOT / ".peers"))
+    candidates = [os.environ.get("NIRJAX_PEERS_PYTHON"), peers_dir / "torch" / "bin" / "python",
+                  ROOT / ".venv-peers" / "bin" / "python"]
     for c in candidates:
         if c and pathlib.Path(c).exists():
             probe = subprocess.run([str(c), "-c", "import torch, nir, nirtorch, norse, snntorch"],
                                    capture_output=True, text=True, timeout=300)
             if probe.returncode == 0:
                 return str(c)
-            pytest.skip(f"peer Python {c} cannot import torch/nir/nirtorch/norse/snntorch: "
+            _missing(f"peer Python {c} cannot import torch/nir/nirtorch/norse/snntorch: "
                         f"{probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else ''}")
-    pytest.skip("no peer Python: set NIRJAX_PEERS_PYTHON to a Python with torch, nir 1.0.8, "
-                "nirtorch, norse and snntorch (or create .venv-peers; see README 'Fine-tuning')")
+    _missing("no peer Python: run tests/peers/setup_peers.sh (builds .peers/torch) or set "
+             "NIRJAX_PEERS_PYTHON to a Python with torch, nir 1.0.8, nirtorch, norse and snntorch")
+
+
+def _missing(reason):
+    if os.environ.get("NIRJAX_PEERS_REQUIRED") == "1":
+        pytest.fail(reason + " (NIRJAX_PEERS_REQUIRED=1)")
+    pytest.skip(reason)
 
 
 def _run_peer(python, framework, path, xs, tmp_path):
