@@ -32,6 +32,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from ..errors import SemanticsError
+
 __all__ = ["Surrogate", "spike", "SURROGATES"]
 
 SURROGATES = ("fast_sigmoid", "sigmoid", "arctan", "triangle", "straight_through", "none")
@@ -65,12 +67,18 @@ class Surrogate:
 
     def __post_init__(self):
         if self.kind not in SURROGATES:
-            raise ValueError(
+            raise SemanticsError(
                 f"unknown surrogate {self.kind!r}; expected one of {', '.join(SURROGATES)}"
             )
-        scale = _DEFAULT_SCALE[self.kind] if self.scale is None else float(self.scale)
+        try:
+            scale = _DEFAULT_SCALE[self.kind] if self.scale is None else float(self.scale)
+        except (TypeError, ValueError):
+            raise SemanticsError(
+                f"surrogate {self.kind!r}: scale must be a positive finite number, got {self.scale!r}"
+            ) from None
         if not (math.isfinite(scale) and scale > 0):
-            raise ValueError(f"surrogate scale must be a positive finite number, got {self.scale!r}")
+            raise SemanticsError(
+                f"surrogate {self.kind!r}: scale must be a positive finite number, got {self.scale!r}")
         object.__setattr__(self, "scale", scale)
 
     def derivative(self, x):

@@ -8,6 +8,7 @@
 from . import kernels
 from .compiler import CompiledGraph, GraphState
 from .compiler import compile as compile
+from .compare import Comparison, Divergence, compare
 from .errors import (
     GraphError,
     InputError,
@@ -26,13 +27,16 @@ from .ir import Program, build_program
 from .kernels.surrogate import Surrogate
 from .registry import Rule, register
 from .semantics import PROFILES, Semantics
+from . import profiles
+from . import train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "compile", "CompiledGraph", "GraphState", "Program", "build_program",
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
-    "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels",
+    "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
+    "compare", "Comparison", "Divergence", "profiles",
     "NirjaxError", "NirFileError", "GraphError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning",
 ]

@@ -36,6 +36,7 @@ import numpy as np
 import nir
 
 from .errors import GraphError, InputError, SemanticsError
+from .kernels import neurons as neuron_k
 from .ir import Program, build_program
 from .schedule import schedule
 from .semantics import check_dt, resolve_semantics
@@ -315,7 +316,8 @@ class CompiledGraph:
             return None
         n = members[0]
         if (not n.feedthrough or any(e.delayed for e in self.program.incoming(n.name))
-                or any(r[0] == n.name for r in state_recs)):
+                or any(r[0] == n.name for r in state_recs)
+                or not neuron_k.is_spec_form(n.config)):  # platform profiles: plain steps
             return None
         if self.options.get("pallas") and n.type_name == "LIF":
             return self._pallas_lif
@@ -371,13 +373,19 @@ class CompiledGraph:
     def _run_impl(self, params, xs: dict, state: GraphState, record: tuple):
         coeffs = self._prepare(params)
         steps, batch = jax.tree_util.tree_leaves(xs)[0].shape[:2]
+        remat = self.options.get("checkpoint")
         if not self.options.get("optimize", True):
-            return self._run_plain(coeffs, xs, state, record, steps)
-        needed = {r for r in record if not isinstance(r, tuple)}
-        stages = schedule(self.program, needed)
-        k = self.chunk_size(steps, batch)
-        chunk = lambda st, xc: self._run_chunk(stages, coeffs, st, xc, record)
-        if isinstance(self.options.get("checkpoint"), int):
+            if not isinstance(remat, int):
+                return self._run_plain(coeffs, xs, state, record, steps)
+            k = max(1, min(remat, steps))
+            chunk = lambda st, xc: self._run_plain(
+                coeffs, xc, st, record, jax.tree_util.tree_leaves(xc)[0].shape[0])
+        else:
+            needed = {r for r in record if not isinstance(r, tuple)}
+            stages = schedule(self.program, needed)
+            k = self.chunk_size(steps, batch)
+            chunk = lambda st, xc: self._run_chunk(stages, coeffs, st, xc, record)
+        if isinstance(remat, int):
             # only the state at chunk boundaries is kept for the backward pass
             chunk = jax.checkpoint(chunk)
         n_full, rest = divmod(steps, k)
@@ -416,6 +424,10 @@ class CompiledGraph:
             return ()
         if isinstance(record, str):
             record = [record]
+        elif (isinstance(record, tuple) and len(record) == 2
+              and all(isinstance(r, str) for r in record)
+              and record[1] not in {n.name for n in self.program.nodes}):
+            record = [record]  # one ("node", "field") pair, not two node names
         items = []
         for item in record:
             if isinstance(item, (list, tuple)):
@@ -568,7 +580,8 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
             step's intermediates; ``"step"``: rematerialize each step in the backward pass
             (``jax.checkpoint`` of the scan body); an int ``K``: run in chunks of ``K``
             steps, each rematerialized in the backward pass, keeping only the state every
-            ``K`` steps (memory ~ ``T/K + K`` steps). Results are identical in every mode.
+            ``K`` steps (memory ~ ``T/K + K`` steps). Results agree in every mode up to the
+            last bit (rematerialized code may be fused differently).
         unroll: steps unrolled per scan iteration (``lax.scan``'s ``unroll``).
         optimize: run the staged program (:mod:`nirjax.schedule`: stateless projections
             applied to whole chunks of steps at once, loops only where there is state);

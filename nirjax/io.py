@@ -267,6 +267,8 @@ def _write_node(group: h5py.Group, node: nir.NIRNode, compression, conv_shapes, 
                 value = next(iter(value.values()), None)
             if f.name == "input_shape" and value is None and path in conv_shapes:
                 value = np.asarray(conv_shapes[path], np.int64)
+                if type_name == "Conv1d":  # nir 1.0.8's Conv1d takes the length as an int
+                    value = value.reshape(())
             _write_value(group, renamed.get(f.name, f.name), value, compression)
     if node.metadata:
         _write_value(group, "metadata", dict(node.metadata), compression)

@@ -16,6 +16,7 @@ import nir
 from . import graph as graph_mod
 from .errors import GraphError, ShapeError, SemanticsError
 from .registry import Rule, known_types, rule_for
+from .profiles import graph_pass
 from .semantics import Semantics
 
 __all__ = ["IRNode", "IREdge", "Program", "build_program"]
@@ -198,6 +199,9 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
                 f"semantics override for node {node_name!r}, which is not in the graph; "
                 f"nodes are: {', '.join(names)}"
             )
+    # graph-level semantics of a platform profile (latency, where cycles are cut, ...)
+    flat, semantics = graph_pass(flat, semantics, dt)
+    names = list(flat.nodes)
     # a preliminary order makes the fixed-point shape inference converge in one pass
     pre = graph_mod.order(names, flat.edges, flat.inputs)
     in_shapes, out_shapes = _infer_shapes(flat, list(pre.order))
@@ -206,7 +210,7 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
     for name in names:
         fn = flat.nodes[name]
         rule = rule_for(fn.type_name)
-        sem = semantics.for_node(name)
+        sem = semantics.for_node(name, fn.type_name)
         params = rule.params(name, fn.node)
         config = rule.config(name, fn.node, in_shapes[name], out_shapes[name], sem, dt, options)
         built[name] = IRNode(

@@ -16,9 +16,10 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
-from .errors import NirjaxWarning, ParameterError
+from .errors import NirjaxWarning, ParameterError, SemanticsError
 from .kernels import conv as conv_k
 from .kernels import delay as delay_k
+from .kernels import lava_fixed as lava_fixed_k
 from .kernels import linear as linear_k
 from .kernels import neurons as neuron_k
 from .kernels import pooling as pool_k
@@ -122,7 +123,22 @@ _W_IN_ONE = {"w_in": lambda v: np.ones_like(v["v_leak"])}
 
 
 def _neuron_config(name, node, in_shape, out_shape, semantics, dt, options):
+    if semantics.form == "lava_fixed" and type(node).__name__ != "LIF":
+        raise SemanticsError(
+            f"node {name!r} ({type(node).__name__}): form 'lava_fixed' is Lava's bit-accurate "
+            f"LIF and models LIF nodes only (the NIR paper's Lava importer supports Affine and "
+            f"LIF); use the 'lava' profile for this graph")
     return semantics.neuron_config(dt)
+
+
+def _by_form(float_fn, fixed_fn):
+    """A kernel function that runs ``fixed_fn`` under ``form='lava_fixed'`` (the integer
+    kernel of :mod:`nirjax.kernels.lava_fixed`) and ``float_fn`` otherwise; the static
+    config is the last argument."""
+    def fn(*args):
+        return (fixed_fn if args[-1].form == "lava_fixed" else float_fn)(*args)
+
+    return fn
 
 
 def _no_config(name, node, in_shape, out_shape, semantics, dt, options):
@@ -140,7 +156,12 @@ def _no_params(name, node):
 # ----------------------------------------------------------------------------- rules
 
 
-def _neuron(params_cls, positive, defaults, prepare, init, step, spiking):
+def _neuron(params_cls, positive, defaults, prepare, init, step, spiking, emit=None,
+            absorb=None):
+    extra = {}
+    if emit is not None:
+        # Semantics(fire='before'): the output is computed from the state alone
+        extra = dict(feedthrough=lambda cfg: cfg.fire != "before", emit=emit, absorb=absorb)
     return Rule(
         params=_params_of(params_cls, positive, defaults),
         config=_neuron_config,
@@ -148,6 +169,7 @@ def _neuron(params_cls, positive, defaults, prepare, init, step, spiking):
         init_state=lambda p, cfg, shape, dtype: init(p, shape, cfg),
         step=step,
         spiking=spiking,
+        **extra,
     )
 
 
@@ -212,8 +234,22 @@ def _delay_config(name, node, in_shape, out_shape, semantics, dt, options):
     return delay_k.DelayConfig(tuple(int(s) for s in steps.reshape(-1)), tuple(out_shape))
 
 
+class _FlattenHWC(NamedTuple):
+    """Flatten a (C, H, W) input in (H, W, C) order (``Semantics.flatten_order='hwc'``)."""
+
+    out_shape: tuple
+
+
 def _flatten_config(name, node, in_shape, out_shape, semantics, dt, options):
+    if semantics.flatten_order == "hwc" and len(in_shape) == 3 and len(out_shape) == 1:
+        return _FlattenHWC(tuple(out_shape))
     return tuple(out_shape)
+
+
+def _flatten_apply(p, x, cfg):
+    if isinstance(cfg, _FlattenHWC):
+        return reshape_k.flatten(x.transpose(1, 2, 0), cfg.out_shape)
+    return reshape_k.flatten(x, cfg)
 
 
 def _threshold_config(name, node, in_shape, out_shape, semantics, dt, options):
@@ -252,8 +288,7 @@ RULES: dict[str, Rule] = {
                       apply=lambda p, x, cfg: pool_k.sum_pool(x, cfg)),
     "AvgPool2d": Rule(params=_no_params, config=_pool_config,
                       apply=lambda p, x, cfg: pool_k.avg_pool(x, cfg)),
-    "Flatten": Rule(params=_no_params, config=_flatten_config,
-                    apply=lambda p, x, cfg: reshape_k.flatten(x, cfg)),
+    "Flatten": Rule(params=_no_params, config=_flatten_config, apply=_flatten_apply),
     "Threshold": Rule(
         params=_params_of(threshold_k.ThresholdParams),
         config=_threshold_config,
@@ -272,17 +307,22 @@ RULES: dict[str, Rule] = {
     "I": _neuron(neuron_k.IParams, (), {}, neuron_k.i_prepare, neuron_k.i_init_state,
                  neuron_k.i_step, False),
     "IF": _neuron(neuron_k.IFParams, (), _V_RESET_ZERO, neuron_k.if_prepare,
-                  neuron_k.if_init_state, neuron_k.if_step, True),
+                  neuron_k.if_init_state, neuron_k.if_step, True, neuron_k.if_emit,
+                  neuron_k.if_absorb),
     "LI": _neuron(neuron_k.LIParams, ("tau",), {}, neuron_k.li_prepare, neuron_k.li_init_state,
                   neuron_k.li_step, False),
-    "LIF": _neuron(neuron_k.LIFParams, ("tau",), _V_RESET_ZERO, neuron_k.lif_prepare,
-                   neuron_k.lif_init_state, neuron_k.lif_step, True),
+    "LIF": _neuron(neuron_k.LIFParams, ("tau",), _V_RESET_ZERO,
+                   _by_form(neuron_k.lif_prepare, lava_fixed_k.lif_fixed_prepare),
+                   _by_form(neuron_k.lif_init_state, lava_fixed_k.lif_fixed_init_state),
+                   _by_form(neuron_k.lif_step, lava_fixed_k.lif_fixed_step), True,
+                   neuron_k.lif_emit, neuron_k.lif_absorb),
     "CubaLI": _neuron(neuron_k.CubaLIParams, ("tau_syn", "tau_mem"), _W_IN_ONE,
                       neuron_k.cubali_prepare, neuron_k.cubali_init_state,
                       neuron_k.cubali_step, False),
     "CubaLIF": _neuron(neuron_k.CubaLIFParams, ("tau_syn", "tau_mem"),
                        {**_V_RESET_ZERO, **_W_IN_ONE}, neuron_k.cubalif_prepare,
-                       neuron_k.cubalif_init_state, neuron_k.cubalif_step, True),
+                       neuron_k.cubalif_init_state, neuron_k.cubalif_step, True,
+                       neuron_k.cubalif_emit, neuron_k.cubalif_absorb),
 }
 for _type, _rule in RULES.items():
     RULES[_type] = _rule._replace(shape=SHAPE_RULES[_type])

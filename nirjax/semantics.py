@@ -26,10 +26,11 @@ import math
 from typing import Any, Mapping
 
 from .errors import SemanticsError
+from .kernels import neurons as neuron_k
 from .kernels.neurons import INTEGRATORS, RESETS, THRESHOLD_TESTS, NeuronConfig
 from .kernels.surrogate import SURROGATES, Surrogate
 
-__all__ = ["Semantics", "resolve_semantics", "PROFILES", "check_dt"]
+__all__ = ["Semantics", "resolve_semantics", "PROFILES", "PROFILE_DOCS", "check_dt"]
 
 _CHOICES = {
     "integrator": INTEGRATORS,
@@ -37,12 +38,32 @@ _CHOICES = {
     "threshold_test": THRESHOLD_TESTS,
     "cuba_current": ("old", "new"),
     "initial_v": ("rest", "zero"),
+    "form": neuron_k.FORMS,
+    "input_gain": neuron_k.INPUT_GAINS,
+    "synapse": neuron_k.SYNAPSES,
+    "fire": neuron_k.FIRES,
+    "reset_at": neuron_k.RESET_ATS,
+    "reset_flag": neuron_k.RESET_FLAGS,
+    "spikes": neuron_k.SPIKES,
+    "spike_amplitude": neuron_k.SPIKE_AMPLITUDES,
+    "v_min": neuron_k.V_MINS,
+    "latency": ("none", "weights"),
+    "cycle_break": ("dfs", "neuron"),
+    "recurrent_bias": ("keep", "drop"),
+    "flatten_order": ("chw", "hwc"),
 }
+
+# fields that change how the graph is evaluated (not one node's kernel): not overridable per node
+GRAPH_FIELDS = ("latency", "cycle_break", "recurrent_bias", "recurrent_overrides")
 
 
 @dataclasses.dataclass(frozen=True)
 class Semantics:
     """How a NIR graph's continuous-time primitives become a discrete simulation.
+
+    Every field defaults to the NIR 1.0.8 specification with forward Euler (profile
+    ``"nir"``). The other profiles (``nirjax.PROFILES``; documented one by one in
+    :mod:`nirjax.profiles`) set the fields below to reproduce a platform.
 
     Args:
         integrator: ``'euler'`` (forward Euler) or ``'exact'`` (exact exponential
@@ -51,12 +72,51 @@ class Semantics:
             (``v -= v_threshold``) or ``'none'``.
         threshold_test: ``'>'`` (spike when ``v > v_threshold``, the spec) or ``'>='``.
         cuba_current: ``'old'`` or ``'new'``: which synaptic current the membrane of a
-            CubaLI/CubaLIF integrates under Euler (the previous step's or this step's).
+            CubaLI/CubaLIF integrates (the previous step's or this step's).
         initial_v: ``'rest'`` (``v = v_leak`` at t = 0) or ``'zero'``.
         surrogate: surrogate derivative of the spike function (backward pass only).
         detach_reset: stop gradients through the reset term.
         name: the profile name, for messages.
         overrides: per-node changes, set with :meth:`override`.
+        form: arithmetic form of the membrane update: ``'nir'`` (the spec's
+            ``v + dt/tau*((v_leak - v) + R*x)``), ``'norse'`` (``v + dt*(1/tau)*((R*x +
+            v_leak) - v)``) or ``'decay'`` (``a*v + g*x + c``); the forms are equal in exact
+            arithmetic for the same gains but round differently in float32. ``'lava_fixed'``
+            selects the separate integer kernel of Lava's bit-accurate LIF
+            (:mod:`nirjax.kernels.lava_fixed`, LIF nodes only).
+        input_gain: form ``'decay'`` only: ``'nir'`` (the input is scaled by ``dt/tau*R`` as
+            the spec's Euler update does), ``'unit'`` (added as is) or ``'threshold'`` (the
+            spec's update in units of ``v/(R*dt/tau)``, so the threshold is divided instead).
+        synapse: form ``'decay'``, CubaLI(F): ``'decay_add'`` (``i = b*i + x``) or
+            ``'add_decay'`` (``i = b*(i + x)``).
+        ignore: parameters the platform drops, replaced by neutral values: any of ``'r'``
+            (-> 1), ``'v_leak'`` (-> 0), ``'v_reset'`` (-> 0), ``'w_in'`` (-> 1).
+        clip_decay: clip decay factors to ``[0, 1]`` (form ``'decay'``).
+        fixed_decay: a decay factor per step used instead of the one from ``tau``.
+        fire: ``'after'`` (spike test on the freshly integrated membrane) or ``'before'``
+            (the output of a step is the test of the membrane carried from the previous step:
+            one step of latency per neuron, no same-step dependence on the input).
+        reset_at: with ``fire='before'``: reset the ``'integrated'`` value, the ``'carried'``
+            value before integrating, or ``'both'``.
+        reset_flag: ``'spike'`` (reset by this step's spike) or ``'previous_v'`` (snnTorch:
+            a reset flag from the carried membrane, see :mod:`nirjax.kernels.neurons`).
+        spikes: ``'binary'`` or ``'multi'`` (``floor(v/theta)`` spikes per step).
+        spike_amplitude: ``'unit'`` (a spike is 1 for one step) or ``'dirac'`` (``1/dt``).
+        v_min: ``'none'`` or ``'-threshold'`` (membrane floor ``-v_threshold``).
+        latency: ``'none'`` or ``'weights'``: every edge out of an Affine, Linear, Conv1d or
+            Conv2d gets a one-step ``Delay`` node named ``"<src>-><dst>"`` (one step per
+            weight layer; zeros at t = 0).
+        cycle_break: ``'dfs'`` (the edge that closes a cycle in nirjax's search order is
+            delayed) or ``'neuron'`` (the edges out of a spiking neuron into its own cycle get
+            a one-step ``Delay`` node, so a recurrent weight acts this step, bias included, on
+            last step's spikes).
+        recurrent_bias: ``'keep'`` or ``'drop'``: drop the bias of an Affine inside a cycle
+            through a spiking neuron (simulated as a Linear; warns when the bias is nonzero).
+        flatten_order: ``'chw'`` (NIR) or ``'hwc'`` (flatten a (C, H, W) tensor in
+            channels-last order, as a channels-last framework does).
+        recurrent_overrides: ``(field, value)`` pairs applied (as node overrides) to every
+            spiking neuron inside a cycle, for platforms whose recurrent cells differ.
+        type_overrides: per-NIR-type changes, set with :meth:`override_type`.
 
     >>> s = Semantics(reset="subtract").override("lif2", integrator="exact")
     >>> s.for_node("lif2").integrator, s.for_node("lif1").integrator
@@ -72,6 +132,24 @@ class Semantics:
     detach_reset: bool = False
     name: str = "nir"
     overrides: tuple = ()
+    form: str = "nir"
+    input_gain: str = "nir"
+    synapse: str = "decay_add"
+    ignore: tuple = ()
+    clip_decay: bool = False
+    fixed_decay: Any = None
+    fire: str = "after"
+    reset_at: str = "integrated"
+    reset_flag: str = "spike"
+    spikes: str = "binary"
+    spike_amplitude: str = "unit"
+    v_min: str = "none"
+    latency: str = "none"
+    cycle_break: str = "dfs"
+    recurrent_bias: str = "keep"
+    flatten_order: str = "chw"
+    recurrent_overrides: tuple = ()
+    type_overrides: tuple = ()
 
     def __post_init__(self):
         for field, choices in _CHOICES.items():
@@ -88,6 +166,55 @@ class Semantics:
                 f"Semantics.surrogate must be a nirjax.Surrogate or one of {SURROGATES}, "
                 f"got {self.surrogate!r}"
             )
+        ignore = (self.ignore,) if isinstance(self.ignore, str) else tuple(self.ignore)
+        bad = [f for f in ignore if f not in neuron_k.IGNORABLE]
+        if bad:
+            raise SemanticsError(
+                f"Semantics.ignore={self.ignore!r}: {bad[0]!r} cannot be ignored; expected "
+                f"names among {', '.join(map(repr, neuron_k.IGNORABLE))}"
+            )
+        object.__setattr__(self, "ignore", tuple(sorted(set(ignore))))
+        if self.fixed_decay is not None:
+            try:
+                value = float(self.fixed_decay)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise SemanticsError(
+                    f"Semantics.fixed_decay must be None or a number in [0, 1], got "
+                    f"{self.fixed_decay!r}"
+                )
+            object.__setattr__(self, "fixed_decay", value)
+        if isinstance(self.recurrent_overrides, Mapping):
+            object.__setattr__(self, "recurrent_overrides",
+                               tuple(sorted(self.recurrent_overrides.items())))
+        if self.recurrent_overrides:
+            changes = dict(self.recurrent_overrides)
+            graph_level = sorted(set(changes) & set(GRAPH_FIELDS + _INTERNAL))
+            if graph_level:
+                raise SemanticsError(
+                    f"Semantics.recurrent_overrides: field(s) {graph_level} apply to the whole "
+                    f"graph and cannot be set for recurrent neurons only")
+            dataclasses.replace(self, recurrent_overrides=(), **changes)  # validates
+        self._check_combination()
+
+    def _check_combination(self):
+        """Reject combinations the kernels do not define."""
+        def bad(msg):
+            raise SemanticsError(f"Semantics: {msg}")
+
+        if self.form == "norse" and self.integrator != "euler":
+            bad("form='norse' is Norse's forward Euler update; it needs integrator='euler'")
+        if self.form != "decay":
+            for field, default in (("input_gain", "nir"), ("synapse", "decay_add"),
+                                   ("clip_decay", False), ("fixed_decay", None)):
+                if getattr(self, field) != default:
+                    bad(f"{field}={getattr(self, field)!r} applies to form='decay' only "
+                        f"(form is {self.form!r})")
+        if self.fire == "after" and self.reset_at != "integrated":
+            bad(f"reset_at={self.reset_at!r} applies to fire='before' only")
+        if self.reset_flag == "previous_v" and (self.fire == "before" or self.spikes == "multi"):
+            bad("reset_flag='previous_v' is defined for fire='after' with binary spikes only")
 
     def replace(self, **changes) -> "Semantics":
         """A copy with the given fields changed (validated)."""
@@ -95,25 +222,51 @@ class Semantics:
         if unknown:
             raise SemanticsError(
                 f"unknown Semantics field(s) {sorted(unknown)}; valid fields: "
-                f"{[f.name for f in dataclasses.fields(self) if f.name != 'overrides']}"
+                f"{[f.name for f in dataclasses.fields(self) if f.name not in _INTERNAL]}"
             )
         return dataclasses.replace(self, **changes)
+
+    def _check_local(self, changes, what):
+        graph_level = sorted(set(changes) & set(GRAPH_FIELDS + _INTERNAL))
+        if graph_level:
+            raise SemanticsError(
+                f"{what}: field(s) {graph_level} apply to the whole graph and cannot be "
+                f"overridden for one node or type"
+            )
+        self.replace(**changes)  # validate now, not at compile time
 
     def override(self, node: str, **changes) -> "Semantics":
         """A copy in which node ``node`` uses ``changes`` on top of these semantics.
 
         ``node`` is the node's name in the compiled (flattened) graph, e.g. ``"lif1.lif"``.
         """
-        self.replace(**changes)  # validate now, not at compile time
+        self._check_local(changes, f"override of node {node!r}")
         kept = tuple((n, c) for n, c in self.overrides if n != node)
         merged = dict(dict(self.overrides).get(node, ()))
         merged.update(changes)
         return dataclasses.replace(self, overrides=kept + ((node, tuple(sorted(merged.items()))),))
 
-    def for_node(self, node: str) -> "Semantics":
-        """The semantics node ``node`` is simulated under (overrides applied)."""
-        changes = dict(dict(self.overrides).get(node, ()))
-        return dataclasses.replace(self, overrides=(), **changes)
+    def override_type(self, type_name: str, **changes) -> "Semantics":
+        """A copy in which every node of NIR type ``type_name`` (e.g. ``"IF"``) uses
+        ``changes`` on top of these semantics (per-node overrides still come last).
+
+        >>> s = Semantics().override_type("IF", input_gain="unit", form="decay")
+        >>> s.for_node("if1", "IF").form, s.for_node("lif1", "LIF").form
+        ('decay', 'nir')
+        """
+        self._check_local(changes, f"override of type {type_name!r}")
+        kept = tuple((t, c) for t, c in self.type_overrides if t != type_name)
+        merged = dict(dict(self.type_overrides).get(type_name, ()))
+        merged.update(changes)
+        return dataclasses.replace(
+            self, type_overrides=kept + ((type_name, tuple(sorted(merged.items()))),))
+
+    def for_node(self, node: str, type_name: str | None = None) -> "Semantics":
+        """The semantics node ``node`` (of NIR type ``type_name``) is simulated under:
+        type overrides first, then node overrides."""
+        changes = dict(dict(self.type_overrides).get(type_name, ())) if type_name else {}
+        changes.update(dict(dict(self.overrides).get(node, ())))
+        return dataclasses.replace(self, overrides=(), type_overrides=(), **changes)
 
     def neuron_config(self, dt: float) -> NeuronConfig:
         """The static kernel options these semantics give a neuron at step ``dt``."""
@@ -126,13 +279,52 @@ class Semantics:
             initial_v=self.initial_v,
             surrogate=self.surrogate,
             detach_reset=self.detach_reset,
+            form=self.form,
+            input_gain=self.input_gain,
+            synapse=self.synapse,
+            ignore=self.ignore,
+            clip_decay=self.clip_decay,
+            fixed_decay=self.fixed_decay,
+            fire=self.fire,
+            reset_at=self.reset_at,
+            reset_flag=self.reset_flag,
+            spikes=self.spikes,
+            spike_amplitude=self.spike_amplitude,
+            v_min=self.v_min,
         )
 
+    def describe(self) -> str:
+        """A readable listing of every field that differs from the NIR default, and the
+        profile's documentation when this is a named profile."""
+        base = Semantics()
+        lines = [f"Semantics {self.name!r}:"]
+        for f in dataclasses.fields(self):
+            if f.name in _INTERNAL:
+                continue
+            value = getattr(self, f.name)
+            if value != getattr(base, f.name):
+                lines.append(f"  {f.name} = {value!r}")
+        for type_name, changes in self.type_overrides:
+            lines.append(f"  for {type_name}: " + ", ".join(f"{k}={v!r}" for k, v in changes))
+        for node, changes in self.overrides:
+            lines.append(f"  node {node!r}: " + ", ".join(f"{k}={v!r}" for k, v in changes))
+        if len(lines) == 1:
+            lines.append("  (the NIR 1.0.8 specification, forward Euler)")
+        doc = PROFILE_DOCS.get(self.name)
+        if doc:
+            lines.append("")
+            lines.append(doc)
+        return "\n".join(lines)
+
+
+_INTERNAL = ("name", "overrides", "type_overrides")
 
 PROFILES: dict[str, Semantics] = {
     "nir": Semantics(),
     "exact": Semantics(integrator="exact", name="exact"),
 }
+# profile name -> its documentation (filled in by nirjax.profiles)
+PROFILE_DOCS: dict[str, str] = {}
 
 
 def resolve_semantics(semantics: Any = None, surrogate: Any = None) -> Semantics:
@@ -181,3 +373,7 @@ def check_dt(dt: Any) -> float:
     if not (math.isfinite(value) and value > 0):
         raise SemanticsError(f"dt must be a positive finite number, got {dt!r}")
     return value
+
+
+# the named platform profiles register themselves in PROFILES (import at the end: circular)
+from . import profiles as _profiles  # noqa: E402,F401

@@ -1,0 +1,34 @@
+"""Shared fixtures of the nirjax test suite.
+
+* ``x64``: run a test with ``jax_enable_x64`` on (models compiled inside it are float64), so
+  comparisons against the float64 NumPy oracles (``tests/oracle.py``) can be tight.
+* ``read_paper``: ``nirjax.read`` of a paper file, with the expected
+  ``ResetAmbiguityWarning`` of pre-1.0.6 files filtered (tests of that warning check it
+  explicitly with ``pytest.warns``). The paper files are copied into ``tests/data/paper``
+  (see the README there for their origin and license).
+
+Shared helpers (graph builders, the primitive table) live in ``builders.py`` and the float64
+NumPy oracles in ``oracle.py``.
+
+pyproject turns every warning into an error, so a test that expects a warning says so.
+"""
+
+from __future__ import annotations
+
+import jax
+import pytest
+
+from builders import paper_path, read_quiet
+
+
+@pytest.fixture
+def x64():
+    """Enable float64 in JAX for the duration of the test."""
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
+def read_paper():
+    """``read_paper("cnn_sinabs")`` -> the graph, reset-ambiguity warning filtered."""
+    return lambda name: read_quiet(paper_path(name))
