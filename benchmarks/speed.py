@@ -27,10 +27,12 @@ Run::
     python benchmarks/speed.py --quick --frameworks nirjax --workloads W3
     python benchmarks/speed.py --workloads W1,W2 --nirjax-opt unroll=4 --name w12_unroll4
 
-Peer environments: ``benchmarks/setup_peers.sh`` creates them under ``benchmarks/.venvs``;
-or point the harness at existing ones with ``--python-spyx PATH`` (also ``--python-norse``,
-``--python-snntorch``, ``--python-spyx01``, ``--python-nirjax``) or the environment variables
-``NIRJAX_BENCH_PYTHON_<FRAMEWORK>``.
+Peer environments: ``tests/peers/setup_peers.sh`` builds them under ``.peers/`` (pinned
+versions: torch 2.13.0 CPU, Norse 1.1.0, snnTorch 1.0.0, nirtorch 2.6, Spyx 1.0.0 and 0.1.20,
+jax 0.10.2, nir 1.0.8), where the harness finds them (or ``$NIRJAX_PEERS_DIR``); or point it
+at other environments with ``--python-spyx PATH`` (also ``--python-norse``,
+``--python-snntorch``, ``--python-snntorch-rnnfix``, ``--python-spyx01``,
+``--python-nirjax``) or the variables ``NIRJAX_BENCH_PYTHON_<FRAMEWORK>`` (``-`` as ``_``).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ import workloads as wl  # noqa: E402
 
 RUNNERS = HERE / "runners"
 FRAMEWORKS = {
-    # name: (runner script, venv folder under benchmarks/.venvs)
+    # name: (runner script, environment under .peers, built by tests/peers/setup_peers.sh)
     "nirjax": ("nirjax_runner.py", None),
     "spyx": ("spyx_runner.py", "spyx"),
     "norse": ("torch_runner.py", "torch"),
@@ -85,7 +87,7 @@ def parse_opt(items) -> dict:
 
 
 def find_python(framework: str, args) -> str | None:
-    """The interpreter to run ``framework`` with (CLI flag, env var, benchmarks/.venvs)."""
+    """The interpreter to run ``framework`` with (CLI flag, env var, the .peers environments)."""
     flag = getattr(args, f"python_{framework.replace('-', '_')}", None)
     if flag:
         return flag
@@ -94,8 +96,8 @@ def find_python(framework: str, args) -> str | None:
         return env
     if framework == "nirjax":
         return sys.executable
-    venv = FRAMEWORKS[framework][1]
-    candidate = HERE / ".venvs" / venv / "bin" / "python"
+    peers = pathlib.Path(os.environ.get("NIRJAX_PEERS_DIR", HERE.parent / ".peers"))
+    candidate = peers / FRAMEWORKS[framework][1] / "bin" / "python"
     return str(candidate) if candidate.exists() else None
 
 
@@ -590,7 +592,7 @@ def main(argv=None):
             print(f"[{wname}] {f:9s} ...", end=" ", flush=True)
             if py is None:
                 res = {"framework": f, "workload": wname, "status": "n/a",
-                       "reason": f"no Python environment for {f} (run benchmarks/setup_peers.sh "
+                       "reason": f"no Python environment for {f} (run tests/peers/setup_peers.sh "
                                  f"or pass --python-{f})"}
             else:
                 res = None
