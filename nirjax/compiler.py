@@ -37,13 +37,13 @@ from typing import Any, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import nir
+import numpy as np
 
-from .errors import GraphError, InputError, SemanticsError
-from .kernels import neurons as neuron_k
-from .ir import Program, build_program
 from . import scan_vjp
+from .errors import GraphError, InputError, SemanticsError
+from .ir import Program, build_program
+from .kernels import neurons as neuron_k
 from .schedule import schedule
 from .semantics import check_dt, resolve_semantics
 
