@@ -128,16 +128,24 @@ def run(spec: dict, result: dict) -> dict:
     # ---------------------------------------------------------------- compile and memory vs T
     result["stage"] = "compile-vs-T"
     per_t = []
-    for t in spec.get("compile_T") or []:
-        xs = jax.ShapeDtypeStruct((int(t),) + tuple(x.shape[1:]), x.dtype)
-        fn = jax.jit(lambda p, xs, s: model.run(p, xs, s)[0])
-        t0 = time.perf_counter()
-        lowered = fn.lower(params, xs, state)
-        t1 = time.perf_counter()
-        compiled = lowered.compile()
-        t2 = time.perf_counter()
-        per_t.append({"T": int(t), "lower_s": t1 - t0, "compile_s": t2 - t1,
-                      "total_s": t2 - t0, **common.xla_memory(compiled)})
+    # each T compiled three times in alternating order (fresh function each time, so nothing
+    # is cached); the fastest of the three is reported, the first compile of the process
+    # included in the pool (one-time costs land on whichever T comes first).
+    best: dict[int, dict] = {}
+    for _ in range(3):
+        for t in spec.get("compile_T") or []:
+            xs = jax.ShapeDtypeStruct((int(t),) + tuple(x.shape[1:]), x.dtype)
+            fn = jax.jit(lambda p, xs, s: model.run(p, xs, s)[0])
+            t0 = time.perf_counter()
+            lowered = fn.lower(params, xs, state)
+            t1 = time.perf_counter()
+            compiled = lowered.compile()
+            t2 = time.perf_counter()
+            row = {"T": int(t), "lower_s": t1 - t0, "compile_s": t2 - t1, "total_s": t2 - t0,
+                   **common.xla_memory(compiled)}
+            if int(t) not in best or row["total_s"] < best[int(t)]["total_s"]:
+                best[int(t)] = row
+    per_t.extend(best[int(t)] for t in spec.get("compile_T") or [])
     out["compile_vs_T"] = per_t
 
     # ---------------------------------------------------------------- machine peak
