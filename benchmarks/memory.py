@@ -71,7 +71,10 @@ def build_graph():
 
 
 def _mode(text):
-    return None if text == "none" else ("step" if text == "step" else int(text))
+    """``nirjax.compile`` options of a mode name (see the report's legend)."""
+    if text == "autodiff":
+        return {"checkpoint": None, "fast_backward": False}
+    return {"checkpoint": None if text == "none" else ("step" if text == "step" else int(text))}
 
 
 def measure_one(steps: int, mode: str, batch: int = BATCH) -> dict:
@@ -83,7 +86,7 @@ def measure_one(steps: int, mode: str, batch: int = BATCH) -> dict:
     import nirjax
     from nirjax import train
 
-    model = nirjax.compile(build_graph(), dt=DT, checkpoint=_mode(mode))
+    model = nirjax.compile(build_graph(), dt=DT, **_mode(mode))
     labels = jnp.asarray(np.arange(batch) % N_OUT)
 
     def loss(params, xs):
@@ -185,9 +188,12 @@ def write_results(rows, info, tag="cpu", note=""):
         "(`compile().memory_analysis()`), i.e. what the backward pass keeps alive.",
         "* `rss_peak_mb`: the process's peak resident memory; `rss_run_mb`: how much running the "
         "gradient raised it above the peak of importing and compiling.",
-        "* `checkpoint`: `none` keeps every step's intermediates; `step` rematerializes each "
-        "step (keeps only the state per step); `100` scans over chunks of 100 steps, each "
-        "rematerialized (keeps the state every 100 steps plus one chunk).",
+        "* `checkpoint`: `autodiff` (`fast_backward=False`) differentiates the time loops with "
+        "JAX's own scan VJP and keeps every step's intermediates; `none` (the default) uses "
+        "nirjax's recompute VJP, keeping one state per step in the loops; `step` "
+        "rematerializes each step under `jax.checkpoint` (autodiff's VJP, the state per "
+        "step); `100` scans over chunks of 100 steps, each rematerialized (keeps the state "
+        "every 100 steps plus one chunk).",
         "",
         "| steps | checkpoint | xla_temp_mb | rss_peak_mb | rss_run_mb | grad_s | compile_s |",
         "|---:|---|---:|---:|---:|---:|---:|",
@@ -219,7 +225,7 @@ def write_results(rows, info, tag="cpu", note=""):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[1000, 2000, 5000, 10000])
-    parser.add_argument("--modes", nargs="+", default=["none", "step", "100"])
+    parser.add_argument("--modes", nargs="+", default=["autodiff", "none", "step", "100"])
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--one", nargs=2, metavar=("STEPS", "MODE"))
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")

@@ -590,9 +590,11 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
         precision: matmul/conv precision passed to XLA (``"highest"``, ``"high"``,
             ``"default"`` or ``None``). ``"highest"`` keeps float32 exact on GPUs that
             would otherwise use TF32.
-        checkpoint: memory for backpropagation through long runs. ``None``: keep every
-            step's intermediates; ``"step"``: rematerialize each step in the backward pass
-            (``jax.checkpoint`` of the scan body); an int ``K``: run in chunks of ``K``
+        checkpoint: memory for backpropagation through long runs. ``None``: keep what
+            the backward pass of each loop needs for every step (with ``fast_backward``, one
+            state per step; stateless projections keep their outputs for every step);
+            ``"step"``: rematerialize each step in the backward pass (``jax.checkpoint`` of
+            the scan body, autodiff's VJP); an int ``K``: run in chunks of ``K``
             steps, each rematerialized in the backward pass, keeping only the state every
             ``K`` steps (memory ~ ``T/K + K`` steps). Results agree in every mode up to the
             last bit (rematerialized code may be fused differently).
