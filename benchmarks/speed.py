@@ -374,7 +374,7 @@ def goals(rows: list, compile_rows: list) -> list:
                         rc <= 1.2))
             # T values whose run is longer than one chunk of the staged program: below that
             # the chunk (and its buffers) is the whole run, above it the chunk_bytes budget
-            # (64 MiB) caps them; flat means no growth between the two longest runs.
+            # (8 MiB by default) caps them; flat means no growth between the two longest runs.
             mid = ts[-2] if len(ts) >= 3 else lo
             if mid.get("temp_mb") is not None and hi.get("temp_mb") is not None:
                 grow = hi["temp_mb"] - mid["temp_mb"]
