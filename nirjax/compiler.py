@@ -366,8 +366,10 @@ class CompiledGraph:
         """Steps per chunk of the staged program for ``steps`` steps of ``batch`` samples.
 
         The chunk holds every node's output for ``K`` steps, so ``K`` is bounded by the
-        ``chunk_bytes`` option (default 8 MiB); among the sizes in ``[K/2, K]`` a divisor of
-        ``steps`` is preferred, which keeps one traced chunk body (compile time flat in T).
+        ``chunk_bytes`` option (default 8 MiB), but kept at 8 steps and ``512 / batch``
+        steps at least (the batched projections then multiply at least 512 rows at once)
+        and 1024 at most. A divisor of ``steps`` in ``[K/2, 3K/2]`` (the nearest to ``K``)
+        is preferred: one traced chunk body, no tail chunk, so compile time is flat in T.
         """
         option = self.options.get("chunk")
         if isinstance(self.options.get("checkpoint"), int):
@@ -376,12 +378,14 @@ class CompiledGraph:
             return max(1, min(int(option), steps))
         per_step = batch * sum(int(np.prod(n.out_shape)) for n in self.program.nodes)
         per_step *= self.dtype.itemsize
-        k = int(max(8, min(1024, self.options.get("chunk_bytes", 8 << 20) // max(per_step, 1))))
+        k = self.options.get("chunk_bytes", 8 << 20) // max(per_step, 1)
+        k = int(min(1024, max(k, 8, -(-512 // max(batch, 1)))))
         if k >= steps:
             return steps
-        for cand in range(k, max(k // 2, 1) - 1, -1):
-            if steps % cand == 0:
-                return cand
+        divisors = [c for c in range(max(k // 2, 1), min(steps, k + k // 2) + 1)
+                    if steps % c == 0]
+        if divisors:
+            return min(divisors, key=lambda c: (abs(c - k), -c))
         return k
 
     def _run_impl(self, params, xs: dict, state: GraphState, record: tuple):
