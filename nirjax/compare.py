@@ -3,7 +3,7 @@
 For a user moving a graph from one platform to another::
 
     report = nirjax.compare("model.nir", xs, dt=1e-4, profiles=["snntorch", "norse", "lava"])
-    print(report)                         # a table: spikes, agreement, first divergence
+    str(report)                           # a table: spikes, agreement, first divergence
     report.divergence("lava")             # Divergence(step=0, node='fc1', ...) or None
 
 Every profile simulates the same inputs; the outputs of every spiking node (IF, LIF, CubaLIF,
@@ -174,7 +174,7 @@ def compare(graph, xs, dt: float, profiles: Sequence | Mapping = ("nir", "exact"
         dtype: passed to :func:`nirjax.compile`.
 
     Returns:
-        A :class:`Comparison`; ``print()`` it for a table.
+        A :class:`Comparison`; ``str()`` of it is a table.
 
     >>> import nir, numpy as np, nirjax
     >>> g = nir.NIRGraph.from_list(nir.Affine(np.eye(1), np.zeros(1)),

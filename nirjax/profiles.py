@@ -47,6 +47,7 @@ import numpy as np
 import nir
 
 from .errors import NirjaxWarning
+from .schedule import components
 from .semantics import PROFILE_DOCS, PROFILES, Semantics
 
 __all__ = [
@@ -393,52 +394,11 @@ PROFILE_DOCS["exact"] = ("The NIR 1.0.8 specification with exact exponential int
 
 
 def _sccs(names, edges):
-    """Strongly connected components (Tarjan, iterative): name -> component id, and the ids
-    of components that contain a cycle (more than one node, or a self-loop)."""
-    succ = {n: [] for n in names}
-    for s, d in edges:
-        succ[s].append(d)
-    index, low, on_stack, stack = {}, {}, set(), []
-    comp, counter, ncomp = {}, 0, 0
-    for root in names:
-        if root in index:
-            continue
-        work = [(root, iter(succ[root]))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, it = work[-1]
-            advanced = False
-            for nxt in it:
-                if nxt not in index:
-                    index[nxt] = low[nxt] = counter
-                    counter += 1
-                    stack.append(nxt)
-                    on_stack.add(nxt)
-                    work.append((nxt, iter(succ[nxt])))
-                    advanced = True
-                    break
-                if nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-            if advanced:
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                while True:
-                    w = stack.pop()
-                    on_stack.discard(w)
-                    comp[w] = ncomp
-                    if w == node:
-                        break
-                ncomp += 1
-    sizes = {}
-    for c in comp.values():
-        sizes[c] = sizes.get(c, 0) + 1
-    cyclic = {c for c, k in sizes.items() if k > 1}
+    """Strongly connected components: name -> component id, and the ids of components that
+    contain a cycle (more than one node, or a self-loop)."""
+    comps = components(list(names), list(edges))
+    comp = {name: i for i, members in enumerate(comps) for name in members}
+    cyclic = {i for i, members in enumerate(comps) if len(members) > 1}
     cyclic |= {comp[s] for s, d in edges if s == d}
     return comp, cyclic
 
