@@ -165,6 +165,24 @@ def gemm_summary(n: int, seconds: list) -> dict:
             "gemm_median_gflops": 2.0 * n ** 3 / med / 1e9}
 
 
+def jax_gemm(n: int) -> dict:
+    """:func:`gemm_summary` of ``jnp.dot`` on two n x n float32 matrices (JAX runners)."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    a = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+    b = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
+    f = jax.jit(jnp.dot)
+    jax.block_until_ready(f(a, b))
+    times = []
+    for _ in range(GEMM_REPEATS):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(a, b))
+        times.append(time.perf_counter() - t0)
+    return gemm_summary(n, times)
+
+
 def short_error(stage: str, e: BaseException) -> str:
     """``'stage: Type: first line of the message'``."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -21,20 +21,6 @@ import common  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _gemm(jax, jnp, n: int) -> dict:
-    rng = np.random.default_rng(0)
-    a = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
-    b = jnp.asarray(rng.standard_normal((n, n), dtype=np.float32))
-    f = jax.jit(jnp.dot)
-    jax.block_until_ready(f(a, b))
-    times = []
-    for _ in range(common.GEMM_REPEATS):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(a, b))
-        times.append(time.perf_counter() - t0)
-    return common.gemm_summary(n, times)
-
-
 def run(spec: dict, result: dict) -> dict:
     result["stage"] = "import"
     t0 = time.perf_counter()
@@ -151,7 +137,7 @@ def run(spec: dict, result: dict) -> dict:
     # ---------------------------------------------------------------- machine peak
     out["process_peak_rss_bytes"] = common.process_peak_rss()
     result["stage"] = "gemm"
-    out.update(_gemm(jax, jnp, spec["gemm_n"]))
+    out.update(common.jax_gemm(spec["gemm_n"]))
     result.pop("stage", None)
     return out
 
