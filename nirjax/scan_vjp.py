@@ -74,10 +74,8 @@ def _split(tree):
             join)
 
 
-def _zero_cotangent(x):
-    """The zero cotangent of a primal leaf (``float0`` for integer and boolean leaves)."""
-    if _is_float(x):
-        return jnp.zeros(x.shape, x.dtype)
+def _float0(x):
+    """The (zero) cotangent of an integer or boolean leaf."""
     return np.zeros(x.shape, jax.dtypes.float0)
 
 
@@ -112,7 +110,7 @@ def _scan_bwd(step, length, unroll, residuals, cotangents):
         leaves, treedef = jax.tree_util.tree_flatten(tree)
         fi = iter(floats)
         return jax.tree_util.tree_unflatten(
-            treedef, [next(fi) if _is_float(a) else _zero_cotangent(a) for a in leaves])
+            treedef, [next(fi) if _is_float(a) else _float0(a) for a in leaves])
 
     return full(params, d_p), full(_one_step(carries), d_c0), full(xs, d_xs_f)
 
