@@ -12,6 +12,7 @@ from .compare import Comparison, Divergence, compare
 from .errors import (
     GraphError,
     InputError,
+    LimitError,
     NirFileError,
     NirjaxError,
     NirjaxWarning,
@@ -19,11 +20,13 @@ from .errors import (
     ResetAmbiguityWarning,
     SemanticsError,
     ShapeError,
+    ShapeWarning,
 )
 from .examples import example_path
 from .export import to_nir
 from .io import file_version, read, read_version, write
 from .ir import Program, build_program
+from .limits import Limits, limits, set_limits
 from .kernels.surrogate import Surrogate
 from .registry import Rule, register
 from .semantics import PROFILES, Semantics
@@ -39,4 +42,5 @@ __all__ = [
     "compare", "Comparison", "Divergence", "profiles",
     "NirjaxError", "NirFileError", "GraphError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning",
+    "LimitError", "ShapeWarning", "Limits", "limits", "set_limits",
 ]

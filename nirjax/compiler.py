@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import nir
 import numpy as np
 
-from . import scan_vjp
+from . import checks, scan_vjp
 from .errors import GraphError, InputError, SemanticsError
 from .ir import Program, build_program
 from .kernels import neurons as neuron_k
@@ -110,6 +110,11 @@ class CompiledGraph:
         self.program = program
         self.options = dict(options or {})
         self.dtype = _float_dtype(dtype)
+        # values survive the cast; state and one step's buffers fit (nirjax.checks)
+        checks.check_cast(program, self.dtype)
+        self.memory = checks.estimate_memory(program, self.dtype)
+        checks.check_memory(self.memory)
+        self._expected_state: dict = {}
         self.params = {
             n.name: _cast(n.params, self.dtype) for n in program.nodes if n.params is not None
         }
@@ -150,9 +155,9 @@ class CompiledGraph:
 
     def init_state(self, batch_size: int = 1) -> GraphState:
         """The state at t = 0 for ``batch_size`` samples (see each kernel's ``init_state``)."""
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
-        return self._init_jit(self.params, int(batch_size))
+        batch_size = checks.check_batch_size(batch_size)
+        checks.check_memory(self.memory, batch_size, what=f"init_state({batch_size})")
+        return self._init_jit(self.params, batch_size)
 
     def _init_state(self, params, batch_size):
         nodes = {}
@@ -438,99 +443,22 @@ class CompiledGraph:
         return jax.tree_util.tree_map(lambda a: a[0], ys), state
 
     def _check_record(self, record) -> tuple:
-        if record is None:
-            return ()
-        if isinstance(record, str):
-            record = [record]
-        elif (isinstance(record, tuple) and len(record) == 2
-              and all(isinstance(r, str) for r in record)
-              and record[1] not in {n.name for n in self.program.nodes}):
-            record = [record]  # one ("node", "field") pair, not two node names
-        items = []
-        for item in record:
-            if isinstance(item, (list, tuple)):
-                if len(item) != 2:
-                    raise InputError(f"record entry {item!r}: expected a node name or (node, state field)")
-                name, field = item
-                node = self.program.node(name)
-                if not node.stateful:
-                    raise InputError(f"record entry {item!r}: node {name!r} ({node.type_name}) has no state")
-                fields = type(node.rule.init_state(node.params, node.config, node.out_shape, self.dtype))._fields
-                if field not in fields:
-                    raise InputError(
-                        f"record entry {item!r}: node {name!r} ({node.type_name}) has state fields "
-                        f"{fields}, not {field!r}"
-                    )
-                items.append((name, field))
-            else:
-                self.program.node(item)  # raises a GraphError naming the nodes if unknown
-                items.append(item)
-        return tuple(items)
+        return checks.check_record(self.program, record, lambda node: type(jax.eval_shape(
+            lambda: node.rule.init_state(node.params, node.config, node.out_shape, self.dtype)))._fields)
 
     def _check_inputs(self, xs, *, per_step: bool) -> tuple[dict, int, int | None]:
         """Validate and normalize inputs to a dict; returns (dict, batch, T)."""
-        names = self.program.inputs
-        lead = "[B, *shape]" if per_step else "[T, B, *shape]"
-        if isinstance(xs, Mapping):
-            missing = set(names) - set(xs)
-            extra = set(xs) - set(names)
-            if missing or extra:
-                raise InputError(
-                    f"inputs must be keyed by the graph's Input nodes {list(names)}; "
-                    f"missing {sorted(missing)}, unexpected {sorted(extra)}"
-                )
-            xs = dict(xs)
-        elif len(names) == 1:
-            xs = {names[0]: xs}
-        else:
-            raise InputError(
-                f"the graph has {len(names)} Input nodes {list(names)}: pass a dict of arrays "
-                f"keyed by those names"
-            )
-        batch = steps = None
-        out = {}
-        for name in names:
-            x = xs[name]
-            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-                x = np.asarray(x)
-            shape = self.program.node(name).out_shape
-            lead_n = 1 if per_step else 2
-            if not (jnp.issubdtype(x.dtype, jnp.number) or jnp.issubdtype(x.dtype, jnp.bool_)):
-                raise InputError(f"input {name!r}: expected a numeric array, got dtype {x.dtype}")
-            if x.ndim != lead_n + len(shape) or tuple(x.shape[lead_n:]) != shape:
-                hint = ""
-                if x.ndim == lead_n - 1 + len(shape) and tuple(x.shape[lead_n - 1:]) == shape:
-                    hint = (" (it looks unbatched: add a batch axis, e.g. x[:, None]"
-                            if not per_step else " (add a batch axis, e.g. x[None]") + ")"
-                raise InputError(
-                    f"input {name!r}: expected an array of shape {lead} with shape={shape}, i.e. "
-                    f"rank {lead_n + len(shape)}, got shape {tuple(x.shape)}{hint}"
-                )
-            b = x.shape[lead_n - 1]
-            t = None if per_step else x.shape[0]
-            if batch is None:
-                batch, steps, first = b, t, name
-            elif b != batch or t != steps:
-                raise InputError(
-                    f"inputs {first!r} and {name!r} disagree on time/batch axes: "
-                    f"{tuple(xs[first].shape[:lead_n])} vs {tuple(x.shape[:lead_n])}"
-                )
-            out[name] = jnp.asarray(x, self.dtype)
-        if batch == 0:
-            raise InputError("the batch axis is empty")
-        return out, batch, steps
+        return checks.check_inputs(self.program, xs, self.dtype, per_step=per_step)
 
     def _check_state(self, state, batch):
         if not isinstance(state, GraphState):
             raise InputError(
                 f"state must be a GraphState from model.init_state(), got {type(state).__name__}"
             )
-        leaves = jax.tree_util.tree_leaves(state)
-        if leaves and leaves[0].shape[0] != batch:
-            raise InputError(
-                f"state was made for batch size {leaves[0].shape[0]} but the inputs have "
-                f"batch size {batch}; call model.init_state(batch_size={batch})"
-            )
+        if batch not in self._expected_state:
+            self._expected_state[batch] = jax.eval_shape(
+                lambda p: self._init_state(p, batch), self.params)
+        checks.check_state(state, self._expected_state[batch], batch)
 
     def _format(self, values: dict):
         if len(self.program.outputs) == 1:
@@ -552,8 +480,10 @@ class CompiledGraph:
             ``[T, B, *output_shape]`` (a dict for several outputs), ``rec`` maps each record
             entry to a ``[T, B, ...]`` array.
         """
-        xs, batch, _ = self._check_inputs(xs, per_step=False)
+        checks.check_params(params, self.params)
+        xs, batch, steps = self._check_inputs(xs, per_step=False)
         rec_items = self._check_record(record)
+        checks.check_memory(self.memory, batch, steps, what=f"run of {steps} steps")
         if state is None:
             state = self._init_jit(params, batch)
         self._check_state(state, batch)
@@ -565,6 +495,7 @@ class CompiledGraph:
 
     def step(self, params, state: GraphState, x_t):
         """Advance one step: ``x_t`` is ``[B, *input_shape]``; returns ``(y_t, state)``."""
+        checks.check_params(params, self.params)
         x_t, batch, _ = self._check_inputs(x_t, per_step=True)
         self._check_state(state, batch)
         ys, state = self._step(params, state, x_t)

@@ -16,8 +16,10 @@ __all__ = [
     "ParameterError",
     "SemanticsError",
     "InputError",
+    "LimitError",
     "NirjaxWarning",
     "ResetAmbiguityWarning",
+    "ShapeWarning",
 ]
 
 
@@ -49,9 +51,20 @@ class InputError(NirjaxError, ValueError):
     """An array passed to a compiled graph has the wrong shape, rank, keys or dtype."""
 
 
+class LimitError(NirjaxError, MemoryError):
+    """A declared size exceeds a limit of :mod:`nirjax.limits` (state or buffers of a compiled
+    graph, a batch, a delay): raise the limit with :func:`nirjax.set_limits` if it is meant."""
+
+
 class NirjaxWarning(UserWarning):
     """Base class of nirjax's warnings."""
 
 
 class ResetAmbiguityWarning(NirjaxWarning):
     """A file predates NIR 1.0.6, so the reset mode its exporter meant is ambiguous."""
+
+
+class ShapeWarning(NirjaxWarning):
+    """A declared Input/Output shape disagrees with the graph and nirjax resolved it: a
+    leading batch axis of size 1, as Norse, Rockpool and snnTorch exports write, is dropped.
+    The message names the node and how to fix the file."""

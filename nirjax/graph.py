@@ -15,8 +15,13 @@ Rules, in the order they are applied:
    Input nodes have no incoming and its Output nodes no outgoing edges; every node type is one
    nirjax knows.
 3. **Ordering and cycles.** Nodes are ordered by a depth-first search over the dependency
-   edges, started from the Input nodes in the graph's order, visiting successors in sorted
-   name order (so the result does not depend on the order edges are listed in). An edge that
+   edges, started from the Input nodes in sorted name order, then from the nodes without
+   feedthrough in sorted name order, then from every remaining node in sorted name order,
+   visiting successors in sorted name order. The order and the delayed edges are therefore a
+   function of the graph alone (its flat node names and its set of edges): never of the order
+   in which a dict, an edge list or a ``.nir`` file lists them (HDF5 lists group members
+   alphabetically, so a written and re-read graph compiles to the same program). Names sort
+   by Python's ``str`` order (Unicode code points: ``"B" < "a"``). An edge that
    reaches a node still on the search stack closes a cycle: it becomes a *delayed edge* and
    carries its source's output of the PREVIOUS step (zeros at step 0). Self-loops are always
    delayed. Edges into a node with no direct feedthrough (a Delay of at least one step) are
@@ -62,7 +67,8 @@ class FlatNode:
 
 @dataclasses.dataclass
 class FlatGraph:
-    """A flattened graph: nodes in a deterministic order and the list of edges."""
+    """A flattened graph: nodes sorted by flat name, edges sorted, Input/Output node names
+    in the order the graph lists them."""
 
     nodes: dict
     edges: list
@@ -183,6 +189,9 @@ def flatten(graph: nir.NIRGraph, known_types: Iterable[str] | None = None) -> Fl
 
     flat_seen: set = set()
     inputs, outputs = visit(graph, (), "graph")
+    # canonical order: the flat graph is a function of the graph, not of how it is stored
+    nodes = dict(sorted(nodes.items()))
+    edges.sort()
     for src, dst in edges:
         if nodes[dst].role == "input":
             raise GraphError(f"edge ({src!r}, {dst!r}) enters Input node {dst!r}; Input nodes take no edges")
@@ -203,16 +212,21 @@ def order(names: list, edges: list, roots: list,
           feedthrough: Callable[[str], bool] = lambda name: True) -> Ordering:
     """Order nodes for evaluation within one step and pick the delayed edges (rule 3).
 
+    The result depends only on the SETS of names, edges and roots (each is sorted here), so
+    it is the same however a dict or a file happens to list them.
+
     Args:
-        names: all node names, in the graph's deterministic order.
-        edges: ``(src, dst)`` pairs.
-        roots: where the search starts (the Input nodes), in order.
+        names: all node names (any order).
+        edges: ``(src, dst)`` pairs (any order).
+        roots: where the search starts (the Input nodes), any order.
         feedthrough: whether a node's output depends on its input of the same step.
 
     >>> o = order(["in", "a", "b"], [("in", "a"), ("a", "b"), ("b", "a")], ["in"])
     >>> o.order, sorted(o.delayed)
     (('in', 'a', 'b'), [('b', 'a')])
     """
+    names = sorted(names)
+    roots = sorted(roots)
     succ: dict[str, list] = {n: [] for n in names}
     for src, dst in edges:
         if feedthrough(dst):

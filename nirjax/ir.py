@@ -18,6 +18,7 @@ from .errors import GraphError, ShapeError, SemanticsError
 from .registry import Rule, known_types, rule_for
 from .profiles import graph_pass
 from .semantics import Semantics
+from .shapes import retry_without_batch_axis
 
 __all__ = ["IRNode", "IREdge", "Program", "build_program"]
 
@@ -204,7 +205,11 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
     names = list(flat.nodes)
     # a preliminary order makes the fixed-point shape inference converge in one pass
     pre = graph_mod.order(names, flat.edges, flat.inputs)
-    in_shapes, out_shapes = _infer_shapes(flat, list(pre.order))
+    try:
+        in_shapes, out_shapes = _infer_shapes(flat, list(pre.order))
+    except ShapeError as exc:  # an exporter's batch axis on an Input node: drop it, warn
+        flat, (in_shapes, out_shapes) = retry_without_batch_axis(
+            flat, lambda f: _infer_shapes(f, list(pre.order)), exc)
 
     built = {}
     for name in names:

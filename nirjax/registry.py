@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
-from .errors import NirjaxWarning, ParameterError, SemanticsError
+from .errors import LimitError, NirjaxWarning, ParameterError, SemanticsError
 from .kernels import conv as conv_k
 from .kernels import delay as delay_k
 from .kernels import lava_fixed as lava_fixed_k
@@ -26,6 +26,7 @@ from .kernels import pooling as pool_k
 from .kernels import reshape as reshape_k
 from .kernels import threshold as threshold_k
 from .kernels.geometry import conv_padding
+from .limits import limits
 from .shapes import SHAPE_RULES, conv_geometry, pool_geometry
 
 __all__ = ["Rule", "RULES", "register", "rule_for", "delay_steps"]
@@ -80,11 +81,21 @@ def _array(name: str, node, field: str, *, positive=False, finite=True) -> np.nd
         if arr.dtype.kind not in "fiub":
             raise TypeError
         arr = arr.astype(np.result_type(arr.dtype, np.float32)) if arr.dtype.kind != "f" else arr
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        kind = (f"an array of {np.asarray(value).dtype}" if isinstance(value, np.ndarray)
+                else type(value).__name__)
         raise ParameterError(
-            f"node {name!r} ({type(node).__name__}): field {field!r} must be a numeric array, "
-            f"got {type(value).__name__}"
+            f"node {name!r} ({type(node).__name__}): field {field!r} must be a real numeric "
+            f"array, got {kind}"
         ) from None
+    if arr.dtype.itemsize > 8:  # long double: nirjax computes in float64 at most
+        with np.errstate(over="ignore"):
+            wide = arr.astype(np.float64)
+        if np.any(np.isfinite(arr) & ~np.isfinite(wide)):
+            raise ParameterError(
+                f"node {name!r} ({type(node).__name__}): field {field!r} holds values beyond "
+                f"the float64 range")
+        arr = wide
     if finite and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))
         where = f" at index {tuple(int(i) for i in bad[0])}" if arr.ndim else ""
@@ -202,12 +213,22 @@ def _pool_config(name, node, in_shape, out_shape, semantics, dt, options):
 def delay_steps(name: str, delay: np.ndarray, dt: float) -> np.ndarray:
     """Round a NIR delay (time units) to whole steps: ``floor(delay/dt + 1/2)``.
 
-    Warns when a delay is more than 1e-3 steps away from a whole number of steps.
+    Warns when a delay is more than 1e-3 steps away from a whole number of steps; raises a
+    :class:`~nirjax.errors.LimitError` when the longest delay exceeds
+    ``nirjax.limits().max_delay_steps`` (checked in float64, before any integer cast).
 
     >>> delay_steps("d", np.array([0.0003, 0.0]), 1e-4).tolist()
     [3, 0]
     """
     ratio = np.asarray(delay, np.float64) / dt
+    longest = float(np.max(ratio)) if ratio.size else 0.0
+    if not np.isfinite(longest) or longest + 0.5 >= limits().max_delay_steps + 1:
+        raise LimitError(
+            f"node {name!r} (Delay): delay {float(np.max(delay)):g} is {longest:.4g} steps at "
+            f"dt={dt:g}; nirjax keeps a ring buffer of one input per step of delay and allows "
+            f"at most {limits().max_delay_steps} steps (raise it with "
+            f"nirjax.set_limits(max_delay_steps=...) if the delay is meant)"
+        )
     steps = np.floor(ratio + 0.5).astype(np.int64)
     off = np.abs(ratio - steps)
     if np.any(off > 1e-3):

@@ -25,6 +25,8 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+import numpy as np
+
 from .errors import SemanticsError
 from .kernels import neurons as neuron_k
 from .kernels.neurons import INTEGRATORS, RESETS, THRESHOLD_TESTS, NeuronConfig
@@ -152,6 +154,7 @@ class Semantics:
     type_overrides: tuple = ()
 
     def __post_init__(self):
+        self._check_types()
         for field, choices in _CHOICES.items():
             value = getattr(self, field)
             if value not in choices:
@@ -197,6 +200,60 @@ class Semantics:
                     f"graph and cannot be set for recurrent neurons only")
             dataclasses.replace(self, recurrent_overrides=(), **changes)  # validates
         self._check_combination()
+
+    def _check_types(self):
+        """Fields of the wrong Python type (``ignore=5``, ``overrides="abc"``, ...) raise a
+        SemanticsError naming the field; mappings of overrides are normalized."""
+        def bad(field, expected):
+            raise SemanticsError(f"Semantics.{field} must be {expected}, got "
+                                 f"{type(getattr(self, field)).__name__} {getattr(self, field)!r}"[:300])
+
+        for field in ("detach_reset", "clip_decay"):
+            if not isinstance(getattr(self, field), (bool, np.bool_)):
+                bad(field, "True or False")
+        if not isinstance(self.name, str):
+            bad("name", "a string")
+        ignore = self.ignore
+        if not isinstance(ignore, str) and not (
+                isinstance(ignore, (tuple, list, set, frozenset))
+                and all(isinstance(f, str) for f in ignore)):
+            bad("ignore", "a parameter name or a tuple of parameter names")
+        for field, what in (("overrides", "node"), ("type_overrides", "NIR type")):
+            value = getattr(self, field)
+            if isinstance(value, Mapping):
+                value = tuple(value.items())
+            if not isinstance(value, (tuple, list)):
+                bad(field, f"a mapping of {what} name -> mapping of Semantics fields")
+            entries = []
+            for entry in value:
+                if not (isinstance(entry, (tuple, list)) and len(entry) == 2
+                        and isinstance(entry[0], str)):
+                    bad(field, f"a mapping of {what} name -> mapping of Semantics fields")
+                key, changes = entry
+                if isinstance(changes, Mapping):
+                    changes = tuple(sorted(changes.items()))
+                if not (isinstance(changes, (tuple, list)) and all(
+                        isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[0], str)
+                        for c in changes)):
+                    raise SemanticsError(
+                        f"Semantics.{field}[{key!r}] must be a mapping of Semantics fields to "
+                        f"values, got {changes!r}"[:300])
+                changes = tuple((str(k), v) for k, v in changes)
+                names = {f.name for f in dataclasses.fields(self)}
+                unknown = sorted(k for k, _ in changes if k not in names)
+                if unknown:
+                    raise SemanticsError(
+                        f"Semantics.{field}[{key!r}]: unknown Semantics field(s) {unknown}")
+                local = sorted(k for k, _ in changes if k in GRAPH_FIELDS + _INTERNAL)
+                if local:
+                    raise SemanticsError(
+                        f"Semantics.{field}[{key!r}]: field(s) {local} apply to the whole graph "
+                        f"and cannot be overridden for one {what}")
+                dataclasses.replace(self, overrides=(), type_overrides=(), **dict(changes))
+                entries.append((key, changes))
+            object.__setattr__(self, field, tuple(entries))
+        if not isinstance(self.recurrent_overrides, (Mapping, tuple, list)):
+            bad("recurrent_overrides", "a mapping of Semantics fields")
 
     def _check_combination(self):
         """Reject combinations the kernels do not define."""
@@ -347,6 +404,9 @@ def resolve_semantics(semantics: Any = None, surrogate: Any = None) -> Semantics
             )
         sem = PROFILES[semantics]
     elif isinstance(semantics, Mapping):
+        bad = [k for k in semantics if not isinstance(k, str)]
+        if bad:
+            raise SemanticsError(f"semantics keys must be Semantics field names, got {bad[0]!r}")
         sem = PROFILES["nir"].replace(**semantics)
     else:
         raise SemanticsError(

@@ -11,34 +11,99 @@ that the ``nir`` package infers (which is wrong for non-square and grouped convo
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import warnings
+
 import numpy as np
 
-from .errors import ParameterError, ShapeError
+from .errors import ParameterError, ShapeError, ShapeWarning
 from .kernels.geometry import conv_output_shape
 
-__all__ = ["SHAPE_RULES", "as_shape", "conv_geometry", "flatten_shape", "pool_geometry"]
+__all__ = ["SHAPE_RULES", "as_shape", "conv_geometry", "flatten_shape", "pool_geometry",
+           "integers", "strip_batch_axis", "retry_without_batch_axis"]
+
+# the largest size nirjax accepts in one dimension (larger ones overflow int64 products)
+_MAX_DIM = 1 << 40
 
 
-def as_shape(value) -> tuple | None:
-    """A NIR shape value (array, list, int, None) as a tuple of ints."""
+def integers(value, name: str, field: str, *, minimum: int | None = None) -> np.ndarray:
+    """The entries of an integer field (shape, stride, groups, ...) as int64, refusing text,
+    booleans, fractions (``2.5``), non-finite values and values below ``minimum``.
+
+    Whole numbers stored as floats (``2.0``) are accepted.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        arr = np.asarray(None, dtype=object)
+    if arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
+        raise ParameterError(
+            f"node {name!r}: field {field!r} must hold integers, got {value!r}"[:300]
+        )
+    if arr.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if np.any(bad):
+            raise ParameterError(
+                f"node {name!r}: field {field!r} must hold whole numbers, got "
+                f"{arr.reshape(-1)[bad.reshape(-1)][0]!r} in {value!r}"[:300]
+            )
+    if np.any(np.abs(arr.astype(np.float64)) > _MAX_DIM):
+        raise ParameterError(f"node {name!r}: field {field!r} holds {value!r}, beyond the "
+                             f"largest size nirjax handles ({_MAX_DIM})"[:300])
+    arr = arr.astype(np.int64)
+    if minimum is not None and np.any(arr < minimum):
+        raise ParameterError(
+            f"node {name!r}: field {field!r} must be >= {minimum}, got {value!r}"[:300]
+        )
+    return arr
+
+
+def as_shape(value, name: str = "?", field: str = "shape") -> tuple | None:
+    """A NIR shape value (array, list, int, None) as a tuple of positive ints.
+
+    Raises:
+        ParameterError: entries that are text, fractions, non-finite or below 1, or a shape
+            that is not one-dimensional.
+    """
     if value is None:
         return None
-    arr = np.asarray(value)
-    if arr.dtype == object:
+    arr = np.asarray(value) if not isinstance(value, (list, tuple)) or value else np.zeros(0, int)
+    if arr.dtype == object and arr.shape == () and arr[()] is None:
         return None
-    return tuple(int(v) for v in arr.reshape(-1))
+    if arr.ndim > 1:
+        raise ParameterError(f"node {name!r}: field {field!r} must be a 1-D list of sizes, got an "
+                             f"array of shape {arr.shape}")
+    return tuple(int(v) for v in integers(arr.reshape(-1), name, field, minimum=1))
 
 
 def _pairs(value, n: int, name: str, field: str) -> tuple:
     """An int or sequence of ints as a tuple of length ``n``."""
-    arr = np.asarray(value).reshape(-1)
+    arr = integers(value, name, field).reshape(-1)
     if arr.size == 1:
         arr = np.repeat(arr, n)
-    if arr.size != n or not np.issubdtype(arr.dtype, np.number):
+    if arr.size != n:
         raise ParameterError(
             f"node {name!r}: field {field!r} must be an int or {n} ints, got {value!r}"
         )
     return tuple(int(v) for v in arr)
+
+
+def _one_int(value, name: str, field: str, minimum: int | None = None) -> int:
+    arr = integers(value, name, field, minimum=minimum).reshape(-1)
+    if arr.size != 1:
+        raise ParameterError(f"node {name!r}: field {field!r} must be one integer, got {value!r}"[:300])
+    return int(arr[0])
+
+
+def _shape_of(node, field: str, name: str) -> tuple:
+    """``np.shape`` of a parameter, refusing ragged nested lists."""
+    try:
+        return tuple(int(d) for d in np.shape(getattr(node, field)))
+    except (ValueError, TypeError):
+        raise ParameterError(f"node {name!r} ({type(node).__name__}): field {field!r} is not a "
+                             f"rectangular array (ragged nested lists?)") from None
 
 
 def _check(name, incoming, expected, what="input"):
@@ -53,7 +118,7 @@ def _elementwise(*fields):
     """Nodes whose shape is the broadcast of their array parameters (neurons, Scale, ...)."""
 
     def rule(name, node, incoming):
-        shapes = [np.shape(getattr(node, f)) for f in fields if getattr(node, f) is not None]
+        shapes = [_shape_of(node, f, name) for f in fields if getattr(node, f, None) is not None]
         try:
             shape = tuple(int(s) for s in np.broadcast_shapes(*shapes))
         except ValueError:
@@ -70,23 +135,88 @@ def _elementwise(*fields):
     return rule
 
 
+def _declared(node, field: str, name: str):
+    types = getattr(node, field, None)
+    key = field.split("_")[0]
+    if types is None:
+        return None
+    if not isinstance(types, dict):  # a bare shape where nir keeps {key: shape}
+        return as_shape(types, name, field)
+    return as_shape(types.get(key), name, field)
+
+
 def _io(field):
     def rule(name, node, incoming):
-        declared = as_shape(getattr(node, field).get(field.split("_")[0]))
+        declared = _declared(node, field, name)
         if declared is None:
             return None if incoming is None else (tuple(incoming), tuple(incoming))
         if field == "output_type" and incoming is not None and tuple(incoming) != declared:
-            if int(np.prod(incoming)) == int(np.prod(declared)):
-                # e.g. Rockpool writes Output [1,1,1] after a LIF [1]: same data, reshaped
-                return tuple(incoming), declared
+            lead = len(declared) - len(incoming)
+            if lead > 0 and declared[lead:] == tuple(incoming) and set(declared[:lead]) == {1}:
+                warnings.warn(
+                    f"Output node {name!r} declares shape {declared} but its input has shape "
+                    f"{tuple(incoming)}: the leading 1s look like a batch axis, which exporters "
+                    f"such as Norse and Rockpool write but NIR shapes leave out. nirjax uses "
+                    f"{tuple(incoming)} (outputs [T, B, *{tuple(incoming)}]); to fix the file, "
+                    f"set the node's output_type to {list(incoming)}",
+                    ShapeWarning, stacklevel=6)
+                return tuple(incoming), tuple(incoming)
         _check(name, incoming, declared)
         return declared, declared
 
     return rule
 
 
+def strip_batch_axis(node, name: str):
+    """An Input node without the leading batch axis of size 1 that some exporters write
+    (Norse, Rockpool, snnTorch write ``(1, n)`` for ``n`` inputs), or ``None`` if it has none."""
+    try:
+        declared = _declared(node, "input_type", name)
+    except ParameterError:
+        return None
+    if declared is None or len(declared) < 2 or declared[0] != 1:
+        return None
+    return type(node)(input_type=np.array(declared[1:]), metadata=dict(node.metadata or {}))
+
+
+def retry_without_batch_axis(flat, infer, error):
+    """Shape inference again with the leading batch axis of the Input nodes dropped.
+
+    Called when ``infer(flat)`` raised ``error`` (a :class:`ShapeError`). If some top-level
+    Input node declares ``(1, *shape)`` and the graph's shapes are consistent with
+    ``shape``, warns (:class:`~nirjax.errors.ShapeWarning`, naming the node and the fix) and
+    returns ``(flat with those Input nodes replaced, infer's result)``; otherwise raises
+    ``error``.
+    """
+    replaced = {}
+    for name in flat.inputs:
+        new = strip_batch_axis(flat.nodes[name].node, name)
+        if new is not None:
+            replaced[name] = new
+    if not replaced:
+        raise error
+    nodes = dict(flat.nodes)
+    for name, new in replaced.items():
+        nodes[name] = dataclasses.replace(nodes[name], node=new)
+    fixed = dataclasses.replace(flat, nodes=nodes)
+    try:
+        result = infer(fixed)
+    except ShapeError:
+        raise error from None
+    for name, new in replaced.items():
+        shape = tuple(int(v) for v in new.input_type["input"])
+        warnings.warn(
+            f"Input node {name!r} declares shape {(1,) + shape}, which does not fit the nodes it "
+            f"feeds; {shape} does: the leading 1 looks like a batch axis, which exporters such as "
+            f"Norse, Rockpool and snnTorch write but NIR shapes leave out. nirjax uses {shape} "
+            f"(pass inputs [T, B, *{shape}]); to fix the file, set the node's input_type to "
+            f"{list(shape)}",
+            ShapeWarning, stacklevel=4)
+    return fixed, result
+
+
 def _matrix(name, node, incoming):
-    w = np.shape(node.weight)
+    w = _shape_of(node, "weight", name)
     if len(w) < 2:
         raise ParameterError(
             f"node {name!r} ({type(node).__name__}): weight must have at least 2 dims "
@@ -96,7 +226,7 @@ def _matrix(name, node, incoming):
     bias = getattr(node, "bias", None)
     if bias is not None:
         try:
-            ok = np.broadcast_shapes(np.shape(bias), out_shape) == out_shape
+            ok = np.broadcast_shapes(_shape_of(node, "bias", name), out_shape) == out_shape
         except ValueError:
             ok = False
         if not ok:
@@ -113,7 +243,7 @@ def conv_geometry(name, node, nd: int):
 
     ``padding`` is either the string ``'same'``/``'valid'`` or a tuple of ints.
     """
-    w = np.shape(node.weight)
+    w = _shape_of(node, "weight", name)
     if len(w) != nd + 2:
         raise ParameterError(
             f"node {name!r} (Conv{nd}d): weight must have {nd + 2} dims "
@@ -121,7 +251,7 @@ def conv_geometry(name, node, nd: int):
         )
     stride = _pairs(node.stride, nd, name, "stride")
     dilation = _pairs(node.dilation, nd, name, "dilation")
-    groups = int(np.asarray(node.groups).reshape(-1)[0])
+    groups = _one_int(node.groups, name, "groups")
     padding = node.padding
     if isinstance(padding, bytes):
         padding = padding.decode()
@@ -156,6 +286,8 @@ def _conv(nd):
         c_in = int(np.shape(node.weight)[1]) * groups
         declared = node.input_shape
         spatial = None if declared is None else _pairs(declared, nd, name, "input_shape")
+        if spatial is not None and any(s < 1 for s in spatial):
+            raise ParameterError(f"node {name!r} (Conv{nd}d): input_shape must be >= 1, got {declared!r}")
         if incoming is not None:
             if len(incoming) != nd + 1:
                 raise ShapeError(
@@ -231,18 +363,18 @@ def flatten_shape(name, shape: tuple, start_dim: int, end_dim: int) -> tuple:
         )
     if nd == 0:
         return (1,)
-    return shape[:s] + (int(np.prod(shape[s : e + 1])),) + shape[e + 1 :]
+    return shape[:s] + (math.prod(shape[s : e + 1]),) + shape[e + 1 :]
 
 
 def _flatten(name, node, incoming):
-    declared = as_shape(node.input_type.get("input")) if isinstance(node.input_type, dict) else None
+    declared = _declared(node, "input_type", name)
     if declared is not None:
         _check(name, incoming, declared)
     shape = declared if declared is not None else (None if incoming is None else tuple(incoming))
     if shape is None:
         return None
-    start = int(np.asarray(node.start_dim).reshape(-1)[0])
-    end = int(np.asarray(node.end_dim).reshape(-1)[0])
+    start = _one_int(node.start_dim, name, "start_dim")
+    end = _one_int(node.end_dim, name, "end_dim")
     return shape, flatten_shape(name, shape, start, end)
 
 

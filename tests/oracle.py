@@ -293,10 +293,18 @@ class Stateless:
         x = np.asarray(x, np.float64)
         if k == "Input":
             shape = _shape_of(n.input_type["input"])
+            if x.shape != shape and shape[:1] == (1,) and x.shape == shape[1:]:
+                return x  # a leading batch axis of 1 (Norse/Rockpool exports) is dropped
             return x.reshape(shape)
         if k == "Output":
             declared = n.output_type.get("output") if isinstance(n.output_type, dict) else None
-            return x if declared is None else x.reshape(_shape_of(declared))
+            if declared is None:
+                return x
+            shape = _shape_of(declared)
+            lead = len(shape) - x.ndim
+            if lead > 0 and shape[lead:] == x.shape and set(shape[:lead]) == {1}:
+                return x  # leading 1s (a batch axis an exporter wrote) are dropped
+            return x.reshape(shape)
         if k in ("Affine", "Linear"):
             w = _arr(n, "weight")
             y = (w @ x[..., None])[..., 0]
@@ -373,9 +381,11 @@ def dfs_order(names, edges, roots, feedthrough):
 
     Depth-first search over the dependency edges (edges into nodes without feedthrough are
     not dependencies), started from ``roots``, then from the nodes without feedthrough, then
-    from every node; successors in sorted name order. An edge reaching a node on the stack
-    is delayed. Returns (reverse post-order, set of delayed edges).
+    from every node, each group in sorted name order; successors in sorted name order. An
+    edge reaching a node on the stack is delayed. Returns (reverse post-order, set of delayed
+    edges).
     """
+    names, roots = sorted(names), sorted(roots)
     succ = {n: sorted({d for s, d in edges if s == n and feedthrough[d]}) for n in names}
     state, post, delayed = {}, [], set()
 

@@ -126,12 +126,14 @@ def test_paper_graph_runs_float32(name, read_paper):
     assert ys.shape[:2] == (steps, batch) and np.all(np.isfinite(ys))
 
 
-def test_lif_rockpool_output_keeps_declared_shape(read_paper):
-    """Rockpool's Output declares [1, 1, 1] after a LIF of shape [1]: same data, reshaped."""
-    model = nirjax.compile(read_paper("lif_rockpool"), dt=DT)
-    assert model.output_shapes == {"output": (1, 1, 1)}
+def test_lif_rockpool_output_drops_the_batch_axis(read_paper):
+    """Rockpool's Output declares [1, 1, 1] after a LIF of shape [1]: the leading 1s are a
+    batch axis NIR shapes leave out; nirjax uses (1,) and says so."""
+    with pytest.warns(nirjax.ShapeWarning, match=r"'output'.*\(1, 1, 1\).*output_type to \[1\]"):
+        model = nirjax.compile(read_paper("lif_rockpool"), dt=DT)
+    assert model.output_shapes == {"output": (1,)}
     ys = model(np.ones((5, 2, 1), np.float32))
-    assert ys.shape == (5, 2, 1, 1, 1)
+    assert ys.shape == (5, 2, 1)
 
 
 def test_braille_recurrent_edge_is_the_delayed_one(read_paper):
