@@ -32,7 +32,7 @@ step recomputed in the backward pass) unless ``fast_backward=False``.
 
 from __future__ import annotations
 
-import pathlib
+import os
 from typing import Any, Mapping, NamedTuple
 
 import jax
@@ -571,7 +571,8 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
     >>> model(np.ones((20, 3, 2))).shape
     (20, 3, 2)
     """
-    if isinstance(graph, (str, pathlib.Path)):
+    if isinstance(graph, (str, bytes, os.PathLike)) or (
+            hasattr(graph, "read") and hasattr(graph, "seek")):  # a path or a file object
         from .io import read
 
         graph = read(graph)

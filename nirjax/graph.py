@@ -38,6 +38,7 @@ from typing import Callable, Iterable
 import nir
 
 from .errors import GraphError
+from .limits import limits
 
 __all__ = ["FlatNode", "FlatGraph", "flatten", "order", "Ordering"]
 
@@ -91,6 +92,8 @@ def flatten(graph: nir.NIRGraph, known_types: Iterable[str] | None = None) -> Fl
     if not isinstance(graph, nir.NIRGraph):
         raise GraphError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
     known = set(known_types) if known_types is not None else None
+    max_depth = limits().max_depth
+    ancestors: list = [graph]
     nodes: dict[str, FlatNode] = {}
     edges: list[tuple[str, str]] = []
     subgraphs: dict[tuple, nir.NIRGraph] = {(): graph}
@@ -105,8 +108,17 @@ def flatten(graph: nir.NIRGraph, known_types: Iterable[str] | None = None) -> Fl
                 raise GraphError(f"{where}: node names must be non-empty strings, got {name!r}")
             flat = ".".join(path + (name,))
             if isinstance(node, nir.NIRGraph):
+                if any(node is a for a in ancestors):
+                    raise GraphError(f"subgraph {flat!r} is the graph itself or one of its "
+                                     f"parents: the graph contains itself")
+                if len(path) + 1 > max_depth:
+                    raise GraphError(
+                        f"subgraph {flat[:200]!r}: subgraphs nest more than {max_depth} levels "
+                        f"(nirjax.set_limits(max_depth=...) to allow more)")
                 subgraphs[path + (name,)] = node
+                ancestors.append(node)
                 ins, outs = visit(node, path + (name,), f"subgraph {flat!r}")
+                ancestors.pop()
                 local[name] = ("graph", ins, outs)
                 continue
             if not isinstance(node, nir.NIRNode):

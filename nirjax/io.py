@@ -423,7 +423,107 @@ def _field_value(type_name: str, field: str, value, where: str):
     return value
 
 
+# ----------------------------------------------------------------------------- heap checks
+#
+# Why a damaged file can hang h5py: HDF5 (1.14, as bundled with h5py 3.x) parses a global heap
+# collection ("GCOL", where variable-length strings such as node types, edges and the version
+# live) with a loop that advances by each object's declared size; a free-space object (index
+# 0) whose size field reads 0 never advances, so a single bit flip in a size field (which
+# makes the parser land in a run of zero bytes) loops forever inside the C library, holding
+# h5py's global lock. A local heap ("HEAP", group member names) keeps a linked free list that
+# a flipped offset can turn into a cycle. Neither can be interrupted from Python, so nirjax
+# walks these structures itself, in bounded time, before h5py touches them.
+
+_GCOL = b"GCOL\x01\x00\x00\x00"
+_HEAP = b"HEAP\x00\x00\x00\x00"
+_UNDEFINED = (1 << 64) - 1
+
+
+def _file_bytes(source):
+    """The bytes of a path (memory-mapped) or a file object; ``None`` if unavailable."""
+    import mmap
+
+    if isinstance(source, str):
+        try:
+            with open(source, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size == 0:
+                    return b""
+                return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+    try:
+        if hasattr(source, "getbuffer"):
+            return bytes(source.getbuffer())
+        position = source.tell()
+        source.seek(0)
+        data = source.read()
+        source.seek(position)
+        return data if isinstance(data, (bytes, bytearray)) else None
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+
+
+def _superblock_sizes(data) -> tuple | None:
+    """(sizeof offsets, sizeof lengths) from a superblock at offset 0, or None."""
+    if len(data) < 16 or bytes(data[:8]) != b"\x89HDF\r\n\x1a\n":
+        return None
+    version = data[8]
+    if version in (0, 1):
+        return data[13], data[14]
+    if version in (2, 3):
+        return data[9], data[10]
+    return None
+
+
+def _check_heaps(source, label: str) -> None:
+    """Refuse global heap collections and local heap free lists that would make HDF5 loop."""
+    data = _file_bytes(source)
+    if data is None:
+        return
+    try:
+        sizes = _superblock_sizes(data)
+        if sizes != (8, 8):  # not h5py's default layout: leave it to HDF5
+            return
+        size = len(data)
+        u16 = lambda at: int.from_bytes(data[at:at + 2], "little")
+        u64 = lambda at: int.from_bytes(data[at:at + 8], "little")
+        at = data.find(_GCOL)
+        while at >= 0:
+            length = u64(at + 8)
+            if length < 16 or at + length > size:
+                raise NirFileError(f"{label}: damaged global heap at byte {at}: it declares "
+                                   f"{length} bytes, the file has {size - at} from there")
+            p = 16
+            while p < length:
+                if p + 16 > length:
+                    break  # a tail too small for an object header is free space
+                index, obj_size = u16(at + p), u64(at + p + 8)
+                need = 16 + ((obj_size + 7) & ~7) if index > 0 else obj_size
+                if need == 0 or need > length - p:
+                    raise NirFileError(
+                        f"{label}: damaged global heap at byte {at}: object {index} at byte "
+                        f"{at + p} declares {obj_size} bytes, which "
+                        f"{'would make HDF5 loop forever' if need == 0 else 'overruns the heap'}")
+                p += need
+            at = data.find(_GCOL, at + 8)
+        at = data.find(_HEAP)
+        while at >= 0:
+            seg_size, free, seg = u64(at + 8), u64(at + 16), u64(at + 24)
+            seen = set()
+            while free not in (1, _UNDEFINED) and seg != _UNDEFINED and seg + seg_size <= size:
+                if free in seen or free + 16 > seg_size:
+                    raise NirFileError(f"{label}: damaged local heap at byte {at}: its free list "
+                                       f"{'loops' if free in seen else 'leaves the heap'}")
+                seen.add(free)
+                free = u64(seg + free)
+            at = data.find(_HEAP, at + 8)
+    finally:
+        if hasattr(data, "close"):
+            data.close()
+
+
 def _open(source, label):
+    _check_heaps(source, label)
     try:
         return h5py.File(source, "r")
     except Exception as exc:
@@ -634,7 +734,7 @@ class _Writer:
             if depth > self.depth:
                 raise NirFileError(f"{here}: dicts nest more than {self.depth} levels (or contain "
                                    f"themselves)")
-            sub = group.create_group(key, track_order=True)
+            sub = group.create_group(key)
             for k, v in value.items():
                 _check_name(k, here, "metadata key")
                 self.value(sub, k, v, here, depth + 1, metadata)
@@ -675,9 +775,9 @@ class _Writer:
         type_name = type(node).__name__
         group.create_dataset("type", data=type_name, dtype=h5py.string_dtype())
         if isinstance(node, nir.NIRGraph):
-            nodes = group.create_group("nodes", track_order=True)
+            nodes = group.create_group("nodes")
             for name, child in node.nodes.items():
-                self.node(nodes.create_group(name, track_order=True), child, f"{where}/nodes/{name}",
+                self.node(nodes.create_group(name), child, f"{where}/nodes/{name}",
                           conv_shapes, path + (name,))
             edges = list(node.edges or [])
             if edges:
@@ -769,9 +869,9 @@ def _to_bytes(graph, compression, compression_opts, label) -> bytes:
     try:
         conv_shapes = _conv_input_shapes(graph)
         writer = _Writer(compression, compression_opts)
-        with h5py.File(buffer, "w", track_order=True) as f:
+        with h5py.File(buffer, "w") as f:
             f.create_dataset("version", data=nir.version, dtype=h5py.string_dtype())
-            writer.node(f.create_group("node", track_order=True), graph, f"{label}:/node",
+            writer.node(f.create_group("node"), graph, f"{label}:/node",
                         conv_shapes, ())
     except NirjaxError as exc:
         raise NirFileError(f"cannot write {label}: {exc}") from exc
