@@ -18,7 +18,7 @@ Each raises a :class:`~nirjax.errors.NirjaxError` subclass (:class:`InputError`,
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, NamedTuple
+from typing import Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -375,5 +375,3 @@ def check_record(program, record, state_fields) -> tuple:
                              f"pair, got {type(item).__name__}"[:300])
     return tuple(items)
 
-
-_ = Any

@@ -641,11 +641,13 @@ def _infer_pool_types(graph: nir.NIRGraph) -> None:
         from . import graph as graph_mod
         from .ir import _infer_shapes  # local: io must not depend on the compiler at import
 
-        flat = graph_mod.flatten(graph, known_types())
-        pre = graph_mod.order(list(flat.nodes), flat.edges, flat.inputs)
-        in_shapes, out_shapes = _infer_shapes(flat, list(pre.order))
-    except NirjaxError:
-        return  # shapes are undetermined; compile reports why
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # compile warns about shapes, not read
+            flat = graph_mod.flatten(graph, known_types())
+            pre = graph_mod.order(list(flat.nodes), flat.edges, flat.inputs)
+            in_shapes, out_shapes = _infer_shapes(flat, list(pre.order))
+    except Exception:  # noqa: BLE001 - best effort: shapes undetermined, compile reports why
+        return
     by_path = {fn.path: name for name, fn in flat.nodes.items()}
     for path, node in todo:
         name = by_path.get(path)
@@ -756,6 +758,12 @@ class _Writer:
                 raise NirFileError(f"{here}: bytes {value[:40]!r} are not UTF-8 text") from None
             group.create_dataset(key, data=text, dtype=h5py.string_dtype())
             return
+        if hasattr(value, "__array__") and not isinstance(value, (np.ndarray, np.generic)):
+            try:  # torch tensors, JAX arrays
+                value = np.asarray(value)
+            except Exception as exc:  # noqa: BLE001 - e.g. a tensor that requires grad
+                raise NirFileError(f"{here}: cannot convert the {type(value).__name__} to an "
+                                   f"array ({exc})") from None
         if not isinstance(value, (np.ndarray, np.generic, int, float, bool, list, tuple)):
             raise NirFileError(f"{here}: a {type(value).__name__} cannot be stored in a .nir file; "
                                f"expected numbers, strings, arrays or dicts")
@@ -796,8 +804,8 @@ class _Writer:
                     if type_name == "Conv1d":  # nir 1.0.8's Conv1d takes the length as an int
                         value = value.reshape(())
                 key = renamed.get(f.name, f.name)
-                if value is not None and not isinstance(value, (str, bytes, np.ndarray, np.generic,
-                                                                int, float, list, tuple)):
+                if value is not None and not hasattr(value, "__array__") and not isinstance(
+                        value, (str, bytes, np.ndarray, np.generic, int, float, list, tuple)):
                     raise NirFileError(f"{where} ({type_name}): field {f.name!r} is a "
                                        f"{type(value).__name__}; expected numbers or an array")
                 self.value(group, key, value, where, 0, metadata=False)
@@ -854,9 +862,11 @@ def _conv_input_shapes(graph: nir.NIRGraph) -> dict:
     if not missing(graph):
         return {}
     try:
-        flat = graph_mod.flatten(graph, known_types())
-        pre = graph_mod.order(list(flat.nodes), flat.edges, flat.inputs)
-        in_shapes, _ = _infer_shapes(flat, list(pre.order))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            flat = graph_mod.flatten(graph, known_types())
+            pre = graph_mod.order(list(flat.nodes), flat.edges, flat.inputs)
+            in_shapes, _ = _infer_shapes(flat, list(pre.order))
     except Exception:  # the file is still written, as given, if the graph is incomplete
         return {}
     return {flat.nodes[name].path: shape[1:] for name, shape in in_shapes.items()

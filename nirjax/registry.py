@@ -96,6 +96,10 @@ def _array(name: str, node, field: str, *, positive=False, finite=True) -> np.nd
                 f"node {name!r} ({type(node).__name__}): field {field!r} holds values beyond "
                 f"the float64 range")
         arr = wide
+    if arr.size == 0:
+        raise ParameterError(
+            f"node {name!r} ({type(node).__name__}): field {field!r} is empty (shape "
+            f"{arr.shape}); expected at least one value")
     if finite and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))
         where = f" at index {tuple(int(i) for i in bad[0])}" if arr.ndim else ""

@@ -249,6 +249,9 @@ def conv_geometry(name, node, nd: int):
             f"node {name!r} (Conv{nd}d): weight must have {nd + 2} dims "
             f"(C_out, C_in/groups, {'K' if nd == 1 else 'KH, KW'}), got shape {w}"
         )
+    if any(d < 1 for d in w):
+        raise ParameterError(f"node {name!r} (Conv{nd}d): weight shape {w} has an empty "
+                             f"dimension; every kernel and channel size must be >= 1")
     stride = _pairs(node.stride, nd, name, "stride")
     dilation = _pairs(node.dilation, nd, name, "dilation")
     groups = _one_int(node.groups, name, "groups")

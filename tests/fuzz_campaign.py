@@ -60,6 +60,7 @@ class Worker:
             [sys.executable, "-c", WORKER, str(HERE), str(memory_gb), str(workdir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True, env=env, bufsize=1)
+        self.cases = 0
         line = self._read(300)
         if line is None or "ready" not in line:
             raise RuntimeError("the fuzz worker did not start")
@@ -97,6 +98,8 @@ def main(argv=None):
     ap.add_argument("--memory-gb", type=int, default=8, help="address-space limit per worker")
     ap.add_argument("--show", type=int, default=15, help="non-clean cases to print")
     ap.add_argument("--json", help="write every outcome to this file")
+    ap.add_argument("--recycle", type=int, default=100,
+                    help="start a fresh worker after this many cases (bounds its memory)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
     import fuzzlib  # noqa: E402  (no jax import here: the parent stays light)
@@ -113,6 +116,11 @@ def main(argv=None):
             seed = args.seed + i
             if worker.proc.poll() is not None:
                 worker = Worker(args.memory_gb, workdir)
+            worker.cases += 1
+            if worker.cases > args.recycle:
+                worker.kill()
+                worker = Worker(args.memory_gb, workdir)
+                worker.cases = 1
             outcome, detail = worker.run(surface, seed, args.timeout)
             if outcome in ("hang", "crash"):
                 worker = Worker(args.memory_gb, workdir)
@@ -121,7 +129,7 @@ def main(argv=None):
             counts[surface][outcome] += 1
             records.append({"surface": surface, "seed": seed, "outcome": outcome,
                             "detail": detail})
-        if (i + 1) % 25 == 0:
+        if (i + 1) % 10 == 0:
             done = sum(sum(c.values()) for c in counts.values())
             print(f"... {done} cases, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
     worker.kill()

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import pathlib
 import tempfile
 import traceback
@@ -211,6 +210,7 @@ def _in_shape(node, shapes, edges, name):
 
 
 def random_inputs(rng, inputs: dict, steps: int, batch: int):
+    """Random inputs ``[T, B, *shape]`` for the Input nodes ``inputs`` (a dict when several)."""
     xs = {n: rng.uniform(-0.5, 2.0, (steps, batch) + tuple(s)) for n, s in inputs.items()}
     return xs if len(xs) > 1 else next(iter(xs.values()))
 
@@ -854,6 +854,7 @@ def _smoke_run(model, rng, steps=3):
 
 
 def case_file(rng, workdir):
+    """A mutated seed file: read, compile, run 3 steps."""
     import nirjax
 
     seeds = _prep(seed_files, workdir / "seeds")
@@ -891,6 +892,7 @@ def _check_oracle(g, xs, dt, optimize):
 
 
 def case_graph(rng, workdir):
+    """A random valid graph against the float64 oracle, ``optimize`` True and False."""
     g, inputs = random_graph(rng)
     xs = random_inputs(rng, inputs, int(rng.integers(1, 7)), int(rng.integers(1, 3)))
     for optimize in (True, False):
@@ -899,6 +901,7 @@ def case_graph(rng, workdir):
 
 
 def case_value(rng, workdir):
+    """A random graph with one bad value (``value_mutations``): compile, run."""
     import nirjax
 
     g, inputs = _prep(random_graph, rng)
@@ -915,6 +918,7 @@ def case_value(rng, workdir):
 
 
 def case_option(rng, workdir):
+    """Random compile options (``random_options``): compile, run, finite outputs."""
     import nirjax
 
     g, inputs = random_graph(rng)
@@ -931,6 +935,7 @@ def case_option(rng, workdir):
 
 
 def case_runtime(rng, workdir):
+    """One misuse of a compiled model's ``run`` / ``step`` / ``init_state``."""
     import jax
     import nirjax
 
@@ -1032,6 +1037,7 @@ def _outputs(model, xs):
 
 
 def case_roundtrip(rng, workdir):
+    """Write -> read (path, file object, nir.write) and shuffling: identical outputs."""
     import nirjax
 
     g, inputs = random_graph(rng)
@@ -1148,6 +1154,7 @@ def write_mutations():
 
 
 def case_write(rng, workdir):
+    """A bad graph written over an existing file: clean error, old file intact."""
     import nirjax
 
     g, _ = _prep(random_graph, rng)
@@ -1218,10 +1225,10 @@ def is_i17(surface: str, seed: int) -> bool:
 
 
 def scratch_dir() -> pathlib.Path:
+    """A fresh temporary directory for cases."""
     return pathlib.Path(tempfile.mkdtemp(prefix="nirjax_fuzz_"))
 
 
 __all__ = ["SURFACES", "classify", "is_i17", "random_graph", "random_inputs", "shuffled",
            "value_mutations", "structural_mutations", "mutate_file", "seed_files",
            "write_mutations", "random_options", "scratch_dir"]
-_ = os

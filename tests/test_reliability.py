@@ -7,7 +7,6 @@ The randomized counterparts of these tests are in ``test_fuzz.py``.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import io
 import os
@@ -27,7 +26,7 @@ from hypothesis import strategies as st
 
 import nirjax
 import oracle
-from builders import chain, graph, io_nodes, neuron, paper_path, rng_for
+from builders import chain, neuron, rng_for
 
 sys.path.insert(0, os.path.dirname(__file__))
 import fuzzlib  # noqa: E402
@@ -644,5 +643,3 @@ def test_limits_api():
     with pytest.raises(nirjax.NirjaxError, match="unknown limit"):
         nirjax.set_limits(max_bananas=3)
 
-
-_ = (dataclasses, graph, io_nodes, paper_path)
