@@ -286,8 +286,13 @@ def check_params(params, reference: Mapping, where: str = "params") -> None:
                 raise InputError(f"{here} must be an array of shape {tuple(np.shape(expected))}, "
                                  f"got {_leaf_desc(leaf)}")
             dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
-            if not _real_dtype(dtype):
-                raise InputError(f"{here} must be a real floating array, got dtype {dtype}")
+            try:
+                floating = bool(jnp.issubdtype(dtype, jnp.floating))
+            except TypeError:
+                floating = False
+            if not floating:
+                raise InputError(f"{here} must be a floating array (model.params holds "
+                                 f"{getattr(expected, 'dtype', 'floats')}), got dtype {dtype}")
             if tuple(np.shape(leaf)) != tuple(np.shape(expected)):
                 raise InputError(f"{here} has shape {tuple(np.shape(leaf))}, expected "
                                  f"{tuple(np.shape(expected))} (the shape in model.params)")

@@ -164,6 +164,9 @@ class CompiledGraph:
         for n in self.program.nodes:
             if n.stateful:
                 s = n.rule.init_state(params.get(n.name), n.config, n.out_shape, self.dtype)
+                # params of another float dtype (bfloat16, float64) must not change the carry
+                s = jax.tree_util.tree_map(lambda a: a.astype(self.dtype) if jnp.issubdtype(
+                    a.dtype, jnp.floating) else a, s)
                 nodes[n.name] = jax.tree_util.tree_map(
                     lambda a: jnp.broadcast_to(a, (batch_size,) + a.shape), s)
         feedback = {

@@ -178,6 +178,9 @@ def flatten(graph: nir.NIRGraph, known_types: Iterable[str] | None = None) -> Fl
 
         seen = set()
         raw_edges = g.edges if g.edges is not None else []
+        if isinstance(raw_edges, (str, bytes, dict)) or not hasattr(raw_edges, "__iter__"):
+            raise GraphError(f"{where}: edges must be a list of (source, destination) pairs, got "
+                             f"{type(raw_edges).__name__}")
         for edge in raw_edges:
             try:
                 src, dst = edge

@@ -124,6 +124,12 @@ def main(argv=None):
             outcome, detail = worker.run(surface, seed, args.timeout)
             if outcome in ("hang", "crash"):
                 worker = Worker(args.memory_gb, workdir)
+                if outcome == "hang":  # a load spike is not a hang: retry once, longer
+                    outcome, detail = worker.run(surface, seed, 3 * args.timeout)
+                    if outcome == "hang":
+                        worker = Worker(args.memory_gb, workdir)
+                    else:
+                        detail = f"(answered on a retry after a {args.timeout:g} s timeout) {detail}"
             if outcome in BAD and fuzzlib.is_i17(surface, seed):
                 outcome += "-i17"
             counts[surface][outcome] += 1

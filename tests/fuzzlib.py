@@ -769,7 +769,75 @@ def structural_mutations():
             del node[key]
             node.create_dataset(key, data=np.zeros((0, 3)))
 
+    def rename_field(f, rng):
+        node = any_node(f, rng)
+        keys = [k for k in node if k != "type"]
+        if keys:
+            key = keys[int(rng.integers(len(keys)))]
+            node.move(key, key.upper() if key != key.upper() else key + "_")
+
+    def copy_node(f, rng):
+        names = list(_nodes_group(f))
+        src = names[int(rng.integers(len(names)))]
+        f.copy(_nodes_group(f)[src], _nodes_group(f), name=src + "_copy")
+
+    def duplicate_edges(f, rng):
+        g = f["node"]
+        edges = g["edges"][()]
+        del g["edges"]
+        if np.size(edges):
+            g.create_dataset("edges", data=np.concatenate([edges, edges[:1], edges[:1, ::-1]]),
+                             dtype=h5py.string_dtype())
+        else:
+            g.create_dataset("edges", data=np.array([["x", "y"]], dtype=object),
+                             dtype=h5py.string_dtype())
+
+    def swap_types(f, rng):
+        names = list(_nodes_group(f))
+        if len(names) < 2:
+            return
+        a, b = (str(v) for v in rng.choice(names, 2, replace=False))
+        ta, tb = _nodes_group(f)[a]["type"][()], _nodes_group(f)[b]["type"][()]
+        del _nodes_group(f)[a]["type"], _nodes_group(f)[b]["type"]
+        _nodes_group(f)[a].create_dataset("type", data=tb, dtype=h5py.string_dtype())
+        _nodes_group(f)[b].create_dataset("type", data=ta, dtype=h5py.string_dtype())
+
+    def big_values(f, rng):
+        node = any_node(f, rng)
+        keys = [k for k in node if isinstance(node[k], h5py.Dataset) and node[k].dtype.kind in "fi"
+                and k != "type"]
+        if not keys:
+            return
+        key = keys[int(rng.integers(len(keys)))]
+        data = np.array(node[key][()], dtype=np.float64)
+        data.reshape(-1)[0] = rng.choice([1e300, -1e300, 1e-310, np.nan, -0.0, 2 ** 63, -1])
+        del node[key]
+        node.create_dataset(key, data=data)
+
+    def chunked_filters(f, rng):
+        node = any_node(f, rng)
+        keys = [k for k in node if isinstance(node[k], h5py.Dataset) and node[k].ndim >= 1
+                and node[k].dtype.kind == "f"]
+        if not keys:
+            return
+        key = keys[0]
+        data = node[key][()]
+        del node[key]
+        node.create_dataset(key, data=data, chunks=True, compression=str(rng.choice(["lzf", "gzip"])),
+                            shuffle=True, fletcher32=True)
+
+    def soft_to_sibling(f, rng):
+        names = list(_nodes_group(f))
+        if len(names) < 2:
+            return
+        a, b = names[0], names[1]
+        del _nodes_group(f)[a]
+        _nodes_group(f)[a] = h5py.SoftLink(f"/node/nodes/{b}")
+
     return [
+        ("rename", rename_field), ("copy-node", copy_node), ("dup-edges", duplicate_edges),
+        ("swap-types", swap_types), ("big-values", big_values), ("filters", chunked_filters),
+        ("soft-sibling", soft_to_sibling),
         ("ds->group", ds_to_group), ("group->ds", group_to_ds), ("dangling-soft", dangling_soft),
         ("external", external), ("soft-cycle", node_soft_cycle), ("hard-cycle", hard_cycle),
         ("deep", deep_nesting), ("non-utf8", non_utf8_name), ("non-utf8-edge", non_utf8_edge),
@@ -785,7 +853,8 @@ def structural_mutations():
 def mutate_file(rng, src: pathlib.Path, dst: pathlib.Path) -> str:
     """Write a mutated copy of ``src`` to ``dst``; returns the mutator's name."""
     data = bytearray(src.read_bytes())
-    kind = rng.choice(["flip", "version", "truncate", "zero", "structural", "structural"])
+    kind = rng.choice(["flip", "version", "truncate", "zero", "insert", "delete", "splice",
+                       "garbage", "header", "structural", "structural", "structural"])
     if kind == "flip":
         for _ in range(int(rng.integers(1, 9))):
             i = int(rng.integers(len(data)))
@@ -801,6 +870,22 @@ def mutate_file(rng, src: pathlib.Path, dst: pathlib.Path) -> str:
     elif kind == "zero":
         i = int(rng.integers(len(data)))
         data[i : i + 64] = bytes(len(data[i : i + 64]))
+    elif kind == "insert":  # shifts every later offset
+        i = int(rng.integers(len(data)))
+        data[i:i] = bytes(rng.integers(0, 256, int(rng.integers(1, 64)), dtype=np.uint8))
+    elif kind == "delete":
+        i = int(rng.integers(len(data)))
+        del data[i : i + int(rng.integers(1, 64))]
+    elif kind == "splice":  # a block copied over another place
+        n = int(rng.integers(8, 256))
+        i, j = (int(v) for v in rng.integers(0, max(len(data) - n, 1), 2))
+        data[j : j + n] = data[i : i + n]
+    elif kind == "garbage":
+        data += bytes(rng.integers(0, 256, int(rng.integers(1, 4096)), dtype=np.uint8))
+    elif kind == "header":  # the superblock and the root group's first object header
+        for _ in range(int(rng.integers(1, 4))):
+            i = int(rng.integers(0, min(len(data), 800)))
+            data[i] = int(rng.integers(0, 256))
     dst.write_bytes(bytes(data))
     if kind != "structural":
         return str(kind)
