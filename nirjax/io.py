@@ -66,6 +66,11 @@ _STRING_OK = {"padding"}  # Conv padding may be 'same' / 'valid'
 _SPIKING = {"IF", "LIF", "CubaLIF"}
 # bytes counted per element of a variable-length string dataset (its content is not declared)
 _STRING_ELEMENT_BYTES = 64
+# a dataset declaring more than this must store at least 1/_MAX_COMPRESSION of it (gzip
+# compresses zeros about 700:1 in h5py's chunks and at most ~1032:1): a file that declares a
+# large array but stores (almost) nothing would make HDF5 allocate and fill it
+_STORED_CHECK_BYTES = 1 << 20
+_MAX_COMPRESSION = 2000
 
 
 def _text(value) -> str:
@@ -243,6 +248,18 @@ class _Reader:
                 f"limit of {format_bytes(self.limits.max_read_bytes)} per file. If the file is "
                 f"what you expect, raise the limit: nirjax.set_limits(max_read_bytes=...)"
             )
+        if string is None and size > _STORED_CHECK_BYTES:
+            try:
+                stored = obj.id.get_storage_size()
+            except Exception:  # noqa: BLE001 - the read below reports a damaged dataset
+                stored = None
+            if stored is not None and stored * _MAX_COMPRESSION < size:
+                raise NirFileError(
+                    f"{where}: declares shape {tuple(int(s) for s in shape)} of {dtype} "
+                    f"({format_bytes(size)}) but stores only {stored} bytes, less than any "
+                    f"compression leaves: its data was never written; nirjax will not fill "
+                    f"{format_bytes(size)} from it"
+                )
         try:
             value = obj[()]
         except Exception as exc:

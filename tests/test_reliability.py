@@ -282,6 +282,19 @@ def test_huge_declared_dataset_fails_fast_naming_node_field_and_bytes(tmp_path):
     assert "set_limits(max_read_bytes" in message
 
 
+def test_declared_but_unstored_data_is_not_allocated(tmp_path):
+    """Under the read limit, but stored in (almost) no bytes: refused before HDF5 fills it."""
+    def edit(f):
+        del f["node/nodes/lif/tau"]
+        f["node/nodes/lif"].create_dataset("tau", shape=(10 ** 9,), dtype="f4", chunks=True,
+                                           compression="gzip")
+
+    start = time.perf_counter()
+    with pytest.raises(nirjax.NirFileError, match="'tau'.*stores only 0 bytes"):
+        nirjax.read(_edit(tmp_path, edit))
+    assert time.perf_counter() - start < 5
+
+
 def test_read_limit_can_be_raised(tmp_path):
     def edit(f):
         del f["node/nodes/w/weight"]
