@@ -3,12 +3,28 @@
 >>> import nirjax
 >>> model = nirjax.compile(nirjax.example_path("braille_bias_zero"), dt=1e-4)  # doctest: +SKIP
 >>> ys = model(xs)  # xs: [T, B, 12] -> ys: [T, B, 7]                             # doctest: +SKIP
+
+The public API is re-exported here; the code lives in layers, each importing only the ones
+below it (``tests/test_layers.py`` checks this)::
+
+    errors          the NirjaxError hierarchy
+    kernels         numerics only: pure per-sample JAX functions (installed as nirjax.kernels)
+    graph           plain-Python graph analysis: flatten, order, cycles, shapes
+    semantics       Semantics and the platform profiles
+    rules           the rule tables binding each NIR type to its kernel
+    compiler        Program, build_program, CompiledGraph
+    io              .nir files, export to nir.NIRGraph
+    api, analysis,  nirjax.compile (graph or path), compare, training
+    train
+    cli             the command line
 """
 
+import sys as _sys
+
 from . import kernels
-from .compiler import CompiledGraph, GraphState
-from .compiler import compile as compile
-from .compare import Comparison, Divergence, compare
+from .analysis import Comparison, Divergence, compare
+from .api import compile as compile
+from .compiler import CompiledGraph, GraphState, Program, build_program
 from .errors import (
     GraphError,
     InputError,
@@ -21,14 +37,14 @@ from .errors import (
     ShapeError,
 )
 from .examples import example_path
-from .export import to_nir
-from .io import file_version, read, read_version, write
-from .ir import Program, build_program
+from .io import file_version, read, read_version, to_nir, write
 from .kernels.surrogate import Surrogate
-from .registry import Rule, register
-from .semantics import PROFILES, Semantics
-from . import profiles
+from .rules import Rule, register
+from .semantics import PROFILES, Semantics, profiles
 from . import train
+
+# ``import nirjax.profiles`` keeps working: the profiles live in nirjax.semantics.profiles
+_sys.modules[__name__ + ".profiles"] = profiles
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""The staged program (nirjax.schedule) must compute exactly what the plain one-scan program
+"""The staged program (nirjax.compiler.schedule) must compute exactly what the plain one-scan program
 computes: same outputs, records, final state and gradients, for every chunking."""
 
 import warnings
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nirjax
-from nirjax.schedule import components, schedule
+from nirjax.compiler.schedule import components, schedule
 
 
 def _lif(n, rng, tau=5e-3):
@@ -221,7 +221,7 @@ def test_associative_scan_matches_sequential(integrator, cuba_current):
 @pytest.mark.parametrize("name", ["chain", "recurrent", "two_inputs"])
 @pytest.mark.parametrize("optimize", [True, False])
 def test_fast_backward_equals_autodiff(name, optimize):
-    """nirjax.scan_vjp's recompute VJP gives autodiff's gradient w.r.t. params, inputs and
+    """nirjax.compiler.scan_vjp's recompute VJP gives autodiff's gradient w.r.t. params, inputs and
     initial state (the recurrent graph carries an integer delay-line position)."""
     graph = _graphs()[name]
     rng = np.random.default_rng(5)

@@ -2,7 +2,7 @@
 graph-level semantics (latency, cycle breaking, dropped recurrent biases) and validation.
 
 The oracles below are written from the platforms' own update equations (cited in
-``nirjax/profiles.py``), one NumPy loop per platform and neuron type, in float64; nirjax runs
+``nirjax/semantics/profiles.py``), one NumPy loop per platform and neuron type, in float64; nirjax runs
 with ``jax_enable_x64`` so the comparison can be tight. The real packages are compared in
 ``tests/test_conformance_peers.py``.
 """

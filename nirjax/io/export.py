@@ -29,8 +29,8 @@ import jax
 import nir
 import numpy as np
 
-from .errors import GraphError, NirjaxWarning, ParameterError
-from .registry import rule_for
+from ..errors import GraphError, NirjaxWarning, ParameterError
+from ..rules import rule_for
 
 __all__ = ["to_nir"]
 

@@ -34,30 +34,19 @@ platform's equations applied as documented. ``dt`` is always the one given to
 :func:`nirjax.compile`, even where the platform fixes or infers its own (snnTorch fixes
 1e-4, Norse defaults to 1e-3, Rockpool infers it from ``r``, Sinabs has none).
 
-This module also holds the graph-level part of the semantics (:func:`graph_pass`): which
-edges carry a one-step latency (as inserted one-step ``Delay`` nodes named ``"src->dst"``),
-and recurrent-weight biases a platform drops.
+The graph-level part of a profile (which edges carry a one-step latency, as inserted one-step
+``Delay`` nodes named ``"src->dst"``, and recurrent-weight biases a platform drops) is a
+compiler pass over the flattened graph: :func:`nirjax.compiler.passes.graph_pass`.
 """
 
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
-import nir
-
-from .errors import NirjaxWarning
-from .schedule import components
-from .semantics import PROFILE_DOCS, PROFILES, Semantics
+from .core import PROFILE_DOCS, PROFILES, Semantics
 
 __all__ = [
     "norse", "snntorch", "spyx", "spyx1", "sinabs", "rockpool", "lava", "lava_fixed",
     "spinnaker2",
-    "graph_pass", "NEURON_TYPES", "WEIGHT_TYPES",
 ]
-
-NEURON_TYPES = ("IF", "LIF", "CubaLIF")
-WEIGHT_TYPES = ("Affine", "Linear", "Conv1d", "Conv2d")
 
 
 def norse() -> Semantics:
@@ -388,82 +377,3 @@ PROFILE_DOCS["nir"] = ("The NIR 1.0.8 specification with forward Euler: v' = v +
 PROFILE_DOCS["exact"] = ("The NIR 1.0.8 specification with exact exponential integration "
                          "(input held over the step): v' = u + (v - u)*exp(-dt/tau), u = "
                          "v_leak + r*x; reset to v_reset in the same step.")
-
-
-# ----------------------------------------------------------------------------- graph pass
-
-
-def _sccs(names, edges):
-    """Strongly connected components: name -> component id, and the ids of components that
-    contain a cycle (more than one node, or a self-loop)."""
-    comps = components(list(names), list(edges))
-    comp = {name: i for i, members in enumerate(comps) for name in members}
-    cyclic = {i for i, members in enumerate(comps) if len(members) > 1}
-    cyclic |= {comp[s] for s, d in edges if s == d}
-    return comp, cyclic
-
-
-def graph_pass(flat, semantics: Semantics, dt: float):
-    """The graph-level part of a profile, applied to a flattened graph before ordering.
-
-    Returns ``(flat, semantics)``. A one-step latency is a ``Delay`` node of one step (``dt``)
-    inserted on the edge, named ``"<src>-><dst>"``: with ``latency="weights"`` on every edge
-    out of a weight node (Affine, Linear, Conv1d, Conv2d), with ``cycle_break="neuron"`` on
-    every edge out of a spiking neuron into its own cycle (a Delay has no same-step
-    feedthrough, so that cycle needs no other delay). ``recurrent_bias="drop"`` replaces each
-    Affine inside a cycle through a spiking neuron by a Linear of the same weight (warning
-    when the bias was nonzero); the profile's ``recurrent_overrides`` become per-node
-    overrides of the spiking neurons inside a cycle. With the default semantics nothing
-    changes.
-    """
-    wants = (semantics.latency != "none" or semantics.cycle_break != "dfs"
-             or semantics.recurrent_bias != "keep" or semantics.recurrent_overrides)
-    if not wants:
-        return flat, semantics
-    names = list(flat.nodes)
-    types = {n: flat.nodes[n].type_name for n in names}
-    comp, cyclic = _sccs(names, flat.edges)
-
-    def in_cycle(n):
-        return comp[n] in cyclic
-
-    cut = set()
-    if semantics.latency == "weights":
-        cut |= {(s, d) for s, d in flat.edges if types[s] in WEIGHT_TYPES}
-    if semantics.cycle_break == "neuron":
-        cut |= {(s, d) for s, d in flat.edges
-                if types[s] in NEURON_TYPES and comp[s] == comp[d] and in_cycle(s)}
-    recurrent_neurons = [n for n in names if types[n] in NEURON_TYPES and in_cycle(n)]
-    nodes = dict(flat.nodes)
-    if semantics.recurrent_bias == "drop":
-        neuron_comps = {comp[n] for n in recurrent_neurons}
-        for n in names:
-            if types[n] == "Affine" and comp[n] in neuron_comps:
-                fn = flat.nodes[n]
-                bias = np.asarray(fn.node.bias)
-                if np.any(bias != 0):
-                    warnings.warn(
-                        f"node {n!r} (Affine) is a recurrent weight: under semantics "
-                        f"{semantics.name!r} its bias is dropped (the platform keeps only the "
-                        f"recurrent weight); max |bias| = {float(np.max(np.abs(bias))):.3g}",
-                        NirjaxWarning, stacklevel=4)
-                nodes[n] = type(fn)(fn.name, fn.path,
-                                    nir.Linear(weight=np.asarray(fn.node.weight)), fn.role)
-    edges = []
-    for s, d in flat.edges:
-        if (s, d) not in cut:
-            edges.append((s, d))
-            continue
-        name, k = f"{s}->{d}", 2
-        while name in nodes:
-            name, k = f"{s}->{d}#{k}", k + 1
-        nodes[name] = type(flat.nodes[s])(name, (name,), nir.Delay(delay=np.array(dt)), "op")
-        edges += [(s, name), (name, d)]
-    flat = type(flat)(nodes, edges, flat.inputs, flat.outputs, flat.subgraphs)
-    if semantics.recurrent_overrides:
-        for n in recurrent_neurons:
-            user = dict(dict(semantics.overrides).get(n, ()))
-            new = {k: v for k, v in semantics.recurrent_overrides if k not in user}
-            if new:
-                semantics = semantics.override(n, **new)
-    return flat, semantics

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ParameterError, ShapeError
-from .kernels.geometry import conv_output_shape
+from ..errors import ParameterError, ShapeError
+from ..kernels.geometry import conv_output_shape
 
-__all__ = ["SHAPE_RULES", "as_shape", "conv_geometry", "flatten_shape", "pool_geometry"]
+__all__ = ["SHAPE_RULES", "as_shape", "conv_geometry", "flatten_shape", "infer_shapes",
+           "pool_geometry"]
 
 
 def as_shape(value) -> tuple | None:
@@ -266,3 +267,63 @@ SHAPE_RULES = {
     "CubaLI": _elementwise("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
     "CubaLIF": _elementwise("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
 }
+
+
+def infer_shapes(flat, names: list, shape_rule=SHAPE_RULES.__getitem__) -> tuple[dict, dict]:
+    """Fixed-point shape inference over a flattened graph.
+
+    Args:
+        flat: a :class:`~nirjax.graph.FlatGraph`.
+        names: its node names, best in a preliminary evaluation order (the fixed point is
+            then reached in one pass).
+        shape_rule: NIR type name -> shape rule (default: the rules of this module; the
+            compiler passes its rule table's, which may hold user-registered types).
+
+    Returns:
+        ``(in_shapes, out_shapes)``: node name -> unbatched shape.
+
+    Raises:
+        ShapeError: naming the node whose inputs disagree, whose shape cannot be inferred,
+            or the edge whose two ends disagree.
+    """
+    into: dict[str, list] = {n: [] for n in flat.nodes}
+    for src, dst in flat.edges:
+        into[dst].append(src)
+    in_shapes: dict[str, tuple] = {}
+    out_shapes: dict[str, tuple] = {}
+    pending = list(names)
+    while pending:
+        progress = False
+        still = []
+        for name in pending:
+            fn = flat.nodes[name]
+            known = [(src, out_shapes[src]) for src in into[name] if src in out_shapes]
+            incoming = None
+            for src, shape in known:
+                if incoming is None:
+                    incoming, first = shape, src
+                elif shape != incoming:
+                    raise ShapeError(
+                        f"node {name!r} sums inputs of different shapes: {first!r} gives "
+                        f"{incoming} but {src!r} gives {shape}"
+                    )
+            res = shape_rule(fn.type_name)(name, fn.node, incoming)
+            if res is None:
+                still.append(name)
+                continue
+            in_shapes[name], out_shapes[name] = tuple(res[0]), tuple(res[1])
+            progress = True
+        if not progress:
+            name = still[0]
+            raise ShapeError(
+                f"cannot infer the shape of node {name!r} ({flat.nodes[name].type_name}): its "
+                f"parameters do not fix a shape and no input of known shape reaches it"
+            )
+        pending = still
+    for src, dst in flat.edges:
+        if out_shapes[src] != in_shapes[dst]:
+            raise ShapeError(
+                f"edge ({src!r}, {dst!r}): {src!r} outputs shape {out_shapes[src]} but "
+                f"{dst!r} expects input shape {in_shapes[dst]}"
+            )
+    return in_shapes, out_shapes

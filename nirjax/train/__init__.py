@@ -69,7 +69,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .errors import InputError, ParameterError
+from ..compiler import CompiledGraph, check_record
+from ..errors import InputError, ParameterError
 
 __all__ = [
     # losses
@@ -736,8 +737,6 @@ class Trainer:
                  clip_norm: float | None = None, bounds: Any = "default", teacher=None,
                  teacher_readout=None, transform: Callable | None = None,
                  relative: Sequence[str] = TIME_CONSTANTS, jit: bool = True):
-        from .compiler import CompiledGraph
-
         if not isinstance(model, CompiledGraph):
             raise InputError(f"Trainer: model must be a nirjax.CompiledGraph, got {type(model).__name__}")
         if not callable(loss):
@@ -751,7 +750,7 @@ class Trainer:
         self.optimizer = optimizer
         self.readout = readout
         _readout_items(readout)
-        model._check_record([i for i in _readout_items(readout)[0]])
+        check_record(model.program, list(_readout_items(readout)[0]), model.dtype)
         self.metrics = dict(metrics or {})
         for k, fn in self.metrics.items():
             if not callable(fn):
@@ -772,7 +771,8 @@ class Trainer:
                     and isinstance(teacher[0], CompiledGraph)):
                 raise InputError("Trainer: teacher must be a CompiledGraph or (CompiledGraph, params)")
             teacher_readout = readout if teacher_readout is None else teacher_readout
-            teacher[0]._check_record(list(_readout_items(teacher_readout)[0]))
+            check_record(teacher[0].program, list(_readout_items(teacher_readout)[0]),
+                         teacher[0].dtype)
         self.teacher = teacher
         self.teacher_readout = teacher_readout
         self.transform = transform

@@ -13,11 +13,11 @@ from typing import Any, Mapping
 
 import nir
 
-from . import graph as graph_mod
-from .errors import GraphError, ShapeError, SemanticsError
-from .registry import Rule, known_types, rule_for
-from .profiles import graph_pass
-from .semantics import Semantics
+from .. import graph as graph_mod
+from ..errors import GraphError, SemanticsError
+from ..rules import Rule, known_types, rule_for
+from ..semantics import Semantics
+from .passes import graph_pass
 
 __all__ = ["IRNode", "IREdge", "Program", "build_program"]
 
@@ -131,51 +131,6 @@ class Program:
         return "\n".join(lines)
 
 
-def _infer_shapes(flat: graph_mod.FlatGraph, names: list) -> tuple[dict, dict]:
-    """Fixed-point shape inference over the flat graph (see :mod:`nirjax.shapes`)."""
-    into: dict[str, list] = {n: [] for n in flat.nodes}
-    for src, dst in flat.edges:
-        into[dst].append(src)
-    in_shapes: dict[str, tuple] = {}
-    out_shapes: dict[str, tuple] = {}
-    pending = list(names)
-    while pending:
-        progress = False
-        still = []
-        for name in pending:
-            fn = flat.nodes[name]
-            known = [(src, out_shapes[src]) for src in into[name] if src in out_shapes]
-            incoming = None
-            for src, shape in known:
-                if incoming is None:
-                    incoming, first = shape, src
-                elif shape != incoming:
-                    raise ShapeError(
-                        f"node {name!r} sums inputs of different shapes: {first!r} gives "
-                        f"{incoming} but {src!r} gives {shape}"
-                    )
-            res = rule_for(fn.type_name).shape(name, fn.node, incoming)
-            if res is None:
-                still.append(name)
-                continue
-            in_shapes[name], out_shapes[name] = tuple(res[0]), tuple(res[1])
-            progress = True
-        if not progress:
-            name = still[0]
-            raise ShapeError(
-                f"cannot infer the shape of node {name!r} ({flat.nodes[name].type_name}): its "
-                f"parameters do not fix a shape and no input of known shape reaches it"
-            )
-        pending = still
-    for src, dst in flat.edges:
-        if out_shapes[src] != in_shapes[dst]:
-            raise ShapeError(
-                f"edge ({src!r}, {dst!r}): {src!r} outputs shape {out_shapes[src]} but "
-                f"{dst!r} expects input shape {in_shapes[dst]}"
-            )
-    return in_shapes, out_shapes
-
-
 def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
                   options: Mapping | None = None) -> Program:
     """Flatten, validate, infer shapes, bind rules and order a NIR graph.
@@ -200,17 +155,23 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
                 f"nodes are: {', '.join(names)}"
             )
     # graph-level semantics of a platform profile (latency, where cycles are cut, ...)
-    flat, semantics = graph_pass(flat, semantics, dt)
+    flat, node_changes = graph_pass(flat, semantics, dt)
     names = list(flat.nodes)
     # a preliminary order makes the fixed-point shape inference converge in one pass
     pre = graph_mod.order(names, flat.edges, flat.inputs)
-    in_shapes, out_shapes = _infer_shapes(flat, list(pre.order))
+    in_shapes, out_shapes = graph_mod.infer_shapes(flat, list(pre.order),
+                                                   lambda t: rule_for(t).shape)
+    user_overrides = dict(semantics.overrides)
 
     built = {}
     for name in names:
         fn = flat.nodes[name]
         rule = rule_for(fn.type_name)
         sem = semantics.for_node(name, fn.type_name)
+        extra = {k: v for k, v in node_changes.get(name, {}).items()
+                 if k not in dict(user_overrides.get(name, ()))}
+        if extra:  # the graph pass's changes (a user's node overrides win)
+            sem = sem.replace(**extra)
         params = rule.params(name, fn.node)
         config = rule.config(name, fn.node, in_shapes[name], out_shapes[name], sem, dt, options)
         built[name] = IRNode(

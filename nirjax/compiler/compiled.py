@@ -1,6 +1,6 @@
 """Compile a NIR graph into one jitted ``lax.scan`` over time.
 
-The step function is an interpreter over the ordered :class:`~nirjax.ir.Program`, run once
+The step function is an interpreter over the ordered :class:`~nirjax.compiler.Program`, run once
 at trace time: for every node in order it sums the node's incoming edges, calls the node's
 kernel and stores the output under the node's name (the ``env``/``read``/``write`` loop of
 ``jax.core.eval_jaxpr``). The traced step is free of Python work, and the whole simulation is
@@ -11,7 +11,7 @@ Within one step:
 
 1. nodes without direct feedthrough (Delay of >= 1 step) emit their output from state;
 2. every other node runs in program order; its input is the sum of its incoming edges, where
-   a *delayed* edge (one that closes a cycle, see :mod:`nirjax.graph`) reads its source's
+   a *delayed* edge (one that closes a cycle, see :mod:`nirjax.graph.flat`) reads its source's
    output of the previous step (zeros at step 0) and every other edge reads the value
    computed earlier in this step; a node with no incoming edge gets zeros;
 3. nodes without feedthrough absorb their summed input;
@@ -19,20 +19,19 @@ Within one step:
 
 The kernels work on one sample; the step is ``vmap``-ed over the batch axis.
 
-By default the program runs *staged* (:mod:`nirjax.schedule`): the same per-node updates,
+By default the program runs *staged* (:mod:`nirjax.compiler.schedule`): the same per-node updates,
 grouped so that stateless projections are applied to whole chunks of steps at once and
 loops run only over stateful nodes and cycles. ``optimize=False`` runs the plain program
 above as one scan; both give the same results. The staged program is itself one outer
 ``lax.scan`` over chunks of steps; inside a chunk each stateful stage is a ``lax.scan`` over
 the chunk's steps, fed by projections computed for all of them at once.
 
-Every time loop is differentiated with :mod:`nirjax.scan_vjp` (one saved state per step, each
+Every time loop is differentiated with :mod:`nirjax.compiler.scan_vjp` (one saved state per step, each
 step recomputed in the backward pass) unless ``fast_backward=False``.
 """
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any, Mapping, NamedTuple
 
 import jax
@@ -40,14 +39,14 @@ import jax.numpy as jnp
 import nir
 import numpy as np
 
+from ..errors import GraphError, InputError, SemanticsError
+from ..kernels import neurons as neuron_k
+from ..semantics import check_dt, resolve_semantics
 from . import scan_vjp
-from .errors import GraphError, InputError, SemanticsError
-from .ir import Program, build_program
-from .kernels import neurons as neuron_k
+from .program import Program, build_program
 from .schedule import schedule
-from .semantics import check_dt, resolve_semantics
 
-__all__ = ["compile", "CompiledGraph", "GraphState"]
+__all__ = ["compile_graph", "CompiledGraph", "GraphState", "check_record"]
 
 
 class GraphState(NamedTuple):
@@ -100,7 +99,7 @@ class CompiledGraph:
     several Input nodes); outputs likewise.
 
     Attributes:
-        program: the ordered IR (:class:`~nirjax.ir.Program`).
+        program: the ordered IR (:class:`~nirjax.compiler.Program`).
         params: the graph's parameters, node name -> NamedTuple of arrays (physical form:
             ``tau``, ``r``, ``v_threshold``, ``weight``, ...).
         dtype: the floating dtype of parameters, state and outputs.
@@ -341,7 +340,7 @@ class CompiledGraph:
 
     def _associative(self, n, coeff, state, x):
         """LI / CubaLI / CubaLIF over a whole chunk with :mod:`nirjax.kernels.linear_scan`."""
-        from .kernels import linear_scan
+        from ..kernels import linear_scan
 
         fn = {"LI": linear_scan.li_chunk, "CubaLI": linear_scan.cubali_chunk,
               "CubaLIF": linear_scan.cubalif_chunk}[n.type_name]
@@ -351,8 +350,8 @@ class CompiledGraph:
 
     def _pallas_lif(self, n, coeff, state, x):
         """A LIF node over a whole chunk ``x`` ``[K, B, ...]`` in one fused kernel."""
-        from .kernels.neurons import LIFState
-        from .kernels.pallas_lif import lif_multistep
+        from ..kernels.neurons import LIFState
+        from ..kernels.pallas_lif import lif_multistep
 
         steps, batch = x.shape[:2]
         full = (batch,) + n.out_shape
@@ -438,34 +437,7 @@ class CompiledGraph:
         return jax.tree_util.tree_map(lambda a: a[0], ys), state
 
     def _check_record(self, record) -> tuple:
-        if record is None:
-            return ()
-        if isinstance(record, str):
-            record = [record]
-        elif (isinstance(record, tuple) and len(record) == 2
-              and all(isinstance(r, str) for r in record)
-              and record[1] not in {n.name for n in self.program.nodes}):
-            record = [record]  # one ("node", "field") pair, not two node names
-        items = []
-        for item in record:
-            if isinstance(item, (list, tuple)):
-                if len(item) != 2:
-                    raise InputError(f"record entry {item!r}: expected a node name or (node, state field)")
-                name, field = item
-                node = self.program.node(name)
-                if not node.stateful:
-                    raise InputError(f"record entry {item!r}: node {name!r} ({node.type_name}) has no state")
-                fields = type(node.rule.init_state(node.params, node.config, node.out_shape, self.dtype))._fields
-                if field not in fields:
-                    raise InputError(
-                        f"record entry {item!r}: node {name!r} ({node.type_name}) has state fields "
-                        f"{fields}, not {field!r}"
-                    )
-                items.append((name, field))
-            else:
-                self.program.node(item)  # raises a GraphError naming the nodes if unknown
-                items.append(item)
-        return tuple(items)
+        return check_record(self.program, record, self.dtype)
 
     def _check_inputs(self, xs, *, per_step: bool) -> tuple[dict, int, int | None]:
         """Validate and normalize inputs to a dict; returns (dict, batch, T)."""
@@ -575,16 +547,67 @@ class CompiledGraph:
         return self.run(self.params, xs)[0]
 
 
-def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate: Any = None,
+def check_record(program: Program, record, dtype=None) -> tuple:
+    """Validate what to record during a run and normalize it to a tuple.
+
+    Args:
+        program: the compiled program (``model.program``).
+        record: ``None``, a node name, a ``(node, state field)`` pair, or a list of those.
+        dtype: the dtype the state is built in (only its field names matter here).
+
+    Returns:
+        A tuple of node names and ``(node, field)`` pairs, in the order given.
+
+    Raises:
+        GraphError: an entry names a node the program does not have.
+        InputError: an entry is malformed, or names a state field the node does not have.
+
+    >>> import nir, numpy as np, nirjax
+    >>> g = nir.NIRGraph.from_list(nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2)))
+    >>> check_record(nirjax.compile(g, dt=0.1).program, [("li", "v"), "li"])
+    (('li', 'v'), 'li')
+    """
+    if record is None:
+        return ()
+    dtype = jnp.float32 if dtype is None else dtype
+    if isinstance(record, str):
+        record = [record]
+    elif (isinstance(record, tuple) and len(record) == 2
+          and all(isinstance(r, str) for r in record)
+          and record[1] not in {n.name for n in program.nodes}):
+        record = [record]  # one ("node", "field") pair, not two node names
+    items = []
+    for item in record:
+        if isinstance(item, (list, tuple)):
+            if len(item) != 2:
+                raise InputError(f"record entry {item!r}: expected a node name or (node, state field)")
+            name, field = item
+            node = program.node(name)
+            if not node.stateful:
+                raise InputError(f"record entry {item!r}: node {name!r} ({node.type_name}) has no state")
+            fields = type(node.rule.init_state(node.params, node.config, node.out_shape, dtype))._fields
+            if field not in fields:
+                raise InputError(
+                    f"record entry {item!r}: node {name!r} ({node.type_name}) has state fields "
+                    f"{fields}, not {field!r}"
+                )
+            items.append((name, field))
+        else:
+            program.node(item)  # raises a GraphError naming the nodes if unknown
+            items.append(item)
+    return tuple(items)
+
+
+def compile_graph(graph, dt: float | None = None, semantics: Any = None, *, surrogate: Any = None,
             dtype=None, precision: str | None = "highest", checkpoint: Any = None,
             unroll: int = 1, optimize: bool = True, chunk: int | None = None,
             chunk_bytes: int = 8 << 20, matmul_dtype: str | None = None,
             donate_state: bool = False, pallas: bool | str = False,
             associative_scan: bool = False, fast_backward: bool = True) -> CompiledGraph:
-    """Compile a NIR graph (or the path of a ``.nir`` file) for simulation.
+    """Compile a ``nir.NIRGraph`` for simulation (:func:`nirjax.compile` also takes a path).
 
     Args:
-        graph: a ``nir.NIRGraph`` or a path to a ``.nir`` file.
+        graph: a ``nir.NIRGraph``.
         dt: the time step, in the graph's time unit (seconds for the NIR paper graphs,
             which use ``dt=1e-4``). Required: NIR graphs carry no time step.
         semantics: a :class:`~nirjax.Semantics`, a profile name (``"nir"``, ``"exact"``, ...)
@@ -603,7 +626,7 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
             ``K`` steps (memory ~ ``T/K + K`` steps). Results agree in every mode up to the
             last bit (rematerialized code may be fused differently).
         unroll: steps unrolled per scan iteration (``lax.scan``'s ``unroll``).
-        optimize: run the staged program (:mod:`nirjax.schedule`: stateless projections
+        optimize: run the staged program (:mod:`nirjax.compiler.schedule`: stateless projections
             applied to whole chunks of steps at once, loops only where there is state);
             ``False`` runs the plain one-scan reference program.
         chunk: steps per chunk of the staged program (default: from ``chunk_bytes``).
@@ -624,7 +647,7 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
             of CubaLIF) with a parallel prefix scan over each chunk
             (:mod:`nirjax.kernels.linear_scan`): ``O(log K)`` depth instead of ``K``
             dependent steps. Equal to the sequential update up to float rounding.
-        fast_backward: differentiate every time loop with :mod:`nirjax.scan_vjp`'s
+        fast_backward: differentiate every time loop with :mod:`nirjax.compiler.scan_vjp`'s
             hand-written VJP (saves one state per step and recomputes each step in the
             backward pass; the gradient of autodiff up to float rounding, 2-3x faster on
             CPU). Reverse mode only: set ``False`` for ``jax.jvp`` / ``jax.jacfwd``.
@@ -640,10 +663,6 @@ def compile(graph, dt: float | None = None, semantics: Any = None, *, surrogate:
     >>> model(np.ones((20, 3, 2))).shape
     (20, 3, 2)
     """
-    if isinstance(graph, (str, pathlib.Path)):
-        from .io import read
-
-        graph = read(graph)
     if not isinstance(graph, nir.NIRGraph):
         raise GraphError(
             f"nirjax.compile expects a nir.NIRGraph or a path to a .nir file, got "

@@ -32,7 +32,7 @@ from typing import Callable, Iterable
 
 import nir
 
-from .errors import GraphError
+from ..errors import GraphError
 
 __all__ = ["FlatNode", "FlatGraph", "flatten", "order", "Ordering"]
 

@@ -24,9 +24,12 @@ import h5py
 import nir
 import numpy as np
 
-from .errors import GraphError, NirFileError, NirjaxWarning, ParameterError, ResetAmbiguityWarning
-from .graph import flatten
-from .registry import known_types
+from .. import graph as graph_mod
+from ..compiler import CompiledGraph
+from ..errors import GraphError, NirFileError, NirjaxWarning, ParameterError, ResetAmbiguityWarning
+from ..graph import flatten
+from ..rules import known_types, rule_for
+from .export import to_nir
 
 __all__ = ["read", "write", "read_version", "file_version"]
 
@@ -280,9 +283,6 @@ def _conv_input_shapes(graph: nir.NIRGraph) -> dict:
     nir 1.0.8's reader requires ``input_shape``; nirjax's own shape inference supplies it
     where it can (an empty dict where the graph's shapes cannot be inferred).
     """
-    from .ir import _infer_shapes  # local: io must not depend on the compiler at import
-    from . import graph as graph_mod
-
     def missing(g):
         return any(
             (isinstance(n, (nir.Conv1d, nir.Conv2d)) and n.input_shape is None)
@@ -295,7 +295,7 @@ def _conv_input_shapes(graph: nir.NIRGraph) -> dict:
     try:
         flat = graph_mod.flatten(graph, known_types())
         pre = graph_mod.order(list(flat.nodes), flat.edges, flat.inputs)
-        in_shapes, _ = _infer_shapes(flat, list(pre.order))
+        in_shapes, _ = graph_mod.infer_shapes(flat, list(pre.order), lambda t: rule_for(t).shape)
     except Exception:  # the file is still written, as given, if the graph is incomplete
         return {}
     return {flat.nodes[name].path: shape[1:] for name, shape in in_shapes.items()
@@ -312,11 +312,7 @@ def write(path, graph, *, compression: str | None = "gzip") -> None:
     current parameters.
     """
     if not isinstance(graph, nir.NIRGraph):
-        from .compiler import CompiledGraph
-
         if isinstance(graph, CompiledGraph):
-            from .export import to_nir
-
             graph = to_nir(graph, graph.params)
         else:
             raise GraphError(f"nirjax.write expects a nir.NIRGraph, got {type(graph).__name__}")

@@ -102,7 +102,7 @@ def schedule(program, needed: set = frozenset(), merge_scans: bool = True) -> tu
     """Stages of ``program`` in a valid execution order.
 
     Args:
-        program: a :class:`~nirjax.ir.Program`.
+        program: a :class:`~nirjax.compiler.Program`.
         needed: extra node names whose outputs must be exported (records).
         merge_scans: merge consecutive scan stages into one loop.
     """

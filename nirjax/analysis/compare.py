@@ -23,8 +23,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InputError, SemanticsError
-from .semantics import Semantics, resolve_semantics
+from ..compiler import compile_graph
+from ..errors import InputError, SemanticsError
+from ..io import read
+from ..semantics import Semantics, resolve_semantics
 
 __all__ = ["compare", "Comparison", "Divergence"]
 
@@ -185,9 +187,6 @@ def compare(graph, xs, dt: float, profiles: Sequence | Mapping = ("nir", "exact"
     >>> c.divergence("lava").node, c.divergence("norse", "norse") is None
     ('lif', True)
     """
-    from .compiler import compile as _compile
-    from .io import read
-
     if isinstance(graph, (str, pathlib.Path)):
         graph = read(graph)
     items = list(profiles.items()) if isinstance(profiles, Mapping) else [(p, p) for p in profiles]
@@ -198,7 +197,7 @@ def compare(graph, xs, dt: float, profiles: Sequence | Mapping = ("nir", "exact"
         sem = resolve_semantics(value)
         name = _profile_name(sem, given, taken)
         taken.add(name)
-        models[name] = _compile(graph, dt=dt, semantics=sem, dtype=dtype)
+        models[name] = compile_graph(graph, dt=dt, semantics=sem, dtype=dtype)
     first = next(iter(models.values()))
     common = [n for n in first.program.nodes
               if all(_has(m, n.name) for m in models.values())]

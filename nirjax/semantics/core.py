@@ -15,7 +15,7 @@ with forward Euler:
   (``cuba_current='old'``: plain forward Euler of the coupled system);
 * initial state at rest: ``v = v_leak``, synaptic current 0 (``initial_v='rest'``);
 * spikes are unit values for one step; edges add no latency; cycle-closing edges read the
-  previous step's output (see :mod:`nirjax.compiler`);
+  previous step's output (see :mod:`nirjax.compiler.compiled`);
 * surrogate gradient: fast sigmoid (SuperSpike), scale 10 (backward pass only).
 """
 
@@ -25,10 +25,10 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
-from .errors import SemanticsError
-from .kernels import neurons as neuron_k
-from .kernels.neurons import INTEGRATORS, RESETS, THRESHOLD_TESTS, NeuronConfig
-from .kernels.surrogate import SURROGATES, Surrogate
+from ..errors import SemanticsError
+from ..kernels import neurons as neuron_k
+from ..kernels.neurons import INTEGRATORS, RESETS, THRESHOLD_TESTS, NeuronConfig
+from ..kernels.surrogate import SURROGATES, Surrogate
 
 __all__ = ["Semantics", "resolve_semantics", "PROFILES", "PROFILE_DOCS", "check_dt"]
 
@@ -63,7 +63,7 @@ class Semantics:
 
     Every field defaults to the NIR 1.0.8 specification with forward Euler (profile
     ``"nir"``). The other profiles (``nirjax.PROFILES``; documented one by one in
-    :mod:`nirjax.profiles`) set the fields below to reproduce a platform.
+    :mod:`nirjax.semantics.profiles`) set the fields below to reproduce a platform.
 
     Args:
         integrator: ``'euler'`` (forward Euler) or ``'exact'`` (exact exponential
@@ -323,7 +323,8 @@ PROFILES: dict[str, Semantics] = {
     "nir": Semantics(),
     "exact": Semantics(integrator="exact", name="exact"),
 }
-# profile name -> its documentation (filled in by nirjax.profiles)
+# profile name -> its documentation (filled in by nirjax.semantics.profiles, which also adds
+# the platform profiles to PROFILES)
 PROFILE_DOCS: dict[str, str] = {}
 
 
@@ -373,7 +374,3 @@ def check_dt(dt: Any) -> float:
     if not (math.isfinite(value) and value > 0):
         raise SemanticsError(f"dt must be a positive finite number, got {dt!r}")
     return value
-
-
-# the named platform profiles register themselves in PROFILES (import at the end: circular)
-from . import profiles as _profiles  # noqa: E402,F401

@@ -16,17 +16,17 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
-from .errors import NirjaxWarning, ParameterError, SemanticsError
-from .kernels import conv as conv_k
-from .kernels import delay as delay_k
-from .kernels import lava_fixed as lava_fixed_k
-from .kernels import linear as linear_k
-from .kernels import neurons as neuron_k
-from .kernels import pooling as pool_k
-from .kernels import reshape as reshape_k
-from .kernels import threshold as threshold_k
-from .kernels.geometry import conv_padding
-from .shapes import SHAPE_RULES, conv_geometry, pool_geometry
+from ..errors import NirjaxWarning, ParameterError, SemanticsError
+from ..kernels import conv as conv_k
+from ..kernels import delay as delay_k
+from ..kernels import lava_fixed as lava_fixed_k
+from ..kernels import linear as linear_k
+from ..kernels import neurons as neuron_k
+from ..kernels import pooling as pool_k
+from ..kernels import reshape as reshape_k
+from ..kernels import threshold as threshold_k
+from ..kernels.geometry import conv_padding
+from ..graph.shapes import SHAPE_RULES, conv_geometry, pool_geometry
 
 __all__ = ["Rule", "RULES", "register", "rule_for", "delay_steps"]
 
@@ -46,7 +46,7 @@ class Rule(NamedTuple):
         feedthrough: ``cfg -> bool``: whether the output depends on the same step's input.
         emit: ``(coeffs, state, cfg) -> y`` for types without feedthrough.
         absorb: ``(coeffs, state, x, cfg) -> state`` for types without feedthrough.
-        shape: the shape rule from :mod:`nirjax.shapes`.
+        shape: the shape rule from :mod:`nirjax.graph.shapes`.
         spiking: whether the output is spikes (used by reports and lowering).
     """
 

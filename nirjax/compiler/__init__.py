@@ -1,0 +1,21 @@
+"""The compiler: a NIR graph -> an ordered, typed :class:`Program` -> one jitted scan.
+
+* :mod:`nirjax.compiler.program`: :class:`Program` and :func:`build_program` (flatten,
+  validate, infer shapes, bind each node to its rule, order);
+* :mod:`nirjax.compiler.passes`: passes over the flattened graph (the graph-level semantics
+  of the platform profiles);
+* :mod:`nirjax.compiler.schedule`: the staged program (stateless projections applied to whole
+  chunks of steps, loops only where there is state);
+* :mod:`nirjax.compiler.scan_vjp`: the recompute VJP of every time loop;
+* :mod:`nirjax.compiler.compiled`: :class:`CompiledGraph`, the simulator, and
+  :func:`compile_graph`.
+
+The compiler takes ``nir.NIRGraph`` objects; reading files is :mod:`nirjax.io`'s job, and
+:func:`nirjax.compile` (in :mod:`nirjax.api`) accepts either.
+"""
+
+from .compiled import CompiledGraph, GraphState, check_record, compile_graph
+from .program import IREdge, IRNode, Program, build_program
+
+__all__ = ["CompiledGraph", "GraphState", "compile_graph", "check_record", "Program", "IRNode", "IREdge",
+           "build_program"]
