@@ -40,8 +40,6 @@ Options beyond the spec (each the convention of some NIR platform; all default t
     association: LIF ``v + (dt*(1/tau))*((R*x + v_leak) - v)``, LI and a CubaLIF synapse
     ``i + (dt*(1/tau))*((v_leak - i) + w_in*x)``; a CubaLIF synapse also relaxes to, and
     starts at, the neuron's ``v_leak``. IF and I are as ``'nir'``.
-  - ``'lava_fixed'``: Lava's bit-accurate integer LIF, a separate kernel
-    (:mod:`nirjax.kernels.lava_fixed`), LIF only.
   - ``'decay'``: ``v[n+1] = (a*v[n] + g*x[n]) + c`` with the decay ``a = 1 - dt/tau``
     (Euler) or ``exp(-dt/tau)`` (exact), IF/I ``a = 1``; ``g`` and ``c`` from
     ``input_gain``. CubaLI(F): ``i[n+1] = b*i[n] + g_s*x[n]`` (``synapse='decay_add'``) or
@@ -103,7 +101,7 @@ __all__ = [
 INTEGRATORS = ("euler", "exact")
 RESETS = ("v_reset", "subtract", "none")
 THRESHOLD_TESTS = (">", ">=")
-FORMS = ("nir", "norse", "decay", "lava_fixed")
+FORMS = ("nir", "norse", "decay")
 INPUT_GAINS = ("nir", "unit", "threshold", "input")
 SYNAPSES = ("decay_add", "add_decay")
 FIRES = ("after", "before")
@@ -132,8 +130,7 @@ class NeuronConfig(NamedTuple):
         initial_v: ``'rest'`` (v = v_leak at t = 0) or ``'zero'``.
         surrogate: the spike function's surrogate derivative.
         detach_reset: stop gradients through the reset term.
-        form: arithmetic form of the update, ``'nir'``, ``'norse'``, ``'decay'`` or
-            ``'lava_fixed'``.
+        form: arithmetic form of the update, ``'nir'``, ``'norse'`` or ``'decay'``.
         input_gain: ``'nir'``, ``'unit'`` or ``'threshold'`` (form ``'decay'``).
         synapse: ``'decay_add'`` or ``'add_decay'`` (form ``'decay'``, CubaLI/CubaLIF).
         ignore: names of parameters replaced by their neutral value.

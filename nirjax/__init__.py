@@ -28,6 +28,7 @@ from .compiler import CompiledGraph, GraphState, Program, build_program
 from .errors import (
     GraphError,
     InputError,
+    LoweringError,
     NirFileError,
     NirjaxError,
     NirjaxWarning,
@@ -53,6 +54,6 @@ __all__ = [
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
     "compare", "Comparison", "Divergence", "profiles",
-    "NirjaxError", "NirFileError", "GraphError", "ShapeError", "ParameterError",
+    "NirjaxError", "NirFileError", "GraphError", "LoweringError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning",
 ]

@@ -12,6 +12,7 @@ __all__ = [
     "NirjaxError",
     "NirFileError",
     "GraphError",
+    "LoweringError",
     "ShapeError",
     "ParameterError",
     "SemanticsError",
@@ -31,6 +32,11 @@ class NirFileError(NirjaxError, OSError):
 
 class GraphError(NirjaxError, ValueError):
     """The graph's structure is invalid: unknown node type, dangling or duplicate edge, ..."""
+
+
+class LoweringError(GraphError):
+    """A graph breaks a design rule of the arithmetic or chip it is compiled for: a NIR type
+    the target's rule table has no rule for, a parameter the target cannot represent, ..."""
 
 
 class ShapeError(NirjaxError, ValueError):

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import GraphError, InputError, SemanticsError
 from ..kernels import neurons as neuron_k
+from ..rules import get_table
 from ..semantics import check_dt, resolve_semantics
 from . import scan_vjp
 from .program import Program, build_program
@@ -90,6 +91,35 @@ def _cast(tree, dtype):
         or jnp.issubdtype(jnp.asarray(a).dtype, jnp.integer) else a, tree)
 
 
+def _value_dtype(table, dtype):
+    """The dtype of the values on the edges: the table's (integer tables), else the float
+    ``dtype`` asked for (default float32, float64 under ``jax_enable_x64``)."""
+    if table.dtype is None:
+        return _float_dtype(dtype)
+    if dtype is not None:
+        try:
+            asked = jnp.dtype(dtype)
+        except TypeError:
+            asked = None
+        if asked != table.dtype:
+            raise SemanticsError(
+                f"the {table.name!r} rule table computes in {table.dtype}; dtype={dtype!r} "
+                f"cannot apply (leave dtype unset)")
+    return jnp.dtype(table.dtype)
+
+
+def _check_integral(name, x, table):
+    """Inputs of an integer program must be whole numbers (checked when concrete)."""
+    if isinstance(x, jax.core.Tracer) or not jnp.issubdtype(x.dtype, jnp.floating):
+        return
+    values = np.asarray(x)
+    if not np.all(np.isfinite(values) & (values == np.round(values))):
+        raise InputError(
+            f"input {name!r}: the {table.name!r} arithmetic takes whole numbers (spike counts, "
+            f"{table.dtype}); the input holds non-integer values such as "
+            f"{values[values != np.round(values)].reshape(-1)[:1].tolist()}")
+
+
 class CompiledGraph:
     """A NIR graph compiled for simulation. Build it with :func:`nirjax.compile`.
 
@@ -98,20 +128,31 @@ class CompiledGraph:
     ``[T, B, *input_shape]`` arrays (a dict keyed by Input node name when the graph has
     several Input nodes); outputs likewise.
 
+    A CompiledGraph can also be built directly from any :class:`~nirjax.compiler.Program`,
+    e.g. one a lowering pass made (quantized parameters, an integer rule table):
+    ``CompiledGraph(program, options=...)``. The program's table decides the arithmetic:
+    a float table runs in ``dtype``; an integer table (``program.table.dtype``, e.g. int32)
+    runs in its own dtype, its parameters are used as given (never cast to a float), inputs
+    are cast to it and outputs and records come back in it. Either way it is the same
+    compiled scan.
+
     Attributes:
         program: the ordered IR (:class:`~nirjax.compiler.Program`).
         params: the graph's parameters, node name -> NamedTuple of arrays (physical form:
             ``tau``, ``r``, ``v_threshold``, ``weight``, ...).
-        dtype: the floating dtype of parameters, state and outputs.
+        dtype: the dtype of the values on the edges, of the state and of the outputs: the
+            floating dtype asked for, or an integer table's dtype.
     """
 
     def __init__(self, program: Program, dtype=None, options: Mapping | None = None):
         self.program = program
         self.options = dict(options or {})
-        self.dtype = _float_dtype(dtype)
-        self.params = {
-            n.name: _cast(n.params, self.dtype) for n in program.nodes if n.params is not None
-        }
+        self.dtype = _value_dtype(program.table, dtype)
+        if program.table.dtype is None:
+            cast = lambda p: _cast(p, self.dtype)
+        else:  # an integer table's parameters are used as they are
+            cast = lambda p: jax.tree_util.tree_map(jnp.asarray, p)
+        self.params = {n.name: cast(n.params) for n in program.nodes if n.params is not None}
         self._feedback_sources = tuple(sorted({e.src for e in program.delayed_edges}))
         self._run = jax.jit(self._run_impl, static_argnames=("record",),
                             donate_argnames=("state",) if self.options.get("donate_state") else ())
@@ -487,6 +528,8 @@ class CompiledGraph:
                     f"inputs {first!r} and {name!r} disagree on time/batch axes: "
                     f"{tuple(xs[first].shape[:lead_n])} vs {tuple(x.shape[:lead_n])}"
                 )
+            if jnp.issubdtype(self.dtype, jnp.integer):
+                _check_integral(name, x, self.program.table)
             out[name] = jnp.asarray(x, self.dtype)
         if batch == 0:
             raise InputError("the batch axis is empty")
@@ -598,7 +641,8 @@ def check_record(program: Program, record, dtype=None) -> tuple:
     return tuple(items)
 
 
-def compile_graph(graph, dt: float | None = None, semantics: Any = None, *, surrogate: Any = None,
+def compile_graph(graph, dt: float | None = None, semantics: Any = None, *,
+                  rules: Mapping | None = None, surrogate: Any = None,
             dtype=None, precision: str | None = "highest", checkpoint: Any = None,
             unroll: int = 1, optimize: bool = True, chunk: int | None = None,
             chunk_bytes: int = 8 << 20, matmul_dtype: str | None = None,
@@ -611,7 +655,11 @@ def compile_graph(graph, dt: float | None = None, semantics: Any = None, *, surr
         dt: the time step, in the graph's time unit (seconds for the NIR paper graphs,
             which use ``dt=1e-4``). Required: NIR graphs carry no time step.
         semantics: a :class:`~nirjax.Semantics`, a profile name (``"nir"``, ``"exact"``, ...)
-            or a mapping of Semantics fields; default: the NIR spec with forward Euler.
+            or a mapping of Semantics fields; default: the NIR spec with forward Euler. Its
+            ``arithmetic`` field names the rule table (``"float"``; ``"loihi"`` for the
+            ``lava_fixed`` profile).
+        rules: NIR type (class or name) -> :class:`~nirjax.Rule`, merged over the rule table
+            for this compilation only (:func:`nirjax.register` changes it for all).
         surrogate: shorthand to set ``semantics.surrogate`` (a name or a ``Surrogate``).
         dtype: floating dtype; default float32, or float64 when ``jax_enable_x64`` is on.
         precision: matmul/conv precision passed to XLA (``"highest"``, ``"high"``,
@@ -680,7 +728,9 @@ def compile_graph(graph, dt: float | None = None, semantics: Any = None, *, surr
             jnp.dtype(matmul_dtype)
         except TypeError:
             raise SemanticsError(f"matmul_dtype must be a dtype name such as 'bfloat16', got {matmul_dtype!r}") from None
-    program = build_program(graph, dt, sem, {"precision": precision, "matmul_dtype": matmul_dtype})
+    table = get_table(sem.arithmetic).with_rules(rules if rules is not None else {})
+    program = build_program(graph, dt, sem, {"precision": precision, "matmul_dtype": matmul_dtype},
+                            table=table)
     if pallas not in (False, True, "interpret"):
         raise SemanticsError(f"pallas must be False, True or 'interpret', got {pallas!r}")
     if chunk is not None and not (isinstance(chunk, (int, np.integer)) and chunk >= 1):

@@ -1,9 +1,12 @@
 """The compiled program: an ordered, typed intermediate representation of a NIR graph.
 
 ``build_program`` turns a ``nir.NIRGraph`` into a :class:`Program`: flattened, validated,
-every shape inferred, every node bound to its rule and static kernel options, nodes in
-evaluation order and the cycle-closing edges marked as delayed. The step function is built
-from a Program; optimization, lowering and export are passes over it.
+every shape inferred, every node bound to its rule (from one rule table, i.e. one
+arithmetic) and static kernel options, nodes in evaluation order and the cycle-closing edges
+marked as delayed. The step function is built from a Program; optimization, lowering and
+export are passes over it. A lowering pass may build its own Program (quantized parameters,
+an integer table, rewritten nodes) with :func:`dataclasses.replace` and hand it to
+:class:`~nirjax.compiler.CompiledGraph`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from typing import Any, Mapping
 import nir
 
 from .. import graph as graph_mod
-from ..errors import GraphError, SemanticsError
-from ..rules import Rule, known_types, rule_for
+from ..errors import GraphError, LoweringError, SemanticsError
+from ..rules import Rule, RuleTable, get_table, known_types
 from ..semantics import Semantics
 from .passes import graph_pass
 
@@ -80,6 +83,9 @@ class Program:
         semantics: the semantics the program was compiled under.
         graph: the source ``nir.NIRGraph``.
         subgraphs: nesting path -> the source ``nir.NIRGraph`` at that path.
+        table: the :class:`~nirjax.rules.RuleTable` the nodes' rules come from; its
+            ``dtype`` is the dtype of the values on the edges (``None``: the compile's float
+            dtype). Default: the float table.
     """
 
     nodes: tuple
@@ -90,8 +96,11 @@ class Program:
     semantics: Semantics
     graph: nir.NIRGraph
     subgraphs: Mapping
+    table: RuleTable = None
 
     def __post_init__(self):
+        if self.table is None:
+            object.__setattr__(self, "table", get_table("float"))
         object.__setattr__(self, "_by_name", {n.name: n for n in self.nodes})
         incoming: dict[str, list] = {n.name: [] for n in self.nodes}
         for e in self.edges:
@@ -119,7 +128,9 @@ class Program:
 
     def describe(self) -> str:
         """A human-readable listing: order, types, shapes, delayed edges."""
-        lines = [f"Program: {len(self.nodes)} nodes, dt={self.dt:g}, semantics={self.semantics.name!r}"]
+        lines = [f"Program: {len(self.nodes)} nodes, dt={self.dt:g}, semantics={self.semantics.name!r}"
+                 + (f", arithmetic {self.table.name!r} ({self.table.dtype})"
+                    if self.table.dtype is not None else "")]
         for n in self.nodes:
             ins = ", ".join(
                 f"{e.src}{' (previous step)' if e.delayed else ''}" for e in self.incoming(n.name)
@@ -132,7 +143,7 @@ class Program:
 
 
 def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
-                  options: Mapping | None = None) -> Program:
+                  options: Any = None, table: Any = None) -> Program:
     """Flatten, validate, infer shapes, bind rules and order a NIR graph.
 
     Args:
@@ -140,8 +151,15 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
         dt: the time step (already validated).
         semantics: the semantics (per-node overrides are applied here).
         options: compile options passed to the rules (e.g. ``precision``).
+        table: the rule table (a :class:`~nirjax.rules.RuleTable` or a registered table's
+            name); default: the one ``semantics.arithmetic`` names (``"float"``).
+
+    Raises:
+        LoweringError: the table has no rule for some of the graph's NIR types (all of them
+            are named, with their nodes).
     """
     options = dict(options or {})
+    table = get_table(semantics.arithmetic if table is None else table)
     flat = graph_mod.flatten(graph, known_types())
     if not flat.inputs:
         raise GraphError("the graph has no Input node; nirjax needs at least one to drive it")
@@ -157,16 +175,25 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
     # graph-level semantics of a platform profile (latency, where cycles are cut, ...)
     flat, node_changes = graph_pass(flat, semantics, dt)
     names = list(flat.nodes)
+    missing = table.missing(flat.nodes[n].type_name for n in names)
+    if missing:
+        where = "; ".join(
+            f"{t}: " + ", ".join(repr(n) for n in names if flat.nodes[n].type_name == t)
+            for t in missing)
+        raise LoweringError(
+            f"the {table.name!r} rule table ({table.doc or 'no description'}) has no rule for "
+            f"NIR type(s) {', '.join(missing)} ({where}); it supports "
+            f"{', '.join(sorted(table))}")
     # a preliminary order makes the fixed-point shape inference converge in one pass
     pre = graph_mod.order(names, flat.edges, flat.inputs)
     in_shapes, out_shapes = graph_mod.infer_shapes(flat, list(pre.order),
-                                                   lambda t: rule_for(t).shape)
+                                                   lambda t: table[t].shape)
     user_overrides = dict(semantics.overrides)
 
     built = {}
     for name in names:
         fn = flat.nodes[name]
-        rule = rule_for(fn.type_name)
+        rule = table[fn.type_name]
         sem = semantics.for_node(name, fn.type_name)
         extra = {k: v for k, v in node_changes.get(name, {}).items()
                  if k not in dict(user_overrides.get(name, ()))}
@@ -191,4 +218,5 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
         semantics=semantics,
         graph=graph,
         subgraphs=flat.subgraphs,
+        table=table,
     )

@@ -28,7 +28,7 @@ from .. import graph as graph_mod
 from ..compiler import CompiledGraph
 from ..errors import GraphError, NirFileError, NirjaxWarning, ParameterError, ResetAmbiguityWarning
 from ..graph import flatten
-from ..rules import known_types, rule_for
+from ..rules import known_types, shape_rule
 from .export import to_nir
 
 __all__ = ["read", "write", "read_version", "file_version"]
@@ -295,7 +295,7 @@ def _conv_input_shapes(graph: nir.NIRGraph) -> dict:
     try:
         flat = graph_mod.flatten(graph, known_types())
         pre = graph_mod.order(list(flat.nodes), flat.edges, flat.inputs)
-        in_shapes, _ = graph_mod.infer_shapes(flat, list(pre.order), lambda t: rule_for(t).shape)
+        in_shapes, _ = graph_mod.infer_shapes(flat, list(pre.order), shape_rule)
     except Exception:  # the file is still written, as given, if the graph is incomplete
         return {}
     return {flat.nodes[name].path: shape[1:] for name, shape in in_shapes.items()

@@ -1,10 +1,20 @@
-"""The rule tables: for every NIR type, how nirjax simulates it.
+"""The rule tables: for every NIR type, how nirjax simulates it, one table per arithmetic.
 
-A :class:`Rule` binds one NIR type to its parameters (taken out of the ``nir`` node,
-validated), its static kernel options and its pure kernel from :mod:`nirjax.kernels`.
-:mod:`nirjax.rules.float` holds the floating-point table.
+* :mod:`nirjax.rules.table`: :class:`Rule`, :class:`RuleTable` and the registry of named
+  tables (:func:`get_table`, :func:`register_table`, :func:`register`);
+* :mod:`nirjax.rules.float`: the ``"float"`` table, every NIR type in the compile's float
+  dtype;
+* :mod:`nirjax.rules.loihi`: the ``"loihi"`` integer table, Lava's fixed-point (Loihi 2)
+  arithmetic.
+
+Every table has the same keys (NIR type names); a table lacking a type of the graph is a
+design-rule error (:class:`~nirjax.errors.LoweringError`). A chip target adds a table here.
 """
 
-from .float import RULES, Rule, delay_steps, known_types, register, rule_for
+from .table import (Rule, RuleTable, get_table, known_types, register, register_table,
+                    rule_for, shape_rule, table_names)
+from .float import FLOAT, RULES, delay_steps
+from .loihi import LOIHI
 
-__all__ = ["Rule", "RULES", "register", "rule_for", "known_types", "delay_steps"]
+__all__ = ["Rule", "RuleTable", "get_table", "register_table", "table_names", "register",
+           "rule_for", "known_types", "shape_rule", "RULES", "FLOAT", "LOIHI", "delay_steps"]

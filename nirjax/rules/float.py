@@ -1,25 +1,24 @@
-"""The one table binding each NIR type to its parameters, shape rule and kernel.
+"""The float rule table: every NIR type, simulated in the compile's floating dtype.
 
-A :class:`Rule` says, for one NIR type, how to take its parameters out of a ``nir`` node
-(validated, in their physical form), what static kernel options it gets, and which pure
-kernel from :mod:`nirjax.kernels` computes it. Importing, compiling, training and export all
-read this table; nothing else dispatches on node types.
+Each :class:`~nirjax.rules.Rule` says, for one NIR type, how to take its parameters out of a
+``nir`` node (validated, in their physical form), what static kernel options it gets, and
+which pure kernel from :mod:`nirjax.kernels` computes it. Importing, compiling, training and
+export all read the rule tables; nothing else dispatches on node types.
 
-Users can bind a type to another implementation with :func:`register` (user entries are
-merged over the defaults, keyed by the NIR class name).
+The table is registered as ``"float"`` (:func:`nirjax.rules.get_table`); integer (hardware)
+tables with the same keys live beside it (:mod:`nirjax.rules.loihi`).
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import NirjaxWarning, ParameterError, SemanticsError
+from ..errors import NirjaxWarning, ParameterError
 from ..kernels import conv as conv_k
 from ..kernels import delay as delay_k
-from ..kernels import lava_fixed as lava_fixed_k
 from ..kernels import linear as linear_k
 from ..kernels import neurons as neuron_k
 from ..kernels import pooling as pool_k
@@ -28,44 +27,9 @@ from ..kernels import threshold as threshold_k
 from ..kernels.geometry import conv_padding
 from ..graph.shapes import SHAPE_RULES, conv_geometry, pool_geometry
 
-__all__ = ["Rule", "RULES", "register", "rule_for", "delay_steps"]
+from .table import Rule, RuleTable, register_table
 
-
-class Rule(NamedTuple):
-    """How nirjax simulates one NIR type.
-
-    Attributes:
-        params: ``(name, node) -> NamedTuple | None``: the node's trainable parameters as
-            NumPy arrays, validated, field names equal to the NIR field names.
-        config: ``(name, node, in_shape, out_shape, semantics, dt, options) -> hashable``:
-            the static kernel options.
-        apply: stateless kernel ``(coeffs, x, cfg) -> y`` (``None`` for stateful types).
-        prepare: ``(params, cfg) -> coeffs``, computed once per run outside the time loop.
-        init_state: ``(params, cfg, shape, dtype) -> state`` for stateful types.
-        step: stateful kernel ``(coeffs, state, x, cfg) -> (state, y)``.
-        feedthrough: ``cfg -> bool``: whether the output depends on the same step's input.
-        emit: ``(coeffs, state, cfg) -> y`` for types without feedthrough.
-        absorb: ``(coeffs, state, x, cfg) -> state`` for types without feedthrough.
-        shape: the shape rule from :mod:`nirjax.graph.shapes`.
-        spiking: whether the output is spikes (used by reports and lowering).
-    """
-
-    params: Callable
-    config: Callable
-    apply: Optional[Callable] = None
-    prepare: Callable = lambda params, cfg: params
-    init_state: Optional[Callable] = None
-    step: Optional[Callable] = None
-    feedthrough: Callable = lambda cfg: True
-    emit: Optional[Callable] = None
-    absorb: Optional[Callable] = None
-    shape: Optional[Callable] = None
-    spiking: bool = False
-
-    @property
-    def stateful(self) -> bool:
-        """Whether the type carries state across steps."""
-        return self.init_state is not None
+__all__ = ["RULES", "FLOAT", "delay_steps"]
 
 
 # ----------------------------------------------------------------------------- params
@@ -123,22 +87,7 @@ _W_IN_ONE = {"w_in": lambda v: np.ones_like(v["v_leak"])}
 
 
 def _neuron_config(name, node, in_shape, out_shape, semantics, dt, options):
-    if semantics.form == "lava_fixed" and type(node).__name__ != "LIF":
-        raise SemanticsError(
-            f"node {name!r} ({type(node).__name__}): form 'lava_fixed' is Lava's bit-accurate "
-            f"LIF and models LIF nodes only (the NIR paper's Lava importer supports Affine and "
-            f"LIF); use the 'lava' profile for this graph")
     return semantics.neuron_config(dt)
-
-
-def _by_form(float_fn, fixed_fn):
-    """A kernel function that runs ``fixed_fn`` under ``form='lava_fixed'`` (the integer
-    kernel of :mod:`nirjax.kernels.lava_fixed`) and ``float_fn`` otherwise; the static
-    config is the last argument."""
-    def fn(*args):
-        return (fixed_fn if args[-1].form == "lava_fixed" else float_fn)(*args)
-
-    return fn
 
 
 def _no_config(name, node, in_shape, out_shape, semantics, dt, options):
@@ -311,11 +260,9 @@ RULES: dict[str, Rule] = {
                   neuron_k.if_absorb),
     "LI": _neuron(neuron_k.LIParams, ("tau",), {}, neuron_k.li_prepare, neuron_k.li_init_state,
                   neuron_k.li_step, False),
-    "LIF": _neuron(neuron_k.LIFParams, ("tau",), _V_RESET_ZERO,
-                   _by_form(neuron_k.lif_prepare, lava_fixed_k.lif_fixed_prepare),
-                   _by_form(neuron_k.lif_init_state, lava_fixed_k.lif_fixed_init_state),
-                   _by_form(neuron_k.lif_step, lava_fixed_k.lif_fixed_step), True,
-                   neuron_k.lif_emit, neuron_k.lif_absorb),
+    "LIF": _neuron(neuron_k.LIFParams, ("tau",), _V_RESET_ZERO, neuron_k.lif_prepare,
+                   neuron_k.lif_init_state, neuron_k.lif_step, True, neuron_k.lif_emit,
+                   neuron_k.lif_absorb),
     "CubaLI": _neuron(neuron_k.CubaLIParams, ("tau_syn", "tau_mem"), _W_IN_ONE,
                       neuron_k.cubali_prepare, neuron_k.cubali_init_state,
                       neuron_k.cubali_step, False),
@@ -327,27 +274,4 @@ RULES: dict[str, Rule] = {
 for _type, _rule in RULES.items():
     RULES[_type] = _rule._replace(shape=SHAPE_RULES[_type])
 
-_USER_RULES: dict[str, Rule] = {}
-
-
-def register(nir_type: Any, rule: Rule) -> None:
-    """Bind a NIR type (class or class name) to ``rule``, over the default.
-
-    The rule's ``shape`` defaults to the built-in one for that type.
-    """
-    name = nir_type if isinstance(nir_type, str) else nir_type.__name__
-    if rule.shape is None:
-        if name not in SHAPE_RULES:
-            raise ParameterError(f"register({name!r}): a rule for a new type needs a shape rule")
-        rule = rule._replace(shape=SHAPE_RULES[name])
-    _USER_RULES[name] = rule
-
-
-def rule_for(type_name: str) -> Rule:
-    """The rule simulating NIR type ``type_name`` (user entries first)."""
-    return _USER_RULES.get(type_name) or RULES[type_name]
-
-
-def known_types() -> set:
-    """Every NIR type name nirjax can simulate."""
-    return set(RULES) | set(_USER_RULES)
+FLOAT = register_table(RuleTable("float", RULES, doc="every NIR type, in the compile's float dtype"))

@@ -54,7 +54,7 @@ _CHOICES = {
 }
 
 # fields that change how the graph is evaluated (not one node's kernel): not overridable per node
-GRAPH_FIELDS = ("latency", "cycle_break", "recurrent_bias", "recurrent_overrides")
+GRAPH_FIELDS = ("latency", "cycle_break", "recurrent_bias", "recurrent_overrides", "arithmetic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +81,7 @@ class Semantics:
         form: arithmetic form of the membrane update: ``'nir'`` (the spec's
             ``v + dt/tau*((v_leak - v) + R*x)``), ``'norse'`` (``v + dt*(1/tau)*((R*x +
             v_leak) - v)``) or ``'decay'`` (``a*v + g*x + c``); the forms are equal in exact
-            arithmetic for the same gains but round differently in float32. ``'lava_fixed'``
-            selects the separate integer kernel of Lava's bit-accurate LIF
-            (:mod:`nirjax.kernels.lava_fixed`, LIF nodes only).
+            arithmetic for the same gains but round differently in float32.
         input_gain: form ``'decay'`` only: ``'nir'`` (the input is scaled by ``dt/tau*R`` as
             the spec's Euler update does), ``'unit'`` (added as is) or ``'threshold'`` (the
             spec's update in units of ``v/(R*dt/tau)``, so the threshold is divided instead).
@@ -117,6 +115,10 @@ class Semantics:
         recurrent_overrides: ``(field, value)`` pairs applied (as node overrides) to every
             spiking neuron inside a cycle, for platforms whose recurrent cells differ.
         type_overrides: per-NIR-type changes, set with :meth:`override_type`.
+        arithmetic: the rule table the graph is simulated with (:mod:`nirjax.rules`):
+            ``'float'`` (every NIR type, in the compile's float dtype) or an integer
+            (hardware) table such as ``'loihi'`` (Lava's bit-accurate fixed-point LIF, the
+            ``lava_fixed`` profile). A whole-graph choice.
 
     >>> s = Semantics(reset="subtract").override("lif2", integrator="exact")
     >>> s.for_node("lif2").integrator, s.for_node("lif1").integrator
@@ -150,8 +152,18 @@ class Semantics:
     flatten_order: str = "chw"
     recurrent_overrides: tuple = ()
     type_overrides: tuple = ()
+    arithmetic: str = "float"
 
     def __post_init__(self):
+        if self.form == "lava_fixed":
+            raise SemanticsError(
+                "Semantics.form='lava_fixed' is gone: Lava's bit-accurate LIF is the LIF rule of "
+                "the integer 'loihi' rule table; use Semantics(arithmetic='loihi') or the "
+                "'lava_fixed' profile")
+        if not (isinstance(self.arithmetic, str) and self.arithmetic):
+            raise SemanticsError(
+                f"Semantics.arithmetic must be the name of a rule table such as 'float' or "
+                f"'loihi', got {self.arithmetic!r}")
         for field, choices in _CHOICES.items():
             value = getattr(self, field)
             if value not in choices:

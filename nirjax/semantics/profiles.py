@@ -315,7 +315,8 @@ def lava() -> Semantics:
 def lava_fixed() -> Semantics:
     r"""Lava's bit-accurate fixed-point LIF (``PyLifModelBitAcc``, src/lava/proc/lif/models.py,
     the model of Loihi 2), through the NIR paper's importer with ``fixed_pt=True``
-    (paper/nir_to_lava.py): the integer kernel of :mod:`nirjax.kernels.lava_fixed`.
+    (paper/nir_to_lava.py): the integer rule table ``"loihi"`` (:mod:`nirjax.rules.loihi`,
+    kernels in :mod:`nirjax.kernels.lava_fixed`), selected by ``arithmetic="loihi"``.
 
     Discrete updates (integers; ``w = int(256*dt/tau)``, ``dv = int(4095*dt/tau)``, ``du =
     4095``, ``vth = int(131071*theta) >> 9``; ``decay(x, d) = sign(x)*((|x|*(4096-d)) >> 12)``)::
@@ -328,11 +329,13 @@ def lava_fixed() -> Semantics:
     Departures from the NIR spec and why: quantized decay, input weight and threshold (the
     importer truncates, e.g. ``dv = 163`` for ``dt/tau = 0.04``); the input's magnitude is lost
     (an Affine output only triggers an event); ``r``, ``v_leak``, ``v_reset`` are ignored;
-    reset to 0. LIF nodes only (the importer supports Affine and LIF; other neuron types
-    raise a SemanticsError). ``record`` of ``v`` gives Lava's integer voltage, bit-exact to
-    the published ``lif_lava_cpu_fixed.csv``; the outputs are not differentiable.
+    reset to 0. The importer maps Affine weights to ``int(256*weight)`` (Lava's fixed-point
+    Dense, no bias: a nonzero bias is refused). LIF nodes only (the importer supports Affine
+    and LIF; other types raise a LoweringError naming them). Values are int32: ``record`` of
+    ``v`` gives Lava's integer voltage, bit-exact to the published ``lif_lava_cpu_fixed.csv``;
+    the outputs are not differentiable.
     """
-    return Semantics(name="lava_fixed", form="lava_fixed", initial_v="zero",
+    return Semantics(name="lava_fixed", arithmetic="loihi", initial_v="zero",
                      ignore=("r", "v_leak", "v_reset"), latency="weights")
 
 
