@@ -32,3 +32,22 @@ def x64():
 def read_paper():
     """``read_paper("cnn_sinabs")`` -> the graph, reset-ambiguity warning filtered."""
     return lambda name: read_quiet(paper_path(name))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Report the near-threshold crossings the peer cross-checks attributed to float32
+    rounding (``tests/test_conformance_peers.py``), so a run shows how many it allowed."""
+    module = __import__("sys").modules.get("test_conformance_peers")
+    events = getattr(module, "ROUNDING_EVENTS", None)
+    if not events:
+        return
+    terminalreporter.section("peer cross-checks: crossings decided by float32 rounding")
+    for framework, items in sorted(events.items()):
+        kinds = {}
+        for _, e in items:
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        terminalreporter.write_line(
+            f"{framework}: {len(items)} sample(s) parted at a near-threshold crossing "
+            f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
+        for case_id, e in items:
+            terminalreporter.write_line(f"  {case_id}: {e}")
