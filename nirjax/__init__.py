@@ -29,6 +29,8 @@ from .registry import Rule, register
 from .semantics import PROFILES, Semantics
 from . import profiles
 from . import train
+from . import cost
+from .cost import BenchmarkReport, benchmark
 
 __version__ = "0.1.0"
 
@@ -36,7 +38,7 @@ __all__ = [
     "compile", "CompiledGraph", "GraphState", "Program", "build_program",
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
-    "compare", "Comparison", "Divergence", "profiles",
+    "compare", "Comparison", "Divergence", "profiles", "cost", "benchmark", "BenchmarkReport",
     "NirjaxError", "NirFileError", "GraphError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning",
 ]
