@@ -24,7 +24,8 @@ the barrier's 113-465 ns; the headline is the upper end.
 
 Loihi 2: Davies et al.'s Loihi figures are the only per-operation ones in our sources; they
 are used as Loihi 2's upper bound for time (the brief claims up to 10x faster: the range
-goes down to a tenth) and for dynamic energy, and the board's measured static power
+goes down to a tenth; the work is spread over cores as on Loihi) and for dynamic energy,
+and the board's measured static power
 (0.232 W, PilotNet on Oheo Gulch) is added over the inference for the high end.
 """
 
@@ -148,7 +149,9 @@ def estimate_loihi2(ctx) -> dict:
     """Loihi 2: Loihi's per-operation figures as the upper bound, plus static power."""
     target = TARGETS_LOIHI["loihi2"]
     cap = target.capacity(ctx.structure)
-    cores = cap.usage["cores_per_population"]
+    # the work is spread as on Loihi (at most 1024 neurons per core): a Loihi 2 core can
+    # hold more, but spreading a population is the compiler's choice
+    cores = capacity_loihi(ctx.structure).usage["cores_per_population"]
     speedup = constant("loihi2.speedup")
     work = _core_time(ctx, cores)
     hi_t = work + constant("loihi.t_barrier_max").value
