@@ -352,6 +352,19 @@ def test_capacity_limits():
     assert TARGETS["truenorth"].capacity(s).cores == 3 * 2 + 3
 
 
+def test_no_estimate_where_the_graph_cannot_map():
+    model = nirjax.compile(_conv_graph(4), dt=1e-4)
+    xs = harness.spikes(np.random.default_rng(0), (5, 1, 2, 12, 12), 0.2)
+    r = nirjax.benchmark(model, xs, targets=["xylo-imu", "speck"], measure_time=False)
+    x = r.targets["xylo-imu"]
+    assert not x["fits"] and x["time_per_step_s"] is None and x["cycles_per_step"] is None
+    assert x["energy_per_inference_j"] == (None, None)
+    assert any("Conv2d" in v for v in x["violations"])
+    assert r.targets["speck"]["fits"]
+    assert "| xylo-imu | NO | 1 | n/a | n/a | n/a | no estimate |" in r.table()
+    json.dumps(r.to_dict())
+
+
 def test_unknown_target():
     model = _lif_task()
     with pytest.raises(BenchmarkError, match="unknown benchmark target 'loihi3'"):
@@ -423,3 +436,14 @@ def test_bench_command_generated_input_and_plot(tmp_path, capsys):
     assert rc == 0 and (tmp_path / "p.png").exists()
     out = capsys.readouterr().out
     assert "| truenorth |" in out and "| cpu |" not in out
+
+
+@pytest.mark.parametrize("module", ["nirjax.cost.counts", "nirjax.cost.structure",
+                                    "nirjax.cost.constants", "nirjax.cost.report",
+                                    "nirjax.cost.command"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -138,12 +138,16 @@ class BenchmarkReport:
         for name, r in self.targets.items():
             lo, hi = r["energy_per_inference_j"]
             energy = _si(lo, "J") if lo == hi else f"{_si(lo, 'J')} - {_si(hi, 'J')}"
+            basis = _kinds(r["basis"])
+            if lo is None:
+                basis = "no estimate"
+            elif basis:
+                basis = f"estimate: {basis}"
             measured = " (measured)" if r.get("measured_time") else ""
             lines.append(
                 f"| {name} | {'yes' if r['fits'] else 'NO'} | {_fmt(r['cores'], spec='{}')} | "
                 f"{_si(r['time_per_step_s'], 's')}{measured} | "
-                f"{_fmt(r['samples_per_s'])} | {energy} | "
-                f"estimate: {_kinds(r['basis']) or 'nirjax measurement'} |")
+                f"{_fmt(r['samples_per_s'])} | {energy} | {basis} |")
         lines += ["", "nirjax on this machine (measured: synchronised, warm, median):", ""]
         if self.measured:
             lines += ["| backend | device | time/step | samples/s | synaptic ops/s | repeats |",
@@ -192,19 +196,21 @@ class BenchmarkReport:
         for name, r in self.targets.items():
             t = r["time_per_inference_s"]
             lo, hi = r["energy_per_inference_j"]
-            if t is None or not (lo > 0 and hi > 0) or r.get("measured_time"):
+            if t is None or lo is None or not (lo > 0 and hi > 0) or r.get("measured_time"):
                 continue  # a reference with measured time is drawn as nirjax's point below
-            mid = math.sqrt(lo * hi)
+            mid = min(max(math.sqrt(lo * hi), lo), hi)
             marker = "o" if r["fits"] else "x"
-            ax.errorbar([t], [mid], yerr=[[mid - lo], [hi - mid]], fmt=marker, capsize=3,
+            ax.errorbar([t], [mid], yerr=[[max(mid - lo, 0.0)], [max(hi - mid, 0.0)]],
+                        fmt=marker, capsize=3,
                         label=f"{name}{'' if r['fits'] else ' (does not fit)'}")
             ax.annotate(name, (t, mid), textcoords="offset points", xytext=(4, 4), fontsize=8)
         for backend, m in self.measured.items():
             ref = self.targets.get(backend) or TARGETS[backend].estimate(self._context())
             lo, hi = ref["energy_per_inference_j"]
             t = m["time_per_step_s"] * self.activity.steps
-            mid = math.sqrt(lo * hi)
-            ax.errorbar([t], [mid], yerr=[[mid - lo], [hi - mid]], fmt="*", markersize=12,
+            mid = min(max(math.sqrt(lo * hi), lo), hi)
+            ax.errorbar([t], [mid], yerr=[[max(mid - lo, 0.0)], [max(hi - mid, 0.0)]],
+                        fmt="*", markersize=12,
                         capsize=3, label=f"nirjax {backend} (time measured)")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -266,8 +272,10 @@ def benchmark(model, xs, targets="all", *, params=None, measure_time: bool = Tru
     >>> xs = (np.random.default_rng(0).random((20, 2, 2)) < 0.5).astype(np.float32)
     >>> report = nirjax.benchmark(model, xs, targets=["loihi", "xylo-audio2"],
     ...                           measure_time=False)
-    >>> report.targets["xylo-audio2"]["fits"], report.counts["Dense"]
+    >>> report.targets["loihi"]["fits"], report.counts["Dense"]
     (True, 120.0)
+    >>> report.targets["xylo-audio2"]["violations"][0][:40]  # no hidden layer
+    "node 'linear' (Linear): from 'input' to "
     """
     names = resolve_targets(targets)
     params = model.params if params is None else params

@@ -4,7 +4,6 @@ the result dictionary."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, NamedTuple
 
 from ..constants import Constant
@@ -112,7 +111,7 @@ def result(target: Target, capacity: Capacity, *, steps: int, time_per_step: flo
     t_inf = None if time_per_step is None else time_per_step * steps
     if samples_per_s is None and t_inf:
         samples_per_s = 1.0 / t_inf
-    lo, hi = (float(energy[0]), float(energy[1])) if energy is not None else (math.nan, math.nan)
+    lo, hi = (float(energy[0]), float(energy[1])) if energy is not None else (None, None)
     out = {
         "target": target.name, "title": target.title, "estimate": True,
         "fits": bool(capacity.fits), "cores": capacity.cores,

@@ -22,6 +22,10 @@ term of Rockpool's model is 0 (a NIR graph has no aliases). Nonzero weights are 
 the graph's float weights; Rockpool counts them on the quantized chip configuration, so a
 weight that rounds to 0 on the chip is counted here (an over-estimate).
 
+A graph that does not map onto this layout (a convolution, a connection Xylo lacks) gets
+no time or energy estimate (``None``); one that maps but exceeds a size limit gets the
+estimate and ``fits = False``.
+
 **Energy per inference** (Audio 2's measured keyword-spotting power, Bos & Muir 2024):
 low ``cycles * T * P_dyn / f_clk`` (the measured dynamic power spread over every clock
 cycle: energy only for busy cycles), high ``P_dyn * T * max(dt, t_step)`` (the measured
@@ -231,6 +235,13 @@ def estimate_for(variant):
         target = TARGETS_XYLO[variant]
         cap = target.capacity(ctx.structure)
         mapping = xylo_mapping(ctx.structure)
+        if mapping["violations"]:
+            return result(target, cap, steps=ctx.counts.steps, time_per_step=None,
+                          energy=None, basis=[],
+                          model="no estimate: the graph does not map onto Xylo's input / "
+                                "hidden / readout layout",
+                          notes=list(mapping["violations"]), rates=None,
+                          cycles_per_step=None, realtime=None)
         r = rates(ctx.counts, mapping)
         cycles = cycles_per_step(mapping, r, model_name)
         clock = constant("xylo.clock")
