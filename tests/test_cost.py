@@ -122,10 +122,38 @@ def _conv_graph(seed):
     return g
 
 
+def _conv_geometry_graph():
+    """Conv2d with groups, dilation, stride and zero weights, then a Conv1d with 'same'
+    padding (after a Flatten to [C, N])."""
+    rng = np.random.default_rng(9)
+    w1 = (rng.normal(0, 1, (4, 1, 3, 3)) * (rng.random((4, 1, 3, 3)) < 0.7)).astype(F32)
+    w2 = rng.normal(0, 1, (3, 4, 4)).astype(F32)
+    nodes = {
+        "input": nir.Input(np.array([2, 9, 8])),
+        "c1": nir.Conv2d(input_shape=None, weight=w1, stride=np.array([2, 1]),
+                         padding=np.array([1, 2]), dilation=np.array([2, 1]), groups=2,
+                         bias=np.zeros(4, F32)),
+        "n1": nir.IF(r=np.full((4, 4, 10), 1e4, F32), v_threshold=np.ones((4, 4, 10), F32),
+                     v_reset=np.zeros((4, 4, 10), F32)),
+        "flat": nir.Flatten(input_type={"input": np.array([4, 4, 10])}, start_dim=1,
+                            end_dim=2),
+        "c2": nir.Conv1d(input_shape=None, weight=w2, stride=1, padding="same", dilation=1,
+                         groups=1, bias=np.zeros(3, F32)),
+        "n2": nir.IF(r=np.full((3, 40), 1e4, F32), v_threshold=np.ones((3, 40), F32),
+                     v_reset=np.zeros((3, 40), F32)),
+        "output": nir.Output(np.array([3, 40])),
+    }
+    edges = [("input", "c1"), ("c1", "n1"), ("n1", "flat"), ("flat", "c2"), ("c2", "n2"),
+             ("n2", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
 CASES = {
     "braille": lambda: (harness.paper_path("braille_noDelay_bias_zero.nir"),
                         harness.braille_input(3, T=40, B=2, p=0.2)),
     "chain_analog": lambda: (_chain_graph(1), _analog(2, (30, 3, 5))),
+    "conv_geometry": lambda: (_conv_geometry_graph(),
+                              harness.spikes(np.random.default_rng(6), (6, 2, 2, 9, 8), 0.4)),
     "conv": lambda: (_conv_graph(4),
                      harness.spikes(np.random.default_rng(5), (12, 2, 2, 12, 12), 0.3)),
 }

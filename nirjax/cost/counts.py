@@ -49,8 +49,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import InputError
+from ..kernels.geometry import conv_padding
 
-__all__ = ["SYNAPTIC_TYPES", "ActivityCounts", "count_activity", "node_kinds"]
+__all__ = ["SYNAPTIC_TYPES", "NEURON_TYPES", "ActivityCounts", "count_activity", "node_kinds",
+           "fanout"]
 
 #: NIR types whose products NeuroBench counts as synaptic operations.
 SYNAPTIC_TYPES = ("Affine", "Linear", "Conv1d", "Conv2d")
@@ -58,11 +60,8 @@ SYNAPTIC_TYPES = ("Affine", "Linear", "Conv1d", "Conv2d")
 _INT32_MAX = np.iinfo(np.int32).max
 
 
-def _state_fields(node, dtype) -> tuple:
-    if not node.stateful:
-        return ()
-    state = node.rule.init_state(node.params, node.config, node.out_shape, dtype)
-    return tuple(getattr(state, "_fields", ()))
+#: neuron types: a node of these types has a membrane ``v`` in its state
+NEURON_TYPES = ("LIF", "CubaLIF", "IF", "LI", "CubaLI", "I")
 
 
 def node_kinds(model) -> dict:
@@ -70,8 +69,8 @@ def node_kinds(model) -> dict:
 
     Returns:
         node name -> one of ``"synapse"`` (Affine, Linear, Conv1d, Conv2d), ``"neuron"``
-        (a stateful node with a membrane ``v``), ``"input"``, ``"output"`` or ``"route"``
-        (everything else: Flatten, pooling, Scale, Delay, ...).
+        (LIF, CubaLIF, IF, LI, CubaLI, I: a membrane ``v`` in the state), ``"input"``,
+        ``"output"`` or ``"route"`` (everything else: Flatten, pooling, Scale, Delay, ...).
 
     >>> import nir, numpy as np, nirjax
     >>> g = nir.NIRGraph.from_list(nir.Linear(np.eye(2)), nir.IF(r=np.ones(2),
@@ -79,43 +78,72 @@ def node_kinds(model) -> dict:
     >>> sorted(node_kinds(nirjax.compile(g, dt=1e-4)).values())
     ['input', 'neuron', 'output', 'synapse']
     """
+    program = model.program
+    inputs, outputs = set(program.inputs), set(program.outputs)
     kinds = {}
-    for n in model.program.nodes:
-        if n.role == "input":
+    for n in program.nodes:
+        if n.name in inputs:
             kinds[n.name] = "input"
-        elif n.role == "output":
+        elif n.name in outputs:
             kinds[n.name] = "output"
         elif n.type_name in SYNAPTIC_TYPES:
             kinds[n.name] = "synapse"
-        elif "v" in _state_fields(n, model.dtype):
+        elif n.type_name in NEURON_TYPES:
             kinds[n.name] = "neuron"
         else:
             kinds[n.name] = "route"
     return kinds
 
 
-def _binarised(params, ones: bool):
-    """The layer's parameters with ``weight`` -> 1 where nonzero (or everywhere, ``ones``)
-    and every other field (the bias) -> 0, in float32."""
-    fields = {}
-    for field, value in params._asdict().items():
-        value = jnp.asarray(value, jnp.float32)
-        if field == "weight":
-            fields[field] = jnp.ones_like(value) if ones else (value != 0).astype(jnp.float32)
-        else:
-            fields[field] = jnp.zeros_like(value)
-    return type(params)(**fields)
+def _conv_options(node, nd):
+    """Stride, explicit padding pairs, dilation and groups of a Conv node (from its NIR
+    node's fields, padding resolved by :func:`nirjax.kernels.geometry.conv_padding`)."""
+    src = node.source
+
+    def per_axis(value):
+        return tuple(int(v) for v in np.broadcast_to(np.asarray(value).reshape(-1), (nd,)))
+
+    kernel = tuple(np.shape(src.weight)[2:])
+    stride, dilation = per_axis(src.stride), per_axis(src.dilation)
+    padding = src.padding
+    if isinstance(padding, bytes):
+        padding = padding.decode()
+    if not isinstance(padding, str):
+        padding = per_axis(padding)
+    groups = int(np.asarray(src.groups).reshape(-1)[0])
+    return stride, conv_padding(padding, kernel, dilation), dilation, groups
 
 
-def _fanout(node, params, ones: bool):
-    """Per input element: how many (nonzero) weights it meets in the layer's product, i.e.
-    the transpose of the binarised layer applied to a tensor of ones (float32, exact)."""
-    p = _binarised(params, ones)
-    coeffs = node.rule.prepare(p, node.config)
+def fanout(node, weight, ones: bool = False) -> np.ndarray:
+    """Per input element of a weight node: how many nonzero weights (every weight, with
+    ``ones``) it meets in the layer's product, i.e. the transpose of the binarised layer
+    applied to ones (int64, shaped like the node's input).
+
+    >>> import nir, numpy as np, nirjax
+    >>> g = nir.NIRGraph.from_list(nir.Linear(np.array([[1.0, 0.0], [2.0, 0.0]])))
+    >>> n = nirjax.compile(g, dt=1e-4).program.node("linear")
+    >>> fanout(n, n.params.weight).tolist(), fanout(n, n.params.weight, ones=True).tolist()
+    ([2, 0], [2, 2])
+    """
+    w = np.asarray(weight)
+    wb = np.ones(w.shape, np.float32) if ones else (w != 0).astype(np.float32)
+    if node.type_name in ("Affine", "Linear"):
+        return np.rint(wb.sum(axis=0)).astype(np.int64).reshape(node.in_shape)
+    nd = w.ndim - 2
+    stride, padding, dilation, groups = _conv_options(node, nd)
+    spatial = "HW"[:nd] if nd == 2 else "H"
+    dims = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
+
+    def layer(x):
+        return jax.lax.conv_general_dilated(
+            x[None], jnp.asarray(wb), window_strides=stride, padding=padding,
+            rhs_dilation=dilation, feature_group_count=groups, dimension_numbers=dims,
+            precision=jax.lax.Precision.HIGHEST)[0]
+
     x0 = jnp.zeros(node.in_shape, jnp.float32)
-    y, vjp = jax.vjp(lambda x: node.rule.apply(coeffs, x, node.config).astype(jnp.float32), x0)
+    y, vjp = jax.vjp(layer, x0)
     (fan,) = vjp(jnp.ones_like(y))
-    return fan
+    return np.rint(np.asarray(fan, np.float64)).astype(np.int64)
 
 
 @dataclasses.dataclass
@@ -178,7 +206,7 @@ def _device_counts(model, kinds: dict, spiking: dict):
     def reduce_neurons(a):
         return a.reshape(a.shape[:2] + (-1,))
 
-    def fn(params, xs):
+    def fn(params, xs, fans):
         _, _, rec = model.run(params, xs, record=record)
         result: dict[str, dict] = {}
         for name in out_names:
@@ -195,7 +223,7 @@ def _device_counts(model, kinds: dict, spiking: dict):
             if x is None:
                 steps, batch = jax.tree_util.tree_leaves(xs)[0].shape[:2]
                 x = jnp.zeros((steps, batch) + n.in_shape, jnp.float32)
-            fan = _fanout(n, params[n.name], ones=False).astype(jnp.int32)
+            fan = fans[n.name]
             nz = (x != 0).astype(jnp.int32)
             ops = jnp.sum(reduce_neurons(nz * fan), axis=-1, dtype=jnp.int32)
             flat = reduce_neurons(x)
@@ -258,7 +286,9 @@ def count_activity(model, xs, params: Mapping | None = None, *,
     kinds = node_kinds(model)
     spiking = {n.name: bool(n.rule.spiking) for n in program.nodes}
     fn = _device_counts(model, kinds, spiking)
-    raw = jax.device_get(fn(params, xs))
+    fans = {n.name: fanout(n, params[n.name].weight).astype(np.int32)
+            for n in program.nodes if kinds[n.name] == "synapse"}
+    raw = jax.device_get(fn(params, xs, fans))
     first = next(iter(xs.values())) if isinstance(xs, Mapping) else xs
     steps, batch = int(np.shape(first)[0]), int(np.shape(first)[1])
 
@@ -299,7 +329,7 @@ def count_activity(model, xs, params: Mapping | None = None, *,
             entry["zero_weights"] = int(np.sum(weight == 0))
             weights_total += entry["weights"]
             zeros_total += entry["zero_weights"]
-            dense_step = int(np.rint(np.asarray(_fanout(n, p, ones=True), np.float64)).sum())
+            dense_step = int(fanout(n, p.weight, ones=True).sum())
             entry["dense"] = float(dense_step) * steps
             dense_total += dense_step * steps
             ops = np.asarray(rec["ops"], np.int64)                  # [T, B]
