@@ -243,6 +243,15 @@ def _lif_task():
     return nirjax.compile(_load(nirjax.example_path("lif_norse")), dt=1e-4)
 
 
+def test_batch_chunks_give_the_same_counts():
+    graph, xs = CASES["chain_analog"]()
+    model = nirjax.compile(graph, dt=1e-4)
+    whole = count_activity(model, xs)
+    chunked = count_activity(model, xs, batch_size=2)
+    assert whole.totals == chunked.totals
+    assert whole.per_node == chunked.per_node
+
+
 def test_count_errors():
     model = _lif_task()
     with pytest.raises(nirjax.NirjaxError, match="classify"):

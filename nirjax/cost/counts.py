@@ -244,7 +244,7 @@ def _size(shape) -> int:
 
 
 def count_activity(model, xs, params: Mapping | None = None, *,
-                   classify: str = "batch") -> ActivityCounts:
+                   classify: str = "batch", batch_size: int | None = None) -> ActivityCounts:
     """Count the activity of ``model`` on ``xs`` (NeuroBench 2.3.0's definitions).
 
     The run starts from ``model.init_state(B)``. The recording and every reduction over
@@ -261,6 +261,9 @@ def count_activity(model, xs, params: Mapping | None = None, *,
             NeuroBench's hook sees a batch (equal to NeuroBench run with ``xs`` as one
             batch); ``"sample"``: by each sample's own input (equal to NeuroBench run one
             sample at a time).
+        batch_size: run the samples in chunks of this many (bounds the memory of the
+            recorded activity, ``T * batch_size`` values per recorded node); the counts do
+            not depend on it (default: all samples in one call).
 
     Returns:
         An :class:`ActivityCounts` (per-sample totals, per-node counts, per-sample arrays).
@@ -288,9 +291,19 @@ def count_activity(model, xs, params: Mapping | None = None, *,
     fn = _device_counts(model, kinds, spiking)
     fans = {n.name: fanout(n, params[n.name].weight).astype(np.int32)
             for n in program.nodes if kinds[n.name] == "synapse"}
-    raw = jax.device_get(fn(params, xs, fans))
     first = next(iter(xs.values())) if isinstance(xs, Mapping) else xs
     steps, batch = int(np.shape(first)[0]), int(np.shape(first)[1])
+    if batch_size is None or batch_size >= batch:
+        raw = jax.device_get(fn(params, xs, fans))
+    else:
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        pieces = []
+        for start in range(0, batch, batch_size):
+            chunk = jax.tree_util.tree_map(lambda a: a[:, start:start + batch_size], xs)
+            pieces.append(jax.device_get(fn(params, chunk, fans)))
+        # every count is [T, B]: samples are independent, so chunks concatenate on B
+        raw = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=1), *pieces)
 
     per_node: dict[str, dict] = {}
     per_sample = {k: np.zeros(batch, np.float64) for k in (

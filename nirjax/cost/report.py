@@ -243,7 +243,7 @@ def _json_default(o):
 
 def benchmark(model, xs, targets="all", *, params=None, measure_time: bool = True,
               backends: Iterable | None = None, classify: str = "batch", name: str = "",
-              min_time: float = 1.0) -> BenchmarkReport:
+              min_time: float = 1.0, batch_size: int | None = None) -> BenchmarkReport:
     """Benchmark a compiled graph against neuromorphic chips and nirjax itself.
 
     Counts the graph's activity on ``xs`` (NeuroBench's definitions, one jitted run), maps
@@ -261,6 +261,8 @@ def benchmark(model, xs, targets="all", *, params=None, measure_time: bool = Tru
         classify: AC/MAC classification, see :func:`~nirjax.cost.count_activity`.
         name: a name for the graph in the table and plot.
         min_time: seconds of repeated calls per backend at least.
+        batch_size: count the samples in chunks of this many (memory; see
+            :func:`~nirjax.cost.count_activity`); the timing always runs the whole batch.
 
     Returns:
         A :class:`BenchmarkReport`.
@@ -279,7 +281,7 @@ def benchmark(model, xs, targets="all", *, params=None, measure_time: bool = Tru
     """
     names = resolve_targets(targets)
     params = model.params if params is None else params
-    activity = count_activity(model, xs, params, classify=classify)
+    activity = count_activity(model, xs, params, classify=classify, batch_size=batch_size)
     measured = {}
     if measure_time:
         measured = measure(model, xs, params, backends=backends, min_time=min_time,
