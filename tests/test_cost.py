@@ -17,7 +17,6 @@ import os
 import sys
 import warnings
 
-import jax
 import nir
 import numpy as np
 import pytest

@@ -35,7 +35,7 @@ import math
 
 from ..constants import (SINABS_CHIP, SPECK_BIAS_WORDS, SPECK_KERNEL_WORDS,
                          SPECK_NEURON_WORDS, Constant, constant, derived)
-from ._common import Capacity, Target, per_step, result
+from ._common import Capacity, Target, result
 
 __all__ = ["TARGETS_OTHER", "speck_layers"]
 
