@@ -169,7 +169,9 @@ class BenchmarkReport:
 
     def plot(self, path=None, ax=None):
         """Energy per inference against time per inference for every target (log axes;
-        the energy range as a vertical bar), with nirjax's measured time on each backend.
+        the energy range as a vertical bar), with nirjax's measured time on each backend
+        (the batch's wall time per sample, ``1 / samples_per_s``; its energy is that
+        backend's reference estimate).
 
         Args:
             path: save the figure there when given.
@@ -207,11 +209,11 @@ class BenchmarkReport:
         for backend, m in self.measured.items():
             ref = self.targets.get(backend) or TARGETS[backend].estimate(self._context())
             lo, hi = ref["energy_per_inference_j"]
-            t = m["time_per_step_s"] * self.activity.steps
+            t = 1.0 / m["samples_per_s"]  # the batch's time per sample
             mid = min(max(math.sqrt(lo * hi), lo), hi)
             ax.errorbar([t], [mid], yerr=[[max(mid - lo, 0.0)], [max(hi - mid, 0.0)]],
                         fmt="*", markersize=12,
-                        capsize=3, label=f"nirjax {backend} (time measured)")
+                        capsize=3, label=f"nirjax {backend} (time per sample measured)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("time per inference [s] (estimate; nirjax: measured)")

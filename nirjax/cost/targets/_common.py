@@ -94,7 +94,7 @@ def per_step(counts) -> dict:
 def result(target: Target, capacity: Capacity, *, steps: int, time_per_step: float | None,
            energy: tuple, basis: list, model: str, notes: list,
            time_range: tuple | None = None, samples_per_s: float | None = None,
-           **extra) -> dict:
+           time_per_inference: float | None = None, **extra) -> dict:
     """The result dictionary of one target.
 
     Keys: ``target``, ``title``, ``estimate`` (always ``True``), ``fits``, ``cores``,
@@ -108,7 +108,9 @@ def result(target: Target, capacity: Capacity, *, steps: int, time_per_step: flo
         if isinstance(c, Constant) and c.name not in seen:
             seen.add(c.name)
             unique.append(c)
-    t_inf = None if time_per_step is None else time_per_step * steps
+    t_inf = time_per_inference
+    if t_inf is None and time_per_step is not None:
+        t_inf = time_per_step * steps
     if samples_per_s is None and t_inf:
         samples_per_s = 1.0 / t_inf
     lo, hi = (float(energy[0]), float(energy[1])) if energy is not None else (None, None)

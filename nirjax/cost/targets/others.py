@@ -284,12 +284,15 @@ def _reference(backend):
         if measured:
             step, sps = measured["time_per_step_s"], measured["samples_per_s"]
             notes.append(f"time and samples/s are nirjax's own measurement on this machine "
-                         f"({measured.get('device', backend)})")
+                         f"({measured.get('device', backend)}); time per step advances the "
+                         f"whole batch of {measured['batch']}, time per inference is the "
+                         f"batch's time per sample (1 / samples_per_s)")
         else:
             step = sps = None
             notes.append(f"no {backend.upper()} was measured on this machine: no time figure")
         return result(target, cap, steps=ctx.counts.steps, time_per_step=step,
-                      samples_per_s=sps, energy=(low, high), basis=[e_op],
+                      samples_per_s=sps, time_per_inference=None if sps is None else 1.0 / sps,
+                      energy=(low, high), basis=[e_op],
                       model="E in [(synops + membrane updates) e, (dense + neuron updates) e]",
                       notes=notes, measured_time=bool(measured))
 
