@@ -43,6 +43,8 @@ from .kernels.surrogate import Surrogate
 from .rules import Rule, register
 from .semantics import PROFILES, Semantics, profiles
 from . import train
+from . import cost
+from .cost import BenchmarkReport, benchmark
 
 # ``import nirjax.profiles`` keeps working: the profiles live in nirjax.semantics.profiles
 _sys.modules[__name__ + ".profiles"] = profiles
@@ -53,7 +55,7 @@ __all__ = [
     "compile", "CompiledGraph", "GraphState", "Program", "build_program",
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
-    "compare", "Comparison", "Divergence", "profiles",
+    "compare", "Comparison", "Divergence", "profiles", "cost", "benchmark", "BenchmarkReport",
     "NirjaxError", "NirFileError", "GraphError", "LoweringError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning",
 ]
