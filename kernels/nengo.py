@@ -23,7 +23,7 @@ computes for the objects that conversion builds; the facts, with their place in 
   A synapse is built in ``mode="update"`` (nengo/builder/connection.py L303): whatever reads
   it in step ``n`` sees the value computed in step ``n - 1`` (operators are ordered sets,
   incs, reads, updates: nengo/utils/simulator.py L45-48), so a Lowpass connection delays by
-  one step; :func:`lowpass_step` returns that previous value.
+  one step: :func:`lowpass_emit` gives that previous value, :func:`lowpass_absorb` the update.
 * The paper's ``IF`` neuron type (nir_to_nengo.py, nengo_import.py): ``voltage += J*dt``,
   spikes where ``voltage > 1`` with output ``amplitude/dt``, spiking neurons set to 0.
 
@@ -52,7 +52,8 @@ from .surrogate import Surrogate, spike
 __all__ = [
     "LIFParams", "LIFState", "lif_init_state", "lif_current", "lif_step",
     "IFParams", "IFState", "if_init_state", "if_step",
-    "LowpassCoeffs", "LowpassState", "lowpass_coeffs", "lowpass_init_state", "lowpass_step",
+    "LowpassCoeffs", "LowpassState", "lowpass_coeffs", "lowpass_init_state", "lowpass_emit",
+    "lowpass_absorb", "lowpass_step",
     "cubalif_tau_syn", "paper_lif_params", "paper_cubalif_params", "paper_if_params",
 ]
 
@@ -229,6 +230,18 @@ def lowpass_init_state(shape, dtype=jnp.float32) -> LowpassState:
     return LowpassState(jnp.zeros(shape, dtype))
 
 
+def lowpass_emit(coeffs: LowpassCoeffs, state: LowpassState):
+    """The synapse's output this step, ``y[n] = X[n-1]``: it needs no input of step ``n``
+    (no direct feedthrough), which is how a Lowpass closes a cycle in Nengo."""
+    return state.x
+
+
+def lowpass_absorb(coeffs: LowpassCoeffs, state: LowpassState, u) -> LowpassState:
+    """The filter update with this step's input, ``X[n] = a*X[n-1] + b*u[n]`` (Nengo's
+    ``LinearFilter.OneX``: ``X *= a; X += b*u``), run after every reader of ``y[n]``."""
+    return LowpassState(coeffs.a * state.x + coeffs.b * u)
+
+
 def lowpass_step(coeffs: LowpassCoeffs, state: LowpassState, u):
     r"""One step of a ``Lowpass`` synapse on a connection, with the one-step delay Nengo's
     operator order gives it.
@@ -236,16 +249,15 @@ def lowpass_step(coeffs: LowpassCoeffs, state: LowpassState, u):
     Continuous: ``tau dy/dt = u - y``.
 
     Discrete: the output of step ``n`` is the state computed in step ``n - 1``, and the
-    state is updated with this step's input (Nengo's ``LinearFilter.OneX``: ``X *= a;
-    X += b*u``)::
+    state is updated with this step's input::
 
-        y[n]   = X[n-1]
-        X[n]   = a*X[n-1] + b*u[n]          X[-1] = 0
+        y[n]   = X[n-1]                     (lowpass_emit)
+        X[n]   = a*X[n-1] + b*u[n]          (lowpass_absorb);  X[-1] = 0
 
     Returns:
         ``(state, y)``.
     """
-    return LowpassState(coeffs.a * state.x + coeffs.b * u), state.x
+    return lowpass_absorb(coeffs, state, u), lowpass_emit(coeffs, state)
 
 
 # ----------------------------------------------------------------------------- conversion

@@ -110,9 +110,10 @@ class KernelBackend:
 
     def lowpass(self, tau, dt, shape):
         coeffs = nk.lowpass_coeffs(jnp.asarray(tau, self.dtype), dt)
-        step = jax.jit(lambda state, u: nk.lowpass_step(coeffs, state, jnp.asarray(u, self.dtype)))
+        absorb = jax.jit(lambda state, u: nk.lowpass_absorb(coeffs, state,
+                                                            jnp.asarray(u, self.dtype)))
         return (nk.lowpass_init_state(shape, self.dtype),
-                lambda state: np.asarray(state.x, np.float64), lambda state, u: step(state, u)[0])
+                lambda state: np.asarray(nk.lowpass_emit(coeffs, state), np.float64), absorb)
 
 
 # ----------------------------------------------------------------------------- no environment
