@@ -5,7 +5,7 @@ graphs by hand (NIR repository: ``paper/01_lif/lif_nengo.ipynb``, ``paper/03_rnn
 nir_to_nengo.py``, ``paper/02_cnn/nengo_import.py``). These kernels compute what Nengo 4.1.0
 computes for the objects that conversion builds; the facts, with their place in Nengo's source:
 
-* ``nengo.LIF.step`` (nengo/neurons.py L667-698): refractory time decremented by ``dt``, an
+* ``nengo.LIF.step`` (nengo/neurons.py L667-699): refractory time decremented by ``dt``, an
   effective step ``delta_t = clip(dt - refractory_time, 0, dt)``, the exact update
   ``voltage -= (J - voltage) * expm1(-delta_t/tau_rc)``, spikes where ``voltage > 1`` with
   output ``amplitude/dt``, the spike time inside the step ``t_spike = dt + tau_rc *
@@ -102,7 +102,7 @@ def lif_current(params: LIFParams, x):
 
 def lif_step(params: LIFParams, state: LIFState, x, dt: float,
              surrogate: Surrogate = Surrogate()):
-    r"""One step of ``nengo.LIF`` (nengo/neurons.py L667-698).
+    r"""One step of ``nengo.LIF`` (nengo/neurons.py L667-699).
 
     Continuous: ``tau_rc dv/dt = J - v`` with ``J = gain*x + bias`` held over the step; a
     spike when ``v`` reaches 1, then ``v = 0`` for ``tau_ref``.
