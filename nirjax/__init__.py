@@ -29,6 +29,8 @@ from .registry import Rule, register
 from .semantics import PROFILES, Semantics
 from . import profiles
 from . import train
+from .data import from_nir_data, to_nir_data
+from . import data, events, plot, progress
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,7 @@ __all__ = [
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
     "compare", "Comparison", "Divergence", "profiles",
+    "to_nir_data", "from_nir_data", "data", "events", "plot", "progress",
     "NirjaxError", "NirFileError", "GraphError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning",
 ]
