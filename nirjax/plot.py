@@ -39,12 +39,28 @@ def _mpl():
         raise MissingDependencyError(
             "nirjax.plot needs matplotlib, which is not installed: pip install "
             "\"nirjax[plot]\" (or pip install matplotlib)") from None
-    ipython = sys.modules.get("IPython")
-    if ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None:
-        # in a notebook, importing pyplot selects the inline backend, which registers the
-        # PNG display of Figure objects
-        import matplotlib.pyplot  # noqa: F401
+    _notebook_display(Figure)
     return matplotlib, Figure
+
+
+def _notebook_display(figure_class) -> None:
+    """In IPython, make a returned Figure display as an image: the inline backend registers
+    that only once pyplot has made a figure, which these functions never do. A format the
+    user configured (``%config InlineBackend.figure_formats``) is left alone."""
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython is not None else None
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    formatters = shell.display_formatter.formatters
+    kinds = ("image/png", "image/svg+xml", "image/jpeg", "application/pdf")
+    if any(figure_class in getattr(formatters.get(k), "type_printers", {}) for k in kinds):
+        return
+    try:
+        from IPython.core.pylabtools import select_figure_formats
+
+        select_figure_formats(shell, {"png"})
+    except (ImportError, AttributeError, TypeError, ValueError):  # shows as text instead
+        return
 
 
 def _figure(rows: int = 1, cols: int = 1, *, width: float = 8.0, height: float = 2.6,
@@ -344,7 +360,7 @@ def divergence(report, profile: str | None = None, *, sample: int | None = None,
                 ax.scatter(t_axis[only_p[0]], only_p[1] - 0.22, marker="^", s=18,
                            color="tab:red", label=f"only {p}")
                 ax.set_ylim(-0.5, max(a.shape[1], 1) - 0.5)
-                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
                 ax.set_ylabel(f"{node}\nneuron")
             else:
                 for j in range(min(a.shape[1], 5)):
