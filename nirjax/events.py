@@ -1,7 +1,7 @@
 """Event streams (DVS cameras, silicon cochleas) as spike-count inputs of a graph.
 
 Neuromorphic sensors emit *events*: a time stamp, a pixel or channel address and a polarity.
-The `tonic <https://tonic.readthedocs.io>`_ library, the ecosystem's reader of such data,
+The tonic library (https://tonic.readthedocs.io), the ecosystem's reader of such data,
 stores them as NumPy structured arrays with fields ``t``, ``x``, ``y`` (cameras only) and
 ``p``, time stamps in microseconds, and describes a sensor by ``sensor_size = (W, H, P)``
 (width, height, polarities; ``H = 1`` for an audio sensor). :func:`to_frames` turns such

@@ -12,7 +12,7 @@ function raises :class:`MissingDependencyError`.
 >>> import numpy as np, nirjax.plot                                  # doctest: +SKIP
 >>> ys, state, rec = model.run(model.params, xs, record=["lif1", ("lif1", "v")])  # doctest: +SKIP
 >>> nirjax.plot.raster({"lif1": rec["lif1"], "output": ys}).savefig("raster.png")  # doctest: +SKIP
->>> nirjax.plot.traces(rec[("lif1", "v")], threshold=model.params["lif1"]["v_threshold"])  # doctest: +SKIP
+>>> nirjax.plot.traces(rec[("lif1", "v")], threshold=model.params["lif1"].v_threshold)  # doctest: +SKIP
 """
 
 from __future__ import annotations
