@@ -175,6 +175,12 @@ def to_frames(events, sensor_size, dt: float, *, time_unit: float = 1e-6, t_star
     for b, e in enumerate(batch):
         if not len(e):
             continue
+        for name in ("x", "y", "p") if camera else ("x", "p"):
+            raw = np.asarray(e[name])
+            if not (np.issubdtype(raw.dtype, np.integer) or raw.dtype == bool
+                    or np.all(raw == np.round(raw))):
+                raise InputError(f"sample {b}: event field {name!r} holds non-integer addresses "
+                                 f"(dtype {raw.dtype})")
         x = np.asarray(e["x"]).astype(np.int64)
         y = np.asarray(e["y"]).astype(np.int64) if camera else np.zeros_like(x)
         p = np.asarray(e["p"]).astype(np.int64)

@@ -206,6 +206,10 @@ def run(model, params, xs, state=None, record=None, *, segment: int | None = Non
     import numpy as np
 
     steps, batch = _steps(xs)
+    if steps < 1:
+        from .errors import InputError
+
+        raise InputError(f"the inputs have {steps} time steps; at least one is needed")
     show = enabled(progress, stream)
     if state is None:
         state = model.init_state(batch)
@@ -227,12 +231,6 @@ def run(model, params, xs, state=None, record=None, *, segment: int | None = Non
             ys_parts.append(jax.tree_util.tree_map(np.asarray, ys))
             rec_parts.append({k: np.asarray(v) for k, v in rec.items()})
             bar.update(stop - start)
-    if not ys_parts:  # zero steps: one call gives the empty outputs
-        if record is None:
-            ys, state = model.run(params, xs, state)
-            return jax.tree_util.tree_map(np.asarray, ys), state, {}
-        ys, state, rec = model.run(params, xs, state, record=record)
-        return jax.tree_util.tree_map(np.asarray, ys), state, {k: np.asarray(v) for k, v in rec.items()}
     cat = lambda *a: np.concatenate(a, axis=0)
     ys = jax.tree_util.tree_map(cat, *ys_parts)
     rec = {k: cat(*(r[k] for r in rec_parts)) for k in rec_parts[0]}

@@ -419,7 +419,18 @@ def _bad_inputs(tmp_path):
     e["x"] = 40
     np.save(tmp_path / "events.npy", e)
     cnn = ["run", "cnn_sinabs", "--steps", "5"]
+    np.save(tmp_path / "empty.npy", np.zeros((0, 2, 12), np.float32))
+    np.save(tmp_path / "nan.npy", np.full((5, 2, 12), np.nan, np.float32))
+    fx = np.zeros(2, dtype=[("x", float), ("t", int), ("p", int)])
+    fx["x"] = [0.5, 1]
+    np.save(tmp_path / "float_x.npy", fx)
     return [
+        (["run", "--input", str(tmp_path / "empty.npy")], "no time steps"),
+        (["run", "--input", str(tmp_path / "nan.npy")], "NaN"),
+        (["run", "--input", str(tmp_path)], "not a file"),
+        (["run", "--input", str(tmp_path / "float_x.npy")], "float_x.npy"),
+        (["run", "--plot", str(tmp_path / "x.xyz")], "unknown image format"),
+        (cnn + ["--input", str(tmp_path / "events.npy"), "--t-stop", "9"], "not both"),
         (["run", "--input", str(tmp_path / "wrong.npy")], "does not fit Input 'input'"),
         (["run", "--input", str(tmp_path / "text.npy")], "expected numbers"),
         (["run", "--input", str(tmp_path / "two.npz")], "'a', 'b'"),
@@ -480,3 +491,11 @@ def test_command_in_subprocess(tmp_path):
         assert bad.returncode == 2
         assert "missing" in bad.stderr or "nonsense" in bad.stderr
         assert "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_progress_module_doctests():
+    import doctest
+
+    assert doctest.testmod(nirjax.progress).failed == 0
+    with pytest.raises(nirjax.InputError, match="time steps"):
+        nirjax.progress.run(_model("braille_bias_zero"), None, np.zeros((0, 1, 12), np.float32))

@@ -171,7 +171,12 @@ def _fit(name: str, a: np.ndarray, shape: tuple, where: str) -> np.ndarray:
         dims = ", ".join(map(str, shape))
         raise InputError(f"{where}: array of shape {tuple(a.shape)} does not fit Input {name!r} of "
                          f"shape {tuple(shape)}: expected [T, B, {dims}] or [T, {dims}]")
-    return np.ascontiguousarray(out, dtype=np.float32)
+    if out.shape[0] == 0 or out.shape[1] == 0:
+        raise InputError(f"{where}: array of shape {tuple(a.shape)} has no time steps or no samples")
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    if not np.all(np.isfinite(out)):
+        raise InputError(f"{where}: {int(np.sum(~np.isfinite(out)))} values are NaN or infinite")
+    return out
 
 
 def _sensor_size(args, shape: tuple, camera: bool, where: str):
@@ -204,10 +209,16 @@ def _bin_events(args, arrays: list, model, where: str) -> tuple[dict, dict]:
     camera = "y" in arrays[0].dtype.names
     size = _sensor_size(args, shape, camera, where)
     dt = float(model.program.dt)
-    window = dict(time_unit=args.time_unit, t_start=args.t_start, t_stop=args.t_stop,
-                  n_steps=args.steps)
-    frames = ev.to_frames(arrays, size, dt, **window)
-    outside = ev.count_outside(arrays, dt, **window)
+    if args.steps is not None and args.t_stop is not None:
+        raise InputError("give --steps or --t-stop for the time window of events, not both")
+    integral = lambda v: int(v) if v is not None and float(v).is_integer() else v
+    window = dict(time_unit=args.time_unit, t_start=integral(args.t_start),
+                  t_stop=integral(args.t_stop), n_steps=args.steps)
+    try:
+        frames = ev.to_frames(arrays, size, dt, **window)
+        outside = ev.count_outside(arrays, dt, **window)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
     total = sum(len(a) for a in arrays)
     if int(np.prod(frames.shape[2:])) != int(np.prod(shape)):
         raise InputError(f"{where}: binned events have shape {frames.shape[2:]} per step (sensor "
@@ -270,8 +281,10 @@ def load_input(args, model) -> tuple[dict, dict]:
                     "seed": args.seed, "steps": steps, "batch": args.batch}
     path = pathlib.Path(args.input)
     where = f"input {str(path)!r}"
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{where}: no such file")
+    if not path.is_file():
+        raise InputError(f"{where}: not a file")
     info = {"path": str(path), "sha256": sha256(path)}
     suffix = path.suffix.lower()
     import h5py
@@ -443,6 +456,21 @@ def check_writable(path, what: str) -> pathlib.Path:
         raise InputError(f"{what} {str(p)!r}: is a directory")
     if not p.parent.exists():
         raise InputError(f"{what} {str(p)!r}: directory {str(p.parent)!r} does not exist")
+    return p
+
+
+def check_plot_path(path) -> pathlib.Path:
+    """``--plot``: writable, matplotlib installed, a format it writes (checked before the
+    simulation)."""
+    from ..plot import _mpl
+
+    p = check_writable(path, "--plot")
+    _, figure = _mpl()
+    formats = figure().canvas.get_supported_filetypes()
+    suffix = p.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise InputError(f"--plot {str(p)!r}: unknown image format {suffix or '(no extension)'!r}; "
+                         f"use one of {', '.join(sorted(formats))}")
     return p
 
 

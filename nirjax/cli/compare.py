@@ -60,11 +60,7 @@ def run(args) -> int:
         raise nirjax.SemanticsError(f"--profiles: unknown profile {unknown[0]!r}; known: "
                                     f"{', '.join(sorted(nirjax.PROFILES))}")
     loaded = c.load_graph(args.graph)
-    plot_path = c.check_writable(args.plot, "--plot") if args.plot else None
-    if plot_path is not None:
-        from ..plot import _mpl
-
-        _mpl()
+    plot_path = c.check_plot_path(args.plot) if args.plot else None
     dt = c.resolve_dt(args, loaded)
     model = c.compile_model(loaded, dt, profiles[0])
     xs, info = c.load_input(args, model)

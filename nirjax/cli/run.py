@@ -56,11 +56,7 @@ def run(args) -> int:
 
     loaded = c.load_graph(args.graph)
     out_path = c.check_writable(args.output, "--output") if args.output else None
-    plot_path = c.check_writable(args.plot, "--plot") if args.plot else None
-    if plot_path is not None:
-        from ..plot import _mpl
-
-        _mpl()  # a missing matplotlib fails before the simulation
+    plot_path = c.check_plot_path(args.plot) if args.plot else None
     model = c.compile_model(loaded, c.resolve_dt(args, loaded), args.semantics)
     records = c.parse_records(args.record, model)
     plot_records = list(records)
