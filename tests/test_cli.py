@@ -499,3 +499,25 @@ def test_progress_module_doctests():
     assert doctest.testmod(nirjax.progress).failed == 0
     with pytest.raises(nirjax.InputError, match="time steps"):
         nirjax.progress.run(_model("braille_bias_zero"), None, np.zeros((0, 1, 12), np.float32))
+
+
+def test_nir_data_input_written_by_nir(tmp_path, capsys):
+    """A recording another tool wrote with nir.write_data: [samples, steps, neurons] bool, the
+    Input node's only observable under any name."""
+    rng = np.random.default_rng(12)
+    grid = rng.random((3, 30, 12)) < 0.2
+    nir.write_data(str(tmp_path / "rec.h5"), nir.NIRGraphData(nodes={
+        "input": nir.NIRNodeData(observables={"events": nir.TimeGriddedData(grid, 1e-4)})}))
+    out = tmp_path / "out.npz"
+    assert nirjax.cli.main(["run", "--input", str(tmp_path / "rec.h5"), "--output", str(out)]) == 0
+    xs = np.transpose(grid, (1, 0, 2)).astype(np.float32)
+    model = _model("braille_bias_zero")
+    np.testing.assert_array_equal(np.load(out)["input/input"], xs)
+    np.testing.assert_array_equal(np.load(out)["output/output"], np.asarray(model(xs)))
+    capsys.readouterr()
+    # a recording at another dt is refused, naming both
+    nir.write_data(str(tmp_path / "slow.h5"), nir.NIRGraphData(nodes={
+        "input": nir.NIRNodeData(observables={"spikes": nir.TimeGriddedData(grid, 1e-3)})}))
+    assert nirjax.cli.main(["run", "--input", str(tmp_path / "slow.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "dt = 0.001" in err and "dt = 0.0001" in err and err.count("\n") == 1

@@ -294,6 +294,10 @@ def load_input(args, model) -> tuple[dict, dict]:
         if is_nir_data(path):
             data = from_nir_data(read_data(path), model=model)
             outputs = {k: v for k, v in data.items() if isinstance(k, str)}
+            for name in model.input_names:  # an Input's only observable, whatever its name
+                others = [k for k in data if isinstance(k, tuple) and k[0] == name]
+                if name not in outputs and len(others) == 1:
+                    outputs[name] = data[others[0]]
             xs = _pick(outputs, model, where + " (NIR data)")
             info.update(kind="nir_data")
         else:
