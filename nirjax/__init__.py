@@ -45,6 +45,8 @@ from .semantics import PROFILES, Semantics, profiles
 from . import train
 from . import cost
 from .cost import BenchmarkReport, benchmark
+from .data import from_nir_data, to_nir_data
+from . import data, events, plot, progress
 
 # ``import nirjax.profiles`` keeps working: the profiles live in nirjax.semantics.profiles
 _sys.modules[__name__ + ".profiles"] = profiles
@@ -56,6 +58,7 @@ __all__ = [
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
     "compare", "Comparison", "Divergence", "profiles", "cost", "benchmark", "BenchmarkReport",
+    "to_nir_data", "from_nir_data", "data", "events", "plot", "progress",
     "NirjaxError", "NirFileError", "GraphError", "LoweringError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning",
 ]

@@ -228,7 +228,8 @@ def van_rossum(spikes, target_spikes, *, tau_steps: float = 10.0):
     Computation 2001).
 
     Args:
-        spikes, target_spikes: ``[T, B, ...]`` spike trains of the same shape.
+        spikes: ``[T, B, ...]`` spike trains.
+        target_spikes: spike trains of the same shape.
         tau_steps: the kernel's time constant, in steps.
 
     >>> import jax.numpy as jnp
@@ -923,7 +924,8 @@ def evaluate(trainer: Trainer, params, data) -> dict:
 
 def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
         eval_every: int = 0, callback: Callable[[dict], Any] | None = None,
-        log_every: int = 0, state: TrainState | None = None) -> FitResult:
+        log_every: int = 0, state: TrainState | None = None,
+        progress: bool | None = None) -> FitResult:
     """Train for ``epochs`` passes over ``data``.
 
     Args:
@@ -940,6 +942,9 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
         log_every: log a line every that many steps on the ``nirjax.train`` logger (INFO);
             0: only the per-epoch summaries.
         state: a :class:`TrainState` to continue from.
+        progress: a progress line on stderr (steps done, rate, time left, last loss):
+            ``None`` shows it when stderr is a terminal (not when piped), ``True`` always,
+            ``False`` never (see :mod:`nirjax.progress`).
 
     Returns:
         A :class:`FitResult`.
@@ -972,6 +977,10 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
         logger.info("step %d (epoch %d) eval: %s", record["step"], epoch, _fmt(ev))
         return bool(callback is not None and callback(record))
 
+    from .progress import Progress
+
+    sized = not callable(data) and hasattr(data, "__len__")
+    bar = Progress(epochs * len(data) if sized else None, "steps", "fit", enabled=progress)
     stop = False
     if eval_data is not None and eval_every:
         stop = run_eval(0)
@@ -985,6 +994,7 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
             record = {"kind": "train", "epoch": epoch, "step": int(state.step),
                       **{k: float(v) for k, v in logs.items()}}
             history.append(record)
+            bar.update(1, extra=f"epoch {epoch}, loss {record['loss']:.4g}")
             if not math.isfinite(record["loss"]):
                 logger.warning("step %d: the loss is %s; stopping", record["step"], record["loss"])
                 stop = True
@@ -1005,6 +1015,7 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
             logger.info("epoch %d: %d steps, mean %s", epoch, len(epoch_logs), _fmt(mean))
         if eval_data is not None and not eval_every and not stop:
             stop = run_eval(epoch)
+    bar.close()
     return FitResult(state.params, state, history, eval_history)
 
 
