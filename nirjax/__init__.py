@@ -45,11 +45,15 @@ from .semantics import PROFILES, Semantics, profiles
 from . import train
 from . import cost
 from .cost import BenchmarkReport, benchmark
-from .data import from_nir_data, to_nir_data
-from . import data, events, plot, progress
+from .io.data import from_nir_data, to_nir_data
+from .io import data, events
+from . import plot, progress
 
 # ``import nirjax.profiles`` keeps working: the profiles live in nirjax.semantics.profiles
 _sys.modules[__name__ + ".profiles"] = profiles
+# ``import nirjax.data`` / ``nirjax.events``: they live in nirjax.io
+_sys.modules[__name__ + ".data"] = data
+_sys.modules[__name__ + ".events"] = events
 
 __version__ = "0.1.0"
 

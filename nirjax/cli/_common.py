@@ -199,7 +199,7 @@ def _sensor_size(args, shape: tuple, camera: bool, where: str):
 
 
 def _bin_events(args, arrays: list, model, where: str) -> tuple[dict, dict]:
-    from .. import events as ev
+    from ..io import events as ev
 
     if len(model.input_names) != 1:
         raise InputError(f"{where}: event input needs a graph with one Input node; this graph has "
@@ -264,8 +264,8 @@ def _read_hdf5(path, where: str) -> dict:
 def load_input(args, model) -> tuple[dict, dict]:
     """The inputs ``{Input name: [T, B, *shape]}`` chosen by the options, and a description
     of where they came from (for the printout and the metadata)."""
-    from .. import events as ev
-    from ..data import from_nir_data, is_nir_data, read_data
+    from ..io import events as ev
+    from ..io.data import from_nir_data, is_nir_data, read_data
 
     if args.input is None:
         steps = DEFAULT_STEPS if args.steps is None else args.steps
@@ -443,7 +443,7 @@ def save_nir_data(path, model, outputs: dict, records: dict, inputs: dict, meta:
                   events: bool = False) -> None:
     """Any other extension: NIR's data format (``nir.read_data`` reads it), with the
     metadata as JSON in the root attribute ``nirjax_metadata``."""
-    from ..data import to_nir_data, write_data
+    from ..io.data import to_nir_data, write_data
 
     values = {**inputs, **outputs, **records}
     # input spikes (0/1 or counts) are the Input node's "spikes", other inputs its "output"

@@ -977,7 +977,7 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
         logger.info("step %d (epoch %d) eval: %s", record["step"], epoch, _fmt(ev))
         return bool(callback is not None and callback(record))
 
-    from .progress import Progress
+    from ..progress import Progress
 
     sized = not callable(data) and hasattr(data, "__len__")
     bar = Progress(epochs * len(data) if sized else None, "steps", "fit", enabled=progress)

@@ -43,7 +43,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import InputError, NirFileError
+from ..errors import InputError, NirFileError
 
 __all__ = ["to_nir_data", "from_nir_data", "read_data", "write_data", "read_metadata", "is_nir_data",
            "SPIKES", "OUTPUT"]

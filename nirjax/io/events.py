@@ -37,7 +37,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["EVENT_FIELDS", "is_event_array", "to_frames", "count_outside", "load_events",
            "make_events"]
