@@ -25,7 +25,7 @@ import nirjax
 import oracle
 from nirjax.cost import (CONSTANTS, KINDS, TARGETS, BenchmarkError, count_activity,
                          structure_of)
-from nirjax.cost import command
+from nirjax.cli import bench as command
 from nirjax.cost.targets import xylo_mapping
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "peers"))
@@ -476,7 +476,7 @@ def test_bench_command_generated_input_and_plot(tmp_path, capsys):
 
 @pytest.mark.parametrize("module", ["nirjax.cost.counts", "nirjax.cost.structure",
                                     "nirjax.cost.constants", "nirjax.cost.report",
-                                    "nirjax.cost.command"])
+                                    "nirjax.cli.bench"])
 def test_docstring_examples(module):
     import doctest
     import importlib

@@ -48,7 +48,7 @@ COMMANDS = (
     Command("compare", "nirjax.cli.compare",
             "run a graph under several platform profiles; where do their spikes diverge"),
     Command("lower", "nirjax.lowering.command", "lower a graph to a neuromorphic chip"),
-    Command("bench", "nirjax.cost.command", "estimate a graph's cost on hardware"),
+    Command("bench", "nirjax.cli.bench", "estimate a graph's cost on hardware"),
 )
 
 

@@ -4,6 +4,11 @@
                  [--dt DT] [--semantics NAME] [--steps T --batch B --rate P --seed S]
                  [--no-measure]
 
+examples:
+  nirjax bench braille_subtract
+  nirjax bench model.nir --dt 1e-4 --input x.npy --targets loihi2,xylo-audio2 --json out.json
+  nirjax bench cnn_sinabs --targets speck,cpu --plot cost.png
+
 prints the side-by-side table of :meth:`nirjax.cost.BenchmarkReport.table` (per target:
 fits?, cores, time per step, samples/s, energy per inference and its basis; then nirjax's
 measured figures). ``FILE`` is a ``.nir`` file or a shipped example name (those default to
@@ -12,8 +17,8 @@ measured figures). ``FILE`` is a ``.nir`` file or a shipped example name (those 
 ``--input`` takes a ``.npy`` array ``[T, B, *input_shape]`` or, for several Input nodes, a
 ``.npz`` keyed by their names. Bad input gives one line on stderr and exit status 2.
 
-The command line is assembled elsewhere: this module provides ``add_arguments(parser)``
-and ``run(args) -> int``.
+This module provides ``add_arguments(parser)`` and ``run(args) -> int`` for
+:mod:`nirjax.cli`.
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ def _resolve(graph: str):
 
 
 def _load_input(path: str, model):
-    from .report import BenchmarkError
+    from ..cost.report import BenchmarkError
 
     p = pathlib.Path(path)
     if not p.exists():
@@ -90,7 +95,7 @@ def _load_input(path: str, model):
 
 
 def _generated(model, args):
-    from .report import BenchmarkError
+    from ..cost.report import BenchmarkError
 
     if args.steps < 1 or args.batch < 1 or not 0.0 <= args.rate <= 1.0:
         raise BenchmarkError(f"generated input needs --steps >= 1, --batch >= 1 and 0 <= --rate "
@@ -105,9 +110,9 @@ def run(args) -> int:
     (0, or 2 with one line on stderr for bad input)."""
     import warnings
 
-    from ..compiler import compile as compile_graph
+    from ..api import compile as compile_graph
     from ..errors import NirjaxError
-    from .report import BenchmarkError, benchmark
+    from ..cost.report import BenchmarkError, benchmark
 
     try:
         path, shipped = _resolve(args.graph)
