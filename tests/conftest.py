@@ -1,4 +1,4 @@
-"""Shared fixtures of the nirjax test suite.
+"""Shared fixtures and configuration of the nirjax test suite.
 
 * ``x64``: run a test with ``jax_enable_x64`` on (models compiled inside it are float64), so
   comparisons against the float64 NumPy oracles (``tests/oracle.py``) can be tight.
@@ -6,6 +6,11 @@
   ``ResetAmbiguityWarning`` of pre-1.0.6 files filtered (tests of that warning check it
   explicitly with ``pytest.warns``). The paper files are copied into ``tests/data/paper``
   (see the README there for their origin and license).
+* ``braille``: the NIR paper's Braille RSNN as shipped (``braille_bias_zero``), read as a
+  user would; its file predates NIR 1.0.6, so reading it must warn (checked).
+
+Markers (registered in pyproject): ``slow`` (minutes on 2 cores; ``-m "not slow"`` skips
+them) and ``peers`` (runs the real peer frameworks from ``tests/peers/setup_peers.sh``).
 
 Shared helpers (graph builders, the primitive table) live in ``builders.py`` and the float64
 NumPy oracles in ``oracle.py``.
@@ -18,7 +23,9 @@ from __future__ import annotations
 import jax
 import pytest
 
+import nirjax
 from builders import paper_path, read_quiet
+
 
 
 @pytest.fixture
@@ -32,3 +39,10 @@ def x64():
 def read_paper():
     """``read_paper("cnn_sinabs")`` -> the graph, reset-ambiguity warning filtered."""
     return lambda name: read_quiet(paper_path(name))
+
+
+@pytest.fixture
+def braille():
+    """The shipped Braille RSNN graph (12 -> 38 recurrent CubaLIF -> 7 CubaLIF)."""
+    with pytest.warns(nirjax.ResetAmbiguityWarning):
+        return nirjax.read(nirjax.example_path("braille_bias_zero"))

@@ -61,6 +61,7 @@ def _results(framework):
     return result
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_peer_environment_versions(framework):
     """The environment runs the versions the profiles document."""
@@ -69,6 +70,7 @@ def test_peer_environment_versions(framework):
         assert versions.get(package) == version, versions
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize(
     "framework,case_id",
     [(fw, c.id) for fw in FRAMEWORKS for c in CASES[fw]],

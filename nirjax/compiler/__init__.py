@@ -7,6 +7,8 @@
 * :mod:`nirjax.compiler.schedule`: the staged program (stateless projections applied to whole
   chunks of steps, loops only where there is state);
 * :mod:`nirjax.compiler.scan_vjp`: the recompute VJP of every time loop;
+* :mod:`nirjax.compiler.options`: :class:`CompileOptions`, every compile option, typed and
+  validated;
 * :mod:`nirjax.compiler.compiled`: :class:`CompiledGraph`, the simulator, and
   :func:`compile_graph`.
 
@@ -15,7 +17,8 @@ The compiler takes ``nir.NIRGraph`` objects; reading files is :mod:`nirjax.io`'s
 """
 
 from .compiled import CompiledGraph, GraphState, check_record, compile_graph
+from .options import CompileOptions
 from .program import IREdge, IRNode, Program, build_program
 
-__all__ = ["CompiledGraph", "GraphState", "compile_graph", "check_record", "Program", "IRNode", "IREdge",
+__all__ = ["CompiledGraph", "GraphState", "compile_graph", "check_record", "CompileOptions", "Program", "IRNode", "IREdge",
            "build_program"]

@@ -39,11 +39,11 @@ import jax.numpy as jnp
 import nir
 import numpy as np
 
-from ..errors import GraphError, InputError, SemanticsError
-from ..kernels import neurons as neuron_k
+from ..errors import GraphError, InputError, OptionsError
 from ..rules import get_table
 from ..semantics import check_dt, resolve_semantics
 from . import scan_vjp
+from .options import CompileOptions
 from .program import Program, build_program
 from .schedule import schedule
 
@@ -65,21 +65,14 @@ class GraphState(NamedTuple):
 
 
 def _float_dtype(dtype):
+    """The floating dtype to compute in (``dtype`` is a validated option or ``None``)."""
     if dtype is None:
         return jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError:
-        raise SemanticsError(f"dtype must be a floating dtype such as 'float32', got {dtype!r}") from None
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise SemanticsError(
-            f"dtype must be a floating dtype (float32, float64, bfloat16, float16), got {dt}; "
-            f"integer (hardware) arithmetic is not a dtype choice"
-        )
+    dt = jnp.dtype(dtype)
     if jax.dtypes.canonicalize_dtype(dt) != dt:
-        raise SemanticsError(
-            f"dtype={dt} needs 64-bit mode, which is off: JAX would silently compute in "
-            f"{jax.dtypes.canonicalize_dtype(dt)}. Enable it first with "
+        raise OptionsError(
+            f"compile option dtype={dt}: needs 64-bit mode, which is off: JAX would silently "
+            f"compute in {jax.dtypes.canonicalize_dtype(dt)}. Enable it first with "
             f"jax.config.update('jax_enable_x64', True)"
         )
     return dt
@@ -97,14 +90,9 @@ def _value_dtype(table, dtype):
     if table.dtype is None:
         return _float_dtype(dtype)
     if dtype is not None:
-        try:
-            asked = jnp.dtype(dtype)
-        except TypeError:
-            asked = None
-        if asked != table.dtype:
-            raise SemanticsError(
-                f"the {table.name!r} rule table computes in {table.dtype}; dtype={dtype!r} "
-                f"cannot apply (leave dtype unset)")
+        raise OptionsError(
+            f"compile option dtype={dtype!r}: the {table.name!r} rule table computes in "
+            f"{table.dtype}; leave dtype unset")
     return jnp.dtype(table.dtype)
 
 
@@ -144,10 +132,12 @@ class CompiledGraph:
             floating dtype asked for, or an integer table's dtype.
     """
 
-    def __init__(self, program: Program, dtype=None, options: Mapping | None = None):
+    def __init__(self, program: Program, dtype=None, options: Any = None):
+        self.options = CompileOptions.of(options)
+        if dtype is not None:
+            self.options = self.options.replace(dtype=dtype)
         self.program = program
-        self.options = dict(options or {})
-        self.dtype = _value_dtype(program.table, dtype)
+        self.dtype = _value_dtype(program.table, self.options.dtype)
         if program.table.dtype is None:
             cast = lambda p: _cast(p, self.dtype)
         else:  # an integer table's parameters are used as they are
@@ -155,7 +145,7 @@ class CompiledGraph:
         self.params = {n.name: cast(n.params) for n in program.nodes if n.params is not None}
         self._feedback_sources = tuple(sorted({e.src for e in program.delayed_edges}))
         self._run = jax.jit(self._run_impl, static_argnames=("record",),
-                            donate_argnames=("state",) if self.options.get("donate_state") else ())
+                            donate_argnames=("state",) if self.options.donate_state else ())
         self._init_jit = jax.jit(self._init_state, static_argnums=(1,))
         self._step = jax.jit(self._step_impl)
 
@@ -284,10 +274,10 @@ class CompiledGraph:
             new_nodes, new_feedback, outs, recs = batched(coeffs_s, carry[0], carry[1], ext_t)
             return (new_nodes, new_feedback), (outs, recs)
 
-        unroll = self.options.get("unroll", 1)
-        if self.options.get("checkpoint") == "step":
+        unroll = self.options.unroll
+        if self.options.checkpoint == "step":
             body = jax.checkpoint(body)
-        if self.options.get("fast_backward", True) and self.options.get("checkpoint") != "step":
+        if self.options.fast_backward and self.options.checkpoint != "step":
             (nodes, feedback), (outs, recs) = scan_vjp.scan(
                 body, own, (nodes, feedback), ext_seq, length, unroll)
         else:
@@ -362,45 +352,29 @@ class CompiledGraph:
     def _fused_stage(self, members, state_recs):
         """A whole-chunk kernel for a one-node scan stage, if an option asks for one.
 
-        ``pallas`` fuses LIF layers into one kernel; ``associative_scan`` solves LI, CubaLI
-        and the synaptic current of CubaLIF in parallel over time. Neither applies to a node
-        on a cycle or one whose state is recorded.
+        ``pallas`` and ``associative_scan`` ask each node's rule for its whole-chunk
+        implementation of that name (:attr:`nirjax.rules.Rule.chunk`); none applies to a
+        node on a cycle or one whose state is recorded.
         """
         if len(members) != 1:
             return None
         n = members[0]
-        if (not n.feedthrough or any(e.delayed for e in self.program.incoming(n.name))
-                or any(r[0] == n.name for r in state_recs)
-                or not neuron_k.is_spec_form(n.config)):  # platform profiles: plain steps
+        if (not n.feedthrough or n.rule.chunk is None
+                or any(e.delayed for e in self.program.incoming(n.name))
+                or any(r[0] == n.name for r in state_recs)):
             return None
-        if self.options.get("pallas") and n.type_name == "LIF":
-            return self._pallas_lif
-        if self.options.get("associative_scan") and n.type_name in ("LI", "CubaLI", "CubaLIF"):
-            return self._associative
+        for method in ("pallas", "associative_scan"):
+            fn = n.rule.chunk(n.config, method) if getattr(self.options, method) else None
+            if fn is not None:
+                interpret = getattr(self.options, method) == "interpret"
+
+                def run(n, coeff, state, x, fn=fn, interpret=interpret):
+                    new, y = fn(coeff, state, x, interpret)
+                    new = jax.tree_util.tree_map(lambda a, b: a.astype(b.dtype), new, state)
+                    return new, y.astype(self.dtype)
+
+                return run
         return None
-
-    def _associative(self, n, coeff, state, x):
-        """LI / CubaLI / CubaLIF over a whole chunk with :mod:`nirjax.kernels.linear_scan`."""
-        from ..kernels import linear_scan
-
-        fn = {"LI": linear_scan.li_chunk, "CubaLI": linear_scan.cubali_chunk,
-              "CubaLIF": linear_scan.cubalif_chunk}[n.type_name]
-        new, y = jax.vmap(lambda s, xb: fn(coeff, s, xb, n.config), in_axes=(0, 1),
-                          out_axes=(0, 1))(state, x)
-        return jax.tree_util.tree_map(lambda a, b: a.astype(b.dtype), new, state), y.astype(self.dtype)
-
-    def _pallas_lif(self, n, coeff, state, x):
-        """A LIF node over a whole chunk ``x`` ``[K, B, ...]`` in one fused kernel."""
-        from ..kernels.neurons import LIFState
-        from ..kernels.pallas_lif import lif_multistep
-
-        steps, batch = x.shape[:2]
-        full = (batch,) + n.out_shape
-        flat_coeff = jax.tree_util.tree_map(
-            lambda a: jnp.broadcast_to(a, full).reshape(-1).astype(self.dtype), coeff)
-        v_end, z = lif_multistep(flat_coeff, state.v.reshape(-1), x.reshape(steps, -1), n.config,
-                                 512, self.options["pallas"] == "interpret")
-        return LIFState(v_end.reshape(state.v.shape)), z.reshape(x.shape)
 
     def chunk_size(self, steps: int, batch: int) -> int:
         """Steps per chunk of the staged program for ``steps`` steps of ``batch`` samples.
@@ -411,14 +385,14 @@ class CompiledGraph:
         and 1024 at most. A divisor of ``steps`` in ``[K/2, 3K/2]`` (the nearest to ``K``)
         is preferred: one traced chunk body, no tail chunk, so compile time is flat in T.
         """
-        option = self.options.get("chunk")
-        if isinstance(self.options.get("checkpoint"), int):
-            option = self.options["checkpoint"]
+        option = self.options.chunk
+        if isinstance(self.options.checkpoint, int):
+            option = self.options.checkpoint
         if option is not None:
             return max(1, min(int(option), steps))
         per_step = batch * sum(int(np.prod(n.out_shape)) for n in self.program.nodes)
         per_step *= self.dtype.itemsize
-        k = self.options.get("chunk_bytes", 8 << 20) // max(per_step, 1)
+        k = self.options.chunk_bytes // max(per_step, 1)
         k = int(min(1024, max(k, 8, -(-512 // max(batch, 1)))))
         if k >= steps:
             return steps
@@ -431,8 +405,8 @@ class CompiledGraph:
     def _run_impl(self, params, xs: dict, state: GraphState, record: tuple):
         coeffs = self._prepare(params)
         steps, batch = jax.tree_util.tree_leaves(xs)[0].shape[:2]
-        remat = self.options.get("checkpoint")
-        if not self.options.get("optimize", True):
+        remat = self.options.checkpoint
+        if not self.options.optimize:
             if not isinstance(remat, int):
                 return self._run_plain(coeffs, xs, state, record, steps)
             k = max(1, min(remat, steps))
@@ -643,11 +617,7 @@ def check_record(program: Program, record, dtype=None) -> tuple:
 
 def compile_graph(graph, dt: float | None = None, semantics: Any = None, *,
                   rules: Mapping | None = None, surrogate: Any = None,
-            dtype=None, precision: str | None = "highest", checkpoint: Any = None,
-            unroll: int = 1, optimize: bool = True, chunk: int | None = None,
-            chunk_bytes: int = 8 << 20, matmul_dtype: str | None = None,
-            donate_state: bool = False, pallas: bool | str = False,
-            associative_scan: bool = False, fast_backward: bool = True) -> CompiledGraph:
+                  options: CompileOptions | None = None, **kwargs) -> CompiledGraph:
     """Compile a ``nir.NIRGraph`` for simulation (:func:`nirjax.compile` also takes a path).
 
     Args:
@@ -661,56 +631,32 @@ def compile_graph(graph, dt: float | None = None, semantics: Any = None, *,
         rules: NIR type (class or name) -> :class:`~nirjax.Rule`, merged over the rule table
             for this compilation only (:func:`nirjax.register` changes it for all).
         surrogate: shorthand to set ``semantics.surrogate`` (a name or a ``Surrogate``).
-        dtype: floating dtype; default float32, or float64 when ``jax_enable_x64`` is on.
-        precision: matmul/conv precision passed to XLA (``"highest"``, ``"high"``,
-            ``"default"`` or ``None``). ``"highest"`` keeps float32 exact on GPUs that
-            would otherwise use TF32.
-        checkpoint: memory for backpropagation through long runs. ``None``: keep what
-            the backward pass of each loop needs for every step (with ``fast_backward``, one
-            state per step; stateless projections keep their outputs for every step);
-            ``"step"``: rematerialize each step in the backward pass (``jax.checkpoint`` of
-            the scan body, autodiff's VJP); an int ``K``: run in chunks of ``K``
-            steps, each rematerialized in the backward pass, keeping only the state every
-            ``K`` steps (memory ~ ``T/K + K`` steps). Results agree in every mode up to the
-            last bit (rematerialized code may be fused differently).
-        unroll: steps unrolled per scan iteration (``lax.scan``'s ``unroll``).
-        optimize: run the staged program (:mod:`nirjax.compiler.schedule`: stateless projections
-            applied to whole chunks of steps at once, loops only where there is state);
-            ``False`` runs the plain one-scan reference program.
-        chunk: steps per chunk of the staged program (default: from ``chunk_bytes``).
-        chunk_bytes: memory budget of one chunk's intermediate values (default 8 MiB:
-            chunks that stay in a CPU's last-level cache ran W1 of the speed benchmark
-            20 % faster than 64 MiB chunks; at least 8 steps per chunk).
-        matmul_dtype: ``None`` (matrix products in ``dtype``) or ``"bfloat16"``: Affine,
-            Linear and Conv round their operands to bfloat16 and accumulate in ``dtype``
-            (faster on accelerators with bf16 units; weights lose precision, spikes do not).
-            State and neuron updates stay in ``dtype``. An explicit choice, never automatic.
-        donate_state: let ``run`` reuse the memory of the ``state`` passed in (the caller
-            must not use that state object again).
-        pallas: run LIF layers of the staged program with the fused Pallas kernel of
-            :mod:`nirjax.kernels.pallas_lif` (``True``; GPU/TPU) or in Pallas interpret mode
-            (``"interpret"``, any backend, for testing). Off by default: it has not been
-            measured to win on any platform available to this project.
-        associative_scan: solve reset-free linear dynamics (LI, CubaLI, the synaptic current
-            of CubaLIF) with a parallel prefix scan over each chunk
-            (:mod:`nirjax.kernels.linear_scan`): ``O(log K)`` depth instead of ``K``
-            dependent steps. Equal to the sequential update up to float rounding.
-        fast_backward: differentiate every time loop with :mod:`nirjax.compiler.scan_vjp`'s
-            hand-written VJP (saves one state per step and recomputes each step in the
-            backward pass; the gradient of autodiff up to float rounding, 2-3x faster on
-            CPU). Reverse mode only: set ``False`` for ``jax.jvp`` / ``jax.jacfwd``.
+        options: a :class:`~nirjax.compiler.CompileOptions`; or give its fields as keywords
+            (``dtype``, ``precision``, ``checkpoint``, ``unroll``, ``optimize``, ``chunk``,
+            ``chunk_bytes``, ``matmul_dtype``, ``donate_state``, ``pallas``,
+            ``associative_scan``, ``fast_backward``; each documented there).
 
     Returns:
         A :class:`CompiledGraph`.
+
+    Raises:
+        OptionsError: an unknown option or a bad value (before anything is compiled).
+        SemanticsError: a bad ``dt``, semantics or surrogate.
+        GraphError / ShapeError / ParameterError / LoweringError: the graph is invalid or
+            uses a NIR type its rule table lacks.
 
     >>> import nir, numpy as np, nirjax
     >>> g = nir.NIRGraph.from_list(nir.Affine(np.eye(2), np.zeros(2)),
     ...     nir.LIF(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2),
     ...             v_threshold=np.full(2, 0.5)))
-    >>> model = nirjax.compile(g, dt=1e-4)
+    >>> model = compile_graph(g, dt=1e-4, unroll=2)
     >>> model(np.ones((20, 3, 2))).shape
     (20, 3, 2)
     """
+    if options is not None and kwargs:
+        raise OptionsError(f"give compile options either as options=CompileOptions(...) or as "
+                           f"keywords, not both (keywords {sorted(kwargs)})")
+    options = CompileOptions.of(kwargs if options is None else options)
     if not isinstance(graph, nir.NIRGraph):
         raise GraphError(
             f"nirjax.compile expects a nir.NIRGraph or a path to a .nir file, got "
@@ -718,25 +664,9 @@ def compile_graph(graph, dt: float | None = None, semantics: Any = None, *,
         )
     dt = check_dt(dt)
     sem = resolve_semantics(semantics, surrogate)
-    if checkpoint is not None and checkpoint != "step" and not (
-            isinstance(checkpoint, (int, np.integer)) and checkpoint >= 1):
-        raise SemanticsError(f"checkpoint must be None, 'step' or a positive int, got {checkpoint!r}")
-    if not isinstance(unroll, (int, np.integer)) or unroll < 1:
-        raise SemanticsError(f"unroll must be a positive int, got {unroll!r}")
-    if matmul_dtype is not None:
-        try:
-            jnp.dtype(matmul_dtype)
-        except TypeError:
-            raise SemanticsError(f"matmul_dtype must be a dtype name such as 'bfloat16', got {matmul_dtype!r}") from None
-    table = get_table(sem.arithmetic).with_rules(rules if rules is not None else {})
-    program = build_program(graph, dt, sem, {"precision": precision, "matmul_dtype": matmul_dtype},
-                            table=table)
-    if pallas not in (False, True, "interpret"):
-        raise SemanticsError(f"pallas must be False, True or 'interpret', got {pallas!r}")
-    if chunk is not None and not (isinstance(chunk, (int, np.integer)) and chunk >= 1):
-        raise SemanticsError(f"chunk must be None or a positive int, got {chunk!r}")
-    return CompiledGraph(program, dtype, {
-        "checkpoint": checkpoint, "unroll": int(unroll), "optimize": bool(optimize),
-        "chunk": chunk, "chunk_bytes": int(chunk_bytes), "donate_state": bool(donate_state),
-        "pallas": pallas, "associative_scan": bool(associative_scan),
-        "fast_backward": bool(fast_backward)})
+    if rules is not None and not isinstance(rules, Mapping):
+        raise OptionsError(f"rules must be a mapping of NIR type -> nirjax.Rule, got "
+                           f"{type(rules).__name__}")
+    table = get_table(sem.arithmetic).with_rules(rules or {})
+    program = build_program(graph, dt, sem, options, table=table)
+    return CompiledGraph(program, options=options)
