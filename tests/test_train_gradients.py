@@ -174,7 +174,7 @@ def test_gradients_identical_in_every_checkpoint_mode(dtype, braille):
 
             def loss(p):
                 ys, _, rec = model.run(p, xs, record=[("lif2", "v")])
-                return jnp.sum(ys * jnp.arange(7)) + jnp.sum(rec[("lif2", "v")] ** 2)
+                return jnp.sum(ys * jnp.arange(7)[None, None]) + jnp.sum(rec[("lif2", "v")] ** 2)
 
             value, grads = jax.value_and_grad(loss)(model.params)
             results[mode] = (float(value), grads)
