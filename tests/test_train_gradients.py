@@ -163,6 +163,7 @@ def test_cuba_exact_gradient_is_finite_at_equal_time_constants(x64):
 # ----------------------------------------------------------------------------- checkpointing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_gradients_identical_in_every_checkpoint_mode(dtype, braille):
     with jax.enable_x64(dtype == "float64"):
