@@ -24,7 +24,7 @@ import sys as _sys
 from . import kernels
 from .analysis import Comparison, Divergence, compare
 from .api import compile as compile
-from .compiler import CompiledGraph, GraphState, Program, build_program
+from .compiler import CompiledGraph, CompileOptions, GraphState, Program, build_program
 from .errors import (
     GraphError,
     InputError,
@@ -32,6 +32,7 @@ from .errors import (
     NirFileError,
     NirjaxError,
     NirjaxWarning,
+    OptionsError,
     ParameterError,
     ResetAmbiguityWarning,
     SemanticsError,
@@ -58,11 +59,11 @@ _sys.modules[__name__ + ".events"] = events
 __version__ = "0.1.0"
 
 __all__ = [
-    "compile", "CompiledGraph", "GraphState", "Program", "build_program",
+    "compile", "CompiledGraph", "CompileOptions", "GraphState", "Program", "build_program",
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
     "compare", "Comparison", "Divergence", "profiles", "cost", "benchmark", "BenchmarkReport",
     "to_nir_data", "from_nir_data", "data", "events", "plot", "progress",
     "NirjaxError", "NirFileError", "GraphError", "LoweringError", "ShapeError", "ParameterError",
-    "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning",
+    "SemanticsError", "InputError", "OptionsError", "NirjaxWarning", "ResetAmbiguityWarning",
 ]

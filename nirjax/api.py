@@ -28,10 +28,14 @@ def compile(graph, dt: float | None = None, semantics: Any = None, **options) ->
         semantics: a :class:`~nirjax.Semantics`, a profile name (``"nir"``, ``"exact"``,
             ``"snntorch"``, ...) or a mapping of Semantics fields; default: the NIR spec with
             forward Euler.
-        **options: the compile options of :func:`nirjax.compiler.compile_graph`
-            (``surrogate``, ``dtype``, ``precision``, ``checkpoint``, ``unroll``,
-            ``optimize``, ``chunk``, ``chunk_bytes``, ``matmul_dtype``, ``donate_state``,
-            ``pallas``, ``associative_scan``, ``fast_backward``).
+        **options: ``rules`` (per-compile rules, merged over the rule table),
+            ``surrogate`` (shorthand for ``semantics.surrogate``), and the compile options:
+            ``options=CompileOptions(...)`` or its fields as keywords (``dtype``,
+            ``precision``, ``checkpoint``, ``unroll``, ``optimize``, ``chunk``,
+            ``chunk_bytes``, ``matmul_dtype``, ``donate_state``, ``pallas``,
+            ``associative_scan``, ``fast_backward``), each documented in
+            :class:`~nirjax.compiler.CompileOptions`. See
+            :func:`nirjax.compiler.compile_graph`.
 
     Returns:
         A :class:`~nirjax.CompiledGraph`.

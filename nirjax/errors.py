@@ -17,6 +17,7 @@ __all__ = [
     "ParameterError",
     "SemanticsError",
     "InputError",
+    "OptionsError",
     "NirjaxWarning",
     "ResetAmbiguityWarning",
 ]
@@ -49,6 +50,11 @@ class ParameterError(NirjaxError, ValueError):
 
 class SemanticsError(NirjaxError, ValueError):
     """A semantics option (integrator, reset mode, dt, ...) is missing or invalid."""
+
+
+class OptionsError(NirjaxError, ValueError):
+    """A compile option has a wrong type or value, or is unknown
+    (:class:`~nirjax.compiler.CompileOptions`)."""
 
 
 class InputError(NirjaxError, ValueError):

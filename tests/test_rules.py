@@ -80,7 +80,7 @@ def test_integer_programs_refuse_fractional_input_and_float_dtypes():
                                         table=_counter_table()))
     with pytest.raises(nirjax.InputError, match="whole numbers"):
         model(np.full((4, 1, 3), 0.5, np.float32))
-    with pytest.raises(nirjax.SemanticsError, match="int32"):
+    with pytest.raises(nirjax.OptionsError, match="int32"):
         CompiledGraph(model.program, dtype="float32")
 
 

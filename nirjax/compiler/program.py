@@ -20,6 +20,7 @@ from .. import graph as graph_mod
 from ..errors import GraphError, LoweringError, SemanticsError
 from ..rules import Rule, RuleTable, get_table, known_types
 from ..semantics import Semantics
+from .options import CompileOptions
 from .passes import graph_pass
 
 __all__ = ["IRNode", "IREdge", "Program", "build_program"]
@@ -150,7 +151,8 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
         graph: the source graph.
         dt: the time step (already validated).
         semantics: the semantics (per-node overrides are applied here).
-        options: compile options passed to the rules (e.g. ``precision``).
+        options: the :class:`~nirjax.compiler.CompileOptions` (or a mapping of them) passed
+            to the rules (e.g. ``precision``).
         table: the rule table (a :class:`~nirjax.rules.RuleTable` or a registered table's
             name); default: the one ``semantics.arithmetic`` names (``"float"``).
 
@@ -158,7 +160,7 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
         LoweringError: the table has no rule for some of the graph's NIR types (all of them
             are named, with their nodes).
     """
-    options = dict(options or {})
+    options = CompileOptions.of(options)
     table = get_table(semantics.arithmetic if table is None else table)
     flat = graph_mod.flatten(graph, known_types())
     if not flat.inputs:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import warnings
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..errors import NirjaxWarning, ParameterError
@@ -26,6 +28,7 @@ from ..kernels import reshape as reshape_k
 from ..kernels import threshold as threshold_k
 from ..kernels.geometry import conv_padding
 from ..graph.shapes import SHAPE_RULES, conv_geometry, pool_geometry
+from ..semantics.neuron import neuron_for
 
 from .table import Rule, RuleTable, register_table
 
@@ -87,7 +90,7 @@ _W_IN_ONE = {"w_in": lambda v: np.ones_like(v["v_leak"])}
 
 
 def _neuron_config(name, node, in_shape, out_shape, semantics, dt, options):
-    return semantics.neuron_config(dt)
+    return neuron_for(type(node).__name__, semantics, dt)
 
 
 def _no_config(name, node, in_shape, out_shape, semantics, dt, options):
@@ -95,7 +98,7 @@ def _no_config(name, node, in_shape, out_shape, semantics, dt, options):
 
 
 def _precision_config(name, node, in_shape, out_shape, semantics, dt, options):
-    return linear_k.MatmulConfig(options.get("precision"), options.get("matmul_dtype"))
+    return linear_k.MatmulConfig(options.precision, options.matmul_dtype)
 
 
 def _no_params(name, node):
@@ -105,20 +108,43 @@ def _no_params(name, node):
 # ----------------------------------------------------------------------------- rules
 
 
-def _neuron(params_cls, positive, defaults, prepare, init, step, spiking, emit=None,
-            absorb=None):
-    extra = {}
-    if emit is not None:
-        # Semantics(fire='before'): the output is computed from the state alone
-        extra = dict(feedthrough=lambda cfg: cfg.fire != "before", emit=emit, absorb=absorb)
+def _chunk_adapter(method, fn):
+    """A neuron's whole-chunk kernel on a batched chunk ``xs`` ``[K, B, *shape]``."""
+    if method == "associative_scan":  # per sample, vmapped over the batch axis
+        def run(coeffs, state, xs, interpret):
+            return jax.vmap(lambda s, xb: fn(coeffs, s, xb), in_axes=(0, 1),
+                            out_axes=(0, 1))(state, xs)
+    else:  # pallas: every neuron of every sample is one lane
+        def run(coeffs, state, xs, interpret):
+            steps, batch = xs.shape[:2]
+            full = (batch,) + xs.shape[2:]
+            flat = jax.tree_util.tree_map(
+                lambda a: jnp.broadcast_to(a, full).reshape(-1).astype(xs.dtype), coeffs)
+            v_end, z = fn(flat, state.v.reshape(-1), xs.reshape(steps, -1), 512, interpret)
+            return type(state)(v_end.reshape(state.v.shape)), z.reshape(xs.shape)
+    return run
+
+
+def _neuron_chunk(cfg, method):
+    fn = getattr(cfg, method, None)
+    return None if fn is None else _chunk_adapter(method, fn)
+
+
+def _neuron(params_cls, positive, defaults, spiking):
+    """A neuron type's rule: its kernel is composed per node from the node's semantics
+    (:func:`nirjax.semantics.neuron.neuron_for`); the config IS that composed kernel."""
     return Rule(
         params=_params_of(params_cls, positive, defaults),
         config=_neuron_config,
-        prepare=prepare,
-        init_state=lambda p, cfg, shape, dtype: init(p, shape, cfg),
-        step=step,
+        prepare=lambda p, cfg: cfg.prepare(p),
+        init_state=lambda p, cfg, shape, dtype: cfg.init_state(p, shape),
+        step=lambda c, s, x, cfg: cfg.step(c, s, x),
+        # Semantics(fire='before'): the output is computed from the state alone
+        feedthrough=lambda cfg: cfg.emit is None,
+        emit=lambda c, s, cfg: cfg.emit(c, s),
+        absorb=lambda c, s, x, cfg: cfg.absorb(c, s, x),
         spiking=spiking,
-        **extra,
+        chunk=_neuron_chunk,
     )
 
 
@@ -253,23 +279,13 @@ RULES: dict[str, Rule] = {
         emit=lambda c, s, cfg: delay_k.delay_emit(s, cfg),
         absorb=lambda c, s, x, cfg: delay_k.delay_absorb(s, x, cfg),
     ),
-    "I": _neuron(neuron_k.IParams, (), {}, neuron_k.i_prepare, neuron_k.i_init_state,
-                 neuron_k.i_step, False),
-    "IF": _neuron(neuron_k.IFParams, (), _V_RESET_ZERO, neuron_k.if_prepare,
-                  neuron_k.if_init_state, neuron_k.if_step, True, neuron_k.if_emit,
-                  neuron_k.if_absorb),
-    "LI": _neuron(neuron_k.LIParams, ("tau",), {}, neuron_k.li_prepare, neuron_k.li_init_state,
-                  neuron_k.li_step, False),
-    "LIF": _neuron(neuron_k.LIFParams, ("tau",), _V_RESET_ZERO, neuron_k.lif_prepare,
-                   neuron_k.lif_init_state, neuron_k.lif_step, True, neuron_k.lif_emit,
-                   neuron_k.lif_absorb),
-    "CubaLI": _neuron(neuron_k.CubaLIParams, ("tau_syn", "tau_mem"), _W_IN_ONE,
-                      neuron_k.cubali_prepare, neuron_k.cubali_init_state,
-                      neuron_k.cubali_step, False),
+    "I": _neuron(neuron_k.IParams, (), {}, False),
+    "IF": _neuron(neuron_k.IFParams, (), _V_RESET_ZERO, True),
+    "LI": _neuron(neuron_k.LIParams, ("tau",), {}, False),
+    "LIF": _neuron(neuron_k.LIFParams, ("tau",), _V_RESET_ZERO, True),
+    "CubaLI": _neuron(neuron_k.CubaLIParams, ("tau_syn", "tau_mem"), _W_IN_ONE, False),
     "CubaLIF": _neuron(neuron_k.CubaLIFParams, ("tau_syn", "tau_mem"),
-                       {**_V_RESET_ZERO, **_W_IN_ONE}, neuron_k.cubalif_prepare,
-                       neuron_k.cubalif_init_state, neuron_k.cubalif_step, True,
-                       neuron_k.cubalif_emit, neuron_k.cubalif_absorb),
+                       {**_V_RESET_ZERO, **_W_IN_ONE}, True),
 }
 for _type, _rule in RULES.items():
     RULES[_type] = _rule._replace(shape=SHAPE_RULES[_type])

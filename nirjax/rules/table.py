@@ -49,10 +49,11 @@ class Rule(NamedTuple):
         shape: the shape rule from :mod:`nirjax.graph.shapes`.
         spiking: whether the output is spikes (used by reports and lowering).
         chunk: ``(cfg, method) -> fn | None``: a whole-chunk implementation of a stateful
-            type, ``fn(coeffs, state, xs, cfg, options) -> (state, ys)`` on a chunk ``xs``
+            type, ``fn(coeffs, state, xs, interpret) -> (state, ys)`` on a chunk ``xs``
             ``[K, B, *in_shape]`` and a batched state, for ``method`` ``"associative_scan"``
-            or ``"pallas"`` (the compile options of the same names); ``None`` where the
-            node's configuration has none (the compiler then runs the step in a scan).
+            or ``"pallas"`` (the compile options of the same names; ``interpret`` runs a
+            Pallas kernel in interpret mode); ``None`` where the node's configuration has
+            none (the compiler then runs the step in a scan).
     """
 
     params: Callable

@@ -25,28 +25,17 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+import numpy as np
+
 from ..errors import SemanticsError
-from ..kernels import neurons as neuron_k
-from ..kernels.neurons import INTEGRATORS, RESETS, THRESHOLD_TESTS, NeuronConfig
+from ..kernels.neurons import IGNORABLE
 from ..kernels.surrogate import SURROGATES, Surrogate
+from . import neuron as _neuron
 
 __all__ = ["Semantics", "resolve_semantics", "PROFILES", "PROFILE_DOCS", "check_dt"]
 
 _CHOICES = {
-    "integrator": INTEGRATORS,
-    "reset": RESETS,
-    "threshold_test": THRESHOLD_TESTS,
-    "cuba_current": ("old", "new"),
-    "initial_v": ("rest", "zero"),
-    "form": neuron_k.FORMS,
-    "input_gain": neuron_k.INPUT_GAINS,
-    "synapse": neuron_k.SYNAPSES,
-    "fire": neuron_k.FIRES,
-    "reset_at": neuron_k.RESET_ATS,
-    "reset_flag": neuron_k.RESET_FLAGS,
-    "spikes": neuron_k.SPIKES,
-    "spike_amplitude": neuron_k.SPIKE_AMPLITUDES,
-    "v_min": neuron_k.V_MINS,
+    **_neuron.CHOICES,  # the neuron fields: values defined with the pieces they choose
     "latency": ("none", "weights"),
     "cycle_break": ("dfs", "neuron"),
     "recurrent_bias": ("keep", "drop"),
@@ -179,11 +168,11 @@ class Semantics:
                 f"got {self.surrogate!r}"
             )
         ignore = (self.ignore,) if isinstance(self.ignore, str) else tuple(self.ignore)
-        bad = [f for f in ignore if f not in neuron_k.IGNORABLE]
+        bad = [f for f in ignore if f not in IGNORABLE]
         if bad:
             raise SemanticsError(
                 f"Semantics.ignore={self.ignore!r}: {bad[0]!r} cannot be ignored; expected "
-                f"names among {', '.join(map(repr, neuron_k.IGNORABLE))}"
+                f"names among {', '.join(map(repr, IGNORABLE))}"
             )
         object.__setattr__(self, "ignore", tuple(sorted(set(ignore))))
         if self.fixed_decay is not None:
@@ -211,22 +200,9 @@ class Semantics:
         self._check_combination()
 
     def _check_combination(self):
-        """Reject combinations the kernels do not define."""
-        def bad(msg):
-            raise SemanticsError(f"Semantics: {msg}")
-
-        if self.form == "norse" and self.integrator != "euler":
-            bad("form='norse' is Norse's forward Euler update; it needs integrator='euler'")
-        if self.form != "decay":
-            for field, default in (("input_gain", "nir"), ("synapse", "decay_add"),
-                                   ("clip_decay", False), ("fixed_decay", None)):
-                if getattr(self, field) != default:
-                    bad(f"{field}={getattr(self, field)!r} applies to form='decay' only "
-                        f"(form is {self.form!r})")
-        if self.fire == "after" and self.reset_at != "integrated":
-            bad(f"reset_at={self.reset_at!r} applies to fire='before' only")
-        if self.reset_flag == "previous_v" and (self.fire == "before" or self.spikes == "multi"):
-            bad("reset_flag='previous_v' is defined for fire='after' with binary spikes only")
+        """Reject combinations the neuron pieces do not define (see
+        :func:`nirjax.semantics.neuron.check`)."""
+        _neuron.check(self)
 
     def replace(self, **changes) -> "Semantics":
         """A copy with the given fields changed (validated)."""
@@ -279,31 +255,6 @@ class Semantics:
         changes = dict(dict(self.type_overrides).get(type_name, ())) if type_name else {}
         changes.update(dict(dict(self.overrides).get(node, ())))
         return dataclasses.replace(self, overrides=(), type_overrides=(), **changes)
-
-    def neuron_config(self, dt: float) -> NeuronConfig:
-        """The static kernel options these semantics give a neuron at step ``dt``."""
-        return NeuronConfig(
-            dt=float(dt),
-            integrator=self.integrator,
-            reset=self.reset,
-            threshold_test=self.threshold_test,
-            cuba_current=self.cuba_current,
-            initial_v=self.initial_v,
-            surrogate=self.surrogate,
-            detach_reset=self.detach_reset,
-            form=self.form,
-            input_gain=self.input_gain,
-            synapse=self.synapse,
-            ignore=self.ignore,
-            clip_decay=self.clip_decay,
-            fixed_decay=self.fixed_decay,
-            fire=self.fire,
-            reset_at=self.reset_at,
-            reset_flag=self.reset_flag,
-            spikes=self.spikes,
-            spike_amplitude=self.spike_amplitude,
-            v_min=self.v_min,
-        )
 
     def describe(self) -> str:
         """A readable listing of every field that differs from the NIR default, and the
@@ -379,10 +330,12 @@ def check_dt(dt: Any) -> float:
             "dt in the graph's time unit, e.g. nirjax.compile(graph, dt=1e-4) for the NIR "
             "paper graphs (time constants in seconds, 0.1 ms steps)."
         )
-    try:
-        value = float(dt)
-    except (TypeError, ValueError):
-        raise SemanticsError(f"dt must be a positive number, got {dt!r}") from None
+    arr = np.asarray(dt) if not isinstance(dt, (str, bytes)) else None
+    if (arr is None or isinstance(dt, (bool, np.bool_)) or arr.shape != ()
+            or arr.dtype.kind not in "iuf"):
+        raise SemanticsError(
+            f"dt must be a positive number (an int or float), got {type(dt).__name__} {dt!r}")
+    value = float(arr)
     if not (math.isfinite(value) and value > 0):
         raise SemanticsError(f"dt must be a positive finite number, got {dt!r}")
     return value
