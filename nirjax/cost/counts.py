@@ -225,7 +225,8 @@ def _device_counts(model, kinds: dict, spiking: dict):
                 x = jnp.zeros((steps, batch) + n.in_shape, jnp.float32)
             fan = fans[n.name]
             nz = (x != 0).astype(jnp.int32)
-            ops = jnp.sum(reduce_neurons(nz * fan), axis=-1, dtype=jnp.int32)
+            ops = jnp.sum(reduce_neurons(nz * jnp.reshape(fan, (1, 1) + jnp.shape(fan))), axis=-1,
+                          dtype=jnp.int32)
             flat = reduce_neurons(x)
             spikes_only = jnp.all((flat == 0) | (flat == 1) | (flat == -1), axis=-1)  # [T, B]
             result[n.name] = {"ops": ops, "spike_input": spikes_only}
