@@ -39,14 +39,22 @@ What Rockpool 3.1.0 computes (read from its source; the tests check it against t
   gets ``(2**15 - 1) / threshold`` for it and its weights instead; a neuron without
   incoming weights keeps ``round(threshold)``.
 
-Rockpool 3.1.0 bugs reproduced here (for identical chip configurations) and flagged as
-warnings by :mod:`nirjax.lowering.xylo_rules`: ``global_quantize`` scales ``bias_out`` with
-the HIDDEN scale (``quantize_methods.py:142``), leaves the biases unscaled when a
-threshold forces the second rescaling (lines 145-155), and multiplies ``weights_rec`` by the
-readout's rescaling factor (line 155); ``channel_quantize`` leaves hidden biases unscaled
-for one-synapse networks (lines 306-339) and, when a threshold overflows on neuron
-``N_IEN``, indexes past the input weights (``hidden_id <= Nien``, lines 295 and 331:
-Rockpool raises ``IndexError``; here the intended ``<`` is used).
+Rockpool 3.1.0 bugs. With ``compat="rockpool"`` (the default) they are reproduced, so that
+the chip gets exactly Rockpool's configuration, and :mod:`nirjax.lowering.xylo_rules` flags
+each as a warning saying what it changes and by how much; ``compat="fixed"`` does what the
+code evidently intends:
+
+* ``global_quantize`` scales ``bias_out`` with the HIDDEN scale (``quantize_methods.py:142``);
+  leaves the biases unscaled when a threshold forces the second rescaling (lines 145-155);
+  multiplies ``weights_rec`` by the READOUT's rescaling factor (line 155);
+* ``channel_quantize`` leaves hidden biases unscaled in one-synapse networks (lines
+  306-339) and does not rescale biases with an overflowing threshold; when a threshold
+  overflows on neuron ``N_IEN`` it indexes past the input weights (``hidden_id <= Nien``,
+  lines 295 and 331: Rockpool raises ``IndexError``; both modes use the intended ``<``);
+* the Audio 3 mapper (``syns65302/xylo_mapper.py:365-366``) copies a two-synapse layer's
+  interleaved ``(neuron, synapse)`` dashes into ``dash_syn`` one per neuron (neuron ``i`` of
+  the layer gets the dash of neuron ``i // 2``, synapse ``i % 2``) and never sets
+  ``dash_syn_2`` (0).
 """
 
 from __future__ import annotations
@@ -62,11 +70,12 @@ from ..errors import NirjaxError, ParameterError
 
 __all__ = [
     "XyloTarget", "TARGETS", "get_target", "XyloNames", "XyloFloatNetwork", "XyloSpec",
-    "QuantizationRecord", "map_network", "quantize_spec", "quantize_network",
+    "QuantizationRecord", "map_network", "quantize_spec", "quantize_network", "COMPAT",
     "SPEC_KEYS", "load_spec", "XyloLoweringError",
 ]
 
 W_MAX = 2 ** 7 - 1  # Rockpool's max_w_quan for 8-bit weights
+COMPAT = ("rockpool", "fixed")
 TH_MAX = 2 ** 15 - 1  # Rockpool's max_th_quan for 16-bit thresholds
 
 # the keyword arrays of XyloSim.from_specification (syns61201 and syns63300 alike), in the
@@ -394,7 +403,13 @@ def _dash(tau, dt: float) -> np.ndarray:
         return np.log2(tau32 / float(dt)).astype(np.float64)
 
 
-def map_network(net: XyloFloatNetwork, target) -> dict:
+def _check_compat(compat: str) -> None:
+    if compat not in COMPAT:
+        raise XyloLoweringError(f"unknown compat {compat!r}; expected 'rockpool' (Rockpool "
+                                f"3.1.0's configuration, bugs included) or 'fixed'")
+
+
+def map_network(net: XyloFloatNetwork, target, compat: str = "rockpool") -> dict:
     """Rockpool's ``mapper`` layout of ``net`` on ``target``, still in floats.
 
     Returns the mapper's arrays (without ``mapped_graph`` and ``aliases``): weights always 3-D
@@ -405,8 +420,11 @@ def map_network(net: XyloFloatNetwork, target) -> dict:
     Args:
         net: the float network.
         target: a target name or :class:`XyloTarget`.
+        compat: ``"rockpool"`` reproduces the Audio 3 mapper's synapse dashes (module
+            docstring); ``"fixed"`` maps them as Audio 2's mapper does.
     """
     target = get_target(target)
+    _check_compat(compat)
     n_in, n_ien, n_syn = net.w_in.shape
     n_hid = net.n_hidden
     n_oen, n_out = net.w_out.shape
@@ -417,14 +435,22 @@ def map_network(net: XyloFloatNetwork, target) -> dict:
         w_out[n_hid - n_oen:] = _f32(net.w_out)
     else:
         w_in, w_out = _f32(net.w_in), _f32(net.w_out)
+    dash_syn = _dash(net.tau_syn[:, 0], net.dt)
     dash_syn_2 = _dash(net.tau_syn[:, 1], net.dt) if n_syn > 1 else np.zeros(n_hid)
+    if compat == "rockpool" and target.name == "xylo-audio3" and n_syn > 1:
+        for _, start, stop in net.names.hidden:
+            if np.all(np.isnan(net.tau_syn[start:stop, 1])):
+                continue
+            interleaved = _dash(net.tau_syn[start:stop, :2].reshape(-1), net.dt)
+            dash_syn[start:stop] = interleaved[: stop - start]
+        dash_syn_2 = np.zeros(n_hid)
     return {
         "weights_in": w_in,
         "weights_out": w_out,
         "weights_rec": _f32(net.w_rec),
         "dash_mem": _dash(net.tau_mem, net.dt),
         "dash_mem_out": _dash(net.tau_mem_out, net.dt),
-        "dash_syn": _dash(net.tau_syn[:, 0], net.dt),
+        "dash_syn": dash_syn,
         "dash_syn_2": np.where(np.isnan(dash_syn_2), 0.0, dash_syn_2),
         "dash_syn_out": _dash(net.tau_syn_out, net.dt),
         "threshold": _f32(net.threshold),
@@ -443,7 +469,7 @@ def _round(x) -> np.ndarray:
     return np.round(x).astype(int)
 
 
-def _global(f: dict, fuzzy_scaling: bool) -> tuple[dict, dict]:
+def _global(f: dict, fuzzy_scaling: bool, fixed: bool) -> tuple[dict, dict]:
     w_in, w_rec, w_out = f["weights_in"], f["weights_rec"], f["weights_out"]
     bias, bias_out = f["bias"], f["bias_out"]
     if fuzzy_scaling:
@@ -469,7 +495,7 @@ def _global(f: dict, fuzzy_scaling: bool) -> tuple[dict, dict]:
          "threshold_out": _round(f["threshold_out"] * scale_out),
          "bias": _round(bias * scale),
          # Rockpool 3.1.0 quantize_methods.py:142: the readout bias gets the hidden scale
-         "bias_out": _round(bias_out * scale)}
+         "bias_out": _round(bias_out * (scale_out if fixed else scale))}
     scales = {"hidden": np.full(len(f["threshold"]), scale),
               "readout": np.full(len(f["threshold_out"]), scale_out),
               "hidden_rescaled": False, "readout_rescaled": False, "rec_extra": 1.0,
@@ -477,22 +503,23 @@ def _global(f: dict, fuzzy_scaling: bool) -> tuple[dict, dict]:
     top = np.max(q["threshold"])
     if abs(top) > TH_MAX:
         limited = TH_MAX / top
-        for key in ("threshold", "weights_in", "weights_rec"):
+        for key in ("threshold", "weights_in", "weights_rec") + (("bias",) if fixed else ()):
             q[key] = _round(q[key] * limited)
         scales["hidden"] = scales["hidden"] * limited
         scales["hidden_rescaled"] = True
     top = np.max(q["threshold_out"])
     if abs(top) > TH_MAX:
         limited = TH_MAX / top
-        for key in ("threshold_out", "weights_out", "weights_rec"):  # sic: weights_rec too
+        rockpool = ("weights_rec",)  # sic: Rockpool rescales the recurrent weights too
+        for key in ("threshold_out", "weights_out") + (("bias_out",) if fixed else rockpool):
             q[key] = _round(q[key] * limited)
         scales["readout"] = scales["readout"] * limited
         scales["readout_rescaled"] = True
-        scales["rec_extra"] = limited
+        scales["rec_extra"] = 1.0 if fixed else limited
     return q, scales
 
 
-def _channel(f: dict) -> tuple[dict, dict]:
+def _channel(f: dict, fixed: bool) -> tuple[dict, dict]:
     w_in, w_rec, w_out = f["weights_in"], f["weights_rec"], f["weights_out"]
     threshold, threshold_out = f["threshold"], f["threshold_out"]
     bias, bias_out = np.array(f["bias"], float), np.array(f["bias_out"], float)
@@ -513,8 +540,8 @@ def _channel(f: dict) -> tuple[dict, dict]:
             q_in[:, j] = np.round(w_in[:, j] * s)
         q_rec[:, j] = np.round(w_rec[:, j] * s)
         q_th[j] = np.round(threshold[j] * s)
-        if n_syn > 1:  # Rockpool 3.1.0 scales the bias only in its two-synapse branch
-            bias[j] = np.round(bias[j] * s)
+        if n_syn > 1 or fixed:  # Rockpool 3.1.0 scales it only in its two-synapse branch
+            bias[j] = np.round(bias[j] * s) if not fixed else bias[j] * s
             bias_scaled[j] = True
         scale_h[j] = s
         if abs(q_th[j]) > TH_MAX:
@@ -523,6 +550,8 @@ def _channel(f: dict) -> tuple[dict, dict]:
             if j < n_ien:  # Rockpool: `hidden_id <= Nien` (IndexError at j == Nien)
                 q_in[:, j] = np.round(w_in[:, j] * s)
             q_rec[:, j] = np.round(w_rec[:, j] * s)
+            if fixed:
+                bias[j] = f["bias"][j] * s
             scale_h[j] = s
     n_out = w_out.shape[1]
     q_out = np.zeros(w_out.shape)
@@ -536,12 +565,14 @@ def _channel(f: dict) -> tuple[dict, dict]:
         s = W_MAX / max_w
         q_out[:, k] = np.round(w_out[:, k] * s)
         q_th_out[k] = np.round(threshold_out[k] * s)
-        bias_out[k] = np.round(bias_out[k] * s)
+        bias_out[k] = np.round(bias_out[k] * s) if not fixed else bias_out[k] * s
         scale_o[k] = s
         if abs(q_th_out[k]) > TH_MAX:
             s = TH_MAX / threshold_out[k]
             q_th_out[k] = np.round(threshold_out[k] * s)
             q_out[:, k] = np.round(w_out[:, k] * s)
+            if fixed:
+                bias_out[k] = f["bias_out"][k] * s
             scale_o[k] = s
     q = {"weights_in": q_in.astype(int), "weights_rec": q_rec.astype(int),
          "weights_out": q_out.astype(int), "threshold": q_th.astype(int),
@@ -550,8 +581,8 @@ def _channel(f: dict) -> tuple[dict, dict]:
     return q, {"hidden": scale_h, "readout": scale_o, "bias_scaled": bias_scaled}
 
 
-def quantize_spec(float_spec: dict, method: str = "global",
-                  fuzzy_scaling: bool = False) -> tuple[dict, dict]:
+def quantize_spec(float_spec: dict, method: str = "global", fuzzy_scaling: bool = False,
+                  compat: str = "rockpool") -> tuple[dict, dict]:
     """Rockpool's ``global_quantize`` / ``channel_quantize`` of a :func:`map_network` result.
 
     Args:
@@ -559,6 +590,8 @@ def quantize_spec(float_spec: dict, method: str = "global",
         method: ``"global"`` (one scale for the hidden layer, one for the readout) or
             ``"channel"`` (one per neuron).
         fuzzy_scaling: ``global`` only: scale to ``|mean| + 2 std`` of the nonzero weights.
+        compat: ``"rockpool"`` (Rockpool 3.1.0's results, bugs included) or ``"fixed"``
+            (see the module docstring).
 
     Returns:
         ``(spec, scales)``: the integer arrays (every key of :data:`SPEC_KEYS`) and the scales
@@ -567,12 +600,14 @@ def quantize_spec(float_spec: dict, method: str = "global",
     Raises:
         XyloLoweringError: unknown ``method``, or fuzzy scaling of all-zero weights.
     """
+    _check_compat(compat)
+    fixed = compat == "fixed"
     if method == "global":
-        q, scales = _global(float_spec, fuzzy_scaling)
+        q, scales = _global(float_spec, fuzzy_scaling, fixed)
     elif method == "channel":
         if fuzzy_scaling:
             raise XyloLoweringError("fuzzy_scaling applies to method='global' only")
-        q, scales = _channel(float_spec)
+        q, scales = _channel(float_spec, fixed)
     else:
         raise XyloLoweringError(f"unknown quantization method {method!r}; expected 'global' or "
                                 f"'channel' (Rockpool's global_quantize / channel_quantize)")
@@ -595,6 +630,8 @@ class XyloSpec:
         names: the graph nodes (:class:`XyloNames`).
         network: the float network it was quantized from (``None`` when loaded from a file).
         method: ``"global"``, ``"channel"`` or ``None`` (loaded).
+        fuzzy_scaling: whether global quantization used fuzzy scaling.
+        compat: ``"rockpool"`` or ``"fixed"`` (see :func:`quantize_spec`).
         scales: the quantization scales (see :func:`quantize_spec`).
         records: one :class:`QuantizationRecord` per quantity and node.
     """
@@ -605,6 +642,7 @@ class XyloSpec:
     network: XyloFloatNetwork | None = None
     method: str | None = None
     fuzzy_scaling: bool = False
+    compat: str = "rockpool"
     scales: dict = dataclasses.field(default_factory=dict)
     records: list = dataclasses.field(default_factory=list)
 
@@ -636,7 +674,8 @@ class XyloSpec:
         lines = [f"{self.target.chip} ({self.target.name}), dt = {self.arrays['dt']:g} s"]
         if self.method:
             lines.append(f"quantization: Rockpool {self.method}_quantize"
-                         + (" (fuzzy scaling)" if self.fuzzy_scaling else ""))
+                         + (" (fuzzy scaling)" if self.fuzzy_scaling else "")
+                         + (", Rockpool's bugs fixed" if self.compat == "fixed" else ""))
         for key, (used, limit) in resources(self).items():
             lines.append(f"  {key}: {used} of {limit if limit is not None else 'unknown'}")
         for record in self.records:
@@ -759,7 +798,7 @@ def _records(net: XyloFloatNetwork, float_spec: dict, q: dict, scales: dict,
 
 
 def quantize_network(net: XyloFloatNetwork, target, *, method: str = "global",
-                     fuzzy_scaling: bool = False) -> XyloSpec:
+                     fuzzy_scaling: bool = False, compat: str = "rockpool") -> XyloSpec:
     """Map and quantize ``net`` for ``target`` as Rockpool 3.1.0 does.
 
     This does not check the design rules; call :meth:`XyloSpec.violations` (or export, which
@@ -770,6 +809,8 @@ def quantize_network(net: XyloFloatNetwork, target, *, method: str = "global",
         target: ``"xylo-audio2"``, ``"xylo-audio3"``, ``"xylo-imu"`` or a :class:`XyloTarget`.
         method: ``"global"`` or ``"channel"``.
         fuzzy_scaling: see :func:`quantize_spec`.
+        compat: ``"rockpool"`` (default: Rockpool 3.1.0's configuration, its bugs included
+            and flagged as warnings) or ``"fixed"``.
 
     Returns:
         The :class:`XyloSpec`, with a :class:`QuantizationRecord` per quantity and node.
@@ -784,12 +825,12 @@ def quantize_network(net: XyloFloatNetwork, target, *, method: str = "global",
     ([254, 254, 254], [4, 4, 4])
     """
     target = get_target(target)
-    float_spec = map_network(net, target)
+    float_spec = map_network(net, target, compat)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # fuzzy std of few values
-        q, scales = quantize_spec(float_spec, method, fuzzy_scaling)
+        q, scales = quantize_spec(float_spec, method, fuzzy_scaling, compat)
     names = net.names
-    return XyloSpec(target, q, names, net, method, fuzzy_scaling, scales,
+    return XyloSpec(target, q, names, net, method, fuzzy_scaling, compat, scales,
                     _records(net, float_spec, q, scales, names))
 
 

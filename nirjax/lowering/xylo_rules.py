@@ -266,7 +266,7 @@ def _shifts(spec):
 
 def _rockpool_quantizer(spec):
     """Warnings where Rockpool 3.1.0's quantizer (reproduced) departs from the network."""
-    if spec.network is None or spec.method is None:
+    if spec.network is None or spec.method is None or spec.compat != "rockpool":
         return []
     s = spec.scales
     a = spec.arrays
@@ -299,7 +299,18 @@ def _rockpool_quantizer(spec):
                 f"the largest readout threshold overflowed 16 bits and Rockpool rescaled the "
                 f"recurrent weights with it ({src}:155): on the chip they are "
                 f"{s['rec_extra']:.4g} times their value", "warning"))
-    elif spec.method == "channel" and net.n_synapses == 1 and np.any(net.bias != 0):
+    if spec.target.name == "xylo-audio3" and net.n_synapses > 1:
+        for node, start, stop in names.hidden:
+            if np.all(np.isnan(net.tau_syn[start:stop, 1])):
+                continue
+            out.append(Violation(
+                node, "rockpool_audio3_dash_syn", None, None,
+                "Rockpool 3.1.0's Audio 3 mapper (syns65302/xylo_mapper.py:365-366) gives "
+                "neuron i of a two-synapse layer the synaptic dash of neuron i//2, synapse "
+                "i%2, and dash_syn_2 = 0 (so the second current is cleared every step before "
+                "it reaches the membrane); see the tau_syn records for the time constants",
+                "warning"))
+    if spec.method == "channel" and net.n_synapses == 1 and np.any(net.bias != 0):
         scaled = s["hidden"][np.asarray(net.bias) != 0]
         out.append(Violation(
             names.hidden_label(), "rockpool_channel_bias", None, None,

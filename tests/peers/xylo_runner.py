@@ -130,7 +130,7 @@ def quantize(job, mappers, tmp):
     net = dict(np.load(os.path.join(tmp, job["net"])))
     spec = mappers[job["target"]](_rockpool_net(net).as_graph(), weight_dtype="float",
                                   threshold_dtype="float", dash_dtype="float")
-    float_spec = {f"float:{k}": np.asarray(v) for k, v in spec.items()
+    float_spec = {f"float:{k}": np.array(v) for k, v in spec.items()
                   if k not in ("mapped_graph", "aliases", "dt")}
     if job["method"] == "global":
         spec.update(global_quantize(**spec, fuzzy_scaling=bool(job.get("fuzzy", False))))
