@@ -352,14 +352,17 @@ def check_design_rules(spec: XyloSpec, rules=None) -> list:
 def require_valid(violations, target=None) -> None:
     """Raise one error listing every error-level violation; warn about the others.
 
+    Warnings are issued only when there is no error (the error lists everything).
+
     Raises:
         XyloLoweringError: at least one violation has ``severity == "error"``.
     """
     errors = [v for v in violations if v.severity == "error"]
     others = [v for v in violations if v.severity != "error"]
-    for v in others:
-        warnings.warn(str(v), XyloLoweringWarning, stacklevel=3)
-    if errors:
+    if not errors:
+        for v in others:
+            warnings.warn(str(v), XyloLoweringWarning, stacklevel=3)
+    else:
         where = f" on {target.name}" if target is not None else ""
         lines = "\n".join(f"  - {v} [{v.rule}]" for v in errors)
         raise XyloLoweringError(
