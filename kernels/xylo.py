@@ -54,12 +54,22 @@ tree reduction of depth ``log2(C)`` over the sources, computed for all targets a
 (:func:`events_delivery`). Restricted to 16-bit inputs, ``A`` can be clipped to
 ``±65535`` and ``lo`` to ``<= 32767`` without changing the map, so int32 never overflows.
 
+A cheap exact shortcut (:func:`deliver`): when even the sum of only the positive (only the
+negative) contributions of all sources keeps every target inside 16 bits, no partial sum can
+saturate and the result is ``x + counts @ weights``: two integer matrix products and a test.
+:func:`deliver` takes that branch with ``lax.cond`` when it holds for every element of the
+call, else the tree. Called on a whole batch (every function here broadcasts over leading
+batch dimensions) the test covers the batch; under ``vmap`` the ``cond`` becomes a select
+that computes both branches (still exact).
+
 Kernel boundaries (for the integer rule table): a weight node's integer rule is
 :func:`events_delivery` (it yields a :class:`Delivery`, a map on the target's ``i_syn``,
 not a sum); a neuron's fan-in combines its incoming deliveries with :func:`compose` in the
 chip's order (input weights before recurrent ones); the neuron rule :func:`neuron_step`
-applies the combined delivery, then decays, integrates and fires. :func:`network_step`
-composes the whole chip in that way and is what the tests compare with xylosim.
+applies the combined delivery, then decays, integrates and fires. Equivalently
+:func:`deliver` applies an ordered list of event sources to a state (with the shortcut) and
+:func:`neuron_update` does the rest. :func:`network_step` composes the whole chip and is
+what the tests compare with xylosim.
 
 Aliases (xylosim's per-neuron spike copies) are not modelled: the design rules reject them.
 """
@@ -75,7 +85,9 @@ __all__ = [
     "STATE_MIN", "STATE_MAX", "MAX_INPUT_EVENTS", "MAX_HIDDEN_SPIKES", "MAX_READOUT_SPIKES",
     "sat16", "wrap16", "decay", "shifted_weight",
     "Delivery", "identity_delivery", "compose", "apply_delivery", "events_delivery",
-    "XyloNeuronParams", "XyloNeuronState", "neuron_init_state", "neuron_step", "fire",
+    "EventSource", "deliver",
+    "XyloNeuronParams", "XyloNeuronState", "neuron_init_state", "neuron_step", "neuron_update",
+    "fire",
     "XyloParams", "XyloState", "XyloRecord", "init_state", "network_step",
 ]
 
@@ -230,6 +242,65 @@ def events_delivery(counts, weights, shift, max_events: int) -> Delivery:
     return _reduce_sources(add)
 
 
+class EventSource(NamedTuple):
+    """One weight node's events in a step: the arguments of :func:`events_delivery`.
+
+    ``max_events`` must be a Python int (static).
+    """
+
+    counts: jax.Array
+    weights: jax.Array
+    shift: jax.Array
+    max_events: int
+
+
+def deliver(x, sources, fast_path: bool = True):
+    r"""Apply every source's events, in order, to the states ``x`` (exactly).
+
+    Chip (integers): for each source in order, for each of its events,
+    ``x = sat16(x + wrap16(w << shift))``; equal to
+    ``apply_delivery(compose(events_delivery(s0), events_delivery(s1), ...), x)``.
+
+    With ``fast_path``, first ``P = sum_c k_c max(w_c, 0)`` and ``M = sum_c k_c min(w_c, 0)``
+    (integer matrix products over all sources): if ``x + P <= 32767`` and
+    ``x + M >= -32768`` everywhere, no partial sum can leave 16 bits and the result is
+    ``x + P + M``; otherwise (``lax.cond``) the exact tree of :func:`events_delivery`.
+
+    Args:
+        x: states ``(..., N, S)`` (int32 holding 16-bit values).
+        sources: a sequence of :class:`EventSource` (counts ``(..., C)``, weights
+            ``(C, N, S)``).
+        fast_path: try the unsaturated shortcut first.
+
+    Returns:
+        The states after all events, like ``x``.
+
+    >>> import jax.numpy as jnp
+    >>> src = EventSource(jnp.array([3]), jnp.array([[[100]]]), 0, 15)
+    >>> deliver(jnp.array([[32500]]), [src]).tolist()  # saturates: the exact branch
+    [[32767]]
+    """
+    x = jnp.asarray(x, jnp.int32)
+
+    def exact(x):
+        d = None
+        for s in sources:
+            e = events_delivery(s.counts, s.weights, s.shift, s.max_events)
+            d = e if d is None else compose(d, e)
+        return x if d is None else apply_delivery(d, x)
+
+    if not fast_path or not sources:
+        return exact(x)
+    pos = neg = 0
+    for s in sources:
+        k = jnp.clip(jnp.asarray(s.counts, jnp.int32), 0, s.max_events)
+        w = shifted_weight(s.weights, s.shift)
+        pos = pos + jnp.einsum("...c,cns->...ns", k, jnp.maximum(w, 0))
+        neg = neg + jnp.einsum("...c,cns->...ns", k, jnp.minimum(w, 0))
+    safe = jnp.all((x + pos <= STATE_MAX) & (x + neg >= STATE_MIN))
+    return jax.lax.cond(safe, lambda x: x + pos + neg, exact, x)
+
+
 class XyloNeuronParams(NamedTuple):
     """One population's integer parameters (hidden or readout).
 
@@ -306,9 +377,19 @@ def neuron_step(params: XyloNeuronParams, state: XyloNeuronState, delivery: Deli
     >>> s.i_syn.tolist(), s.v.tolist(), n.tolist()  # i = 120 - 60; v = 60; no spike
     ([[60]], [60], [0])
     """
-    i_syn = apply_delivery(delivery, state.i_syn)
+    return neuron_update(params, apply_delivery(delivery, state.i_syn), state.v, max_spikes)
+
+
+def neuron_update(params: XyloNeuronParams, i_syn, v, max_spikes: int):
+    """:func:`neuron_step` after the events: ``i_syn`` already holds this step's events.
+
+    Decay, integrate, fire: ``i -= decay(i, dash_syn)``; ``dv = wrap16(-decay(v, dash_mem))``;
+    ``dv = sat16(dv + sum_s i[s])``; ``dv = sat16(dv + bias)``; ``v = sat16(v + dv)``;
+    :func:`fire`. Returns ``(state, n)`` as :func:`neuron_step`.
+    """
+    i_syn = jnp.asarray(i_syn, jnp.int32)
     i_syn = i_syn - decay(i_syn, params.dash_syn)
-    v = state.v
+    v = jnp.asarray(v, jnp.int32)
     dv = wrap16(-decay(v, params.dash_mem))
     dv = sat16(dv + jnp.sum(i_syn, axis=-1))
     dv = sat16(dv + jnp.asarray(params.bias, jnp.int32))
@@ -368,7 +449,7 @@ def init_state(params: XyloParams) -> XyloState:
                      jnp.zeros(jnp.shape(params.hidden.dash_mem), jnp.int32))
 
 
-def network_step(params: XyloParams, state: XyloState, counts):
+def network_step(params: XyloParams, state: XyloState, counts, fast_path: bool = True):
     r"""One step of the whole chip: input, recurrent and readout events, then all neurons.
 
     Chip (integers): ``d_hid = compose(events(counts, w_in, 15), events(s_prev, w_rec, 31))``,
@@ -381,16 +462,18 @@ def network_step(params: XyloParams, state: XyloState, counts):
         state: :class:`XyloState` before the step.
         counts: input event counts of this step, shape ``(Nin,)``, integers in ``[0, 255]``
             (the chip takes at most 15 per channel).
+        fast_path: use :func:`deliver`'s unsaturated shortcut (same result).
 
     Returns:
         ``(state, record)`` with a :class:`XyloRecord` (``record.out``: readout spikes 0/1).
     """
     prev = state.spikes
-    d_in = events_delivery(counts, params.w_in, params.shift_in, MAX_INPUT_EVENTS)
-    d_rec = events_delivery(prev, params.w_rec, params.shift_rec, MAX_HIDDEN_SPIKES)
-    d_out = events_delivery(prev, params.w_out, params.shift_out, MAX_HIDDEN_SPIKES)
-    hidden, spikes = neuron_step(params.hidden, state.hidden, compose(d_in, d_rec),
-                                 MAX_HIDDEN_SPIKES)
-    readout, out = neuron_step(params.readout, state.readout, d_out, MAX_READOUT_SPIKES)
+    i_hid = deliver(state.hidden.i_syn, [
+        EventSource(counts, params.w_in, params.shift_in, MAX_INPUT_EVENTS),
+        EventSource(prev, params.w_rec, params.shift_rec, MAX_HIDDEN_SPIKES)], fast_path)
+    i_out = deliver(state.readout.i_syn, [
+        EventSource(prev, params.w_out, params.shift_out, MAX_HIDDEN_SPIKES)], fast_path)
+    hidden, spikes = neuron_update(params.hidden, i_hid, state.hidden.v, MAX_HIDDEN_SPIKES)
+    readout, out = neuron_update(params.readout, i_out, state.readout.v, MAX_READOUT_SPIKES)
     record = XyloRecord(out, spikes, hidden.v, hidden.i_syn, readout.v, readout.i_syn)
     return XyloState(hidden, readout, spikes), record

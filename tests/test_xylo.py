@@ -29,11 +29,21 @@ BRAILLE = os.path.join(os.path.dirname(__file__), "data", "paper",
 
 @jax.jit
 def _run(params, counts):
-    """The kernel over ``[T, B, Nin]`` (scan over time, vmap over the batch)."""
+    """The kernel over ``[T, B, Nin]``: scan over time, vmap over the batch, exact tree."""
     def one(xs):
-        return jax.lax.scan(lambda s, x: xk.network_step(params, s, x), xk.init_state(params),
-                            xs)[1]
+        return jax.lax.scan(lambda s, x: xk.network_step(params, s, x, fast_path=False),
+                            xk.init_state(params), xs)[1]
     return jax.vmap(one, in_axes=1, out_axes=1)(counts)
+
+
+@jax.jit
+def _run_batched(params, counts):
+    """The kernel called on the whole batch (no vmap), so that ``deliver``'s unsaturated
+    shortcut is a real ``lax.cond`` over the batch."""
+    state = xk.init_state(params)
+    batch = counts.shape[1]
+    state = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (batch,) + a.shape), state)
+    return jax.lax.scan(lambda s, x: xk.network_step(params, s, x), state, counts)[1]
 
 
 def _kernel_params(spec: dict, target: str):
@@ -70,6 +80,32 @@ def test_delivery_equals_event_by_event_saturation():
             one_clip = np.clip(x0 + np.einsum("c,cjs->js", k, w << shift), -32768, 32767)
             differs_from_one_clip += int(np.any(one_clip != want))
     assert differs_from_one_clip > 40
+
+
+def test_deliver_shortcut_and_tree_both_equal_the_event_loop():
+    """``deliver`` over two ordered sources (input then recurrent), with and without the
+    unsaturated shortcut, equals the event loop; the cases take both branches."""
+    rng = np.random.default_rng(3)
+    run = jax.jit(lambda k1, w1, k2, w2, x, fast: xk.deliver(
+        x, [xk.EventSource(k1, w1, 2, 15), xk.EventSource(k2, w2, 0, 31)], fast),
+        static_argnums=5)
+    branches = set()
+    for _ in range(120):
+        k1, k2 = rng.integers(0, 20, 6), rng.integers(0, 33, 9)
+        scale = int(rng.choice([1, 8, 64]))
+        w1 = rng.integers(-128, 128, (6, 3, 2)) * scale // 64
+        w2 = rng.integers(-128, 128, (9, 3, 2)) * scale // 8
+        x0 = rng.integers(-3000, 3000, (3, 2))
+        want = _event_loop(_event_loop(x0, k1, w1 << 2, 15), k2, w2, 31)
+        for fast in (False, True):
+            np.testing.assert_array_equal(np.asarray(run(k1, w1, k2, w2, x0, fast)), want)
+        k1c, k2c = np.minimum(k1, 15), np.minimum(k2, 31)
+        pos = np.einsum("c,cjs->js", k1c, np.maximum(w1 << 2, 0)) + np.einsum(
+            "c,cjs->js", k2c, np.maximum(w2, 0))
+        neg = np.einsum("c,cjs->js", k1c, np.minimum(w1 << 2, 0)) + np.einsum(
+            "c,cjs->js", k2c, np.minimum(w2, 0))
+        branches.add(bool(np.all((x0 + pos <= 32767) & (x0 + neg >= -32768))))
+    assert branches == {True, False}
 
 
 def test_compose_is_associative_with_identity():
@@ -120,14 +156,18 @@ def test_decay_and_fire_match_the_reference_neuron():
 def test_network_equals_event_by_event_reference(target, saturate):
     """The whole chip step (all recorded states, every step and sample) equals the
     reference, with saturated currents and membranes, 31-spike bursts and input counts
-    beyond 15 in the saturating cases."""
+    beyond 15 in the saturating cases; both the exact tree alone and the batched call with
+    the unsaturated shortcut."""
     rng = np.random.default_rng(10 + saturate + 3 * list(xylo_cases.SHAPES).index(target))
     spec = xylo_cases.random_spec(rng, target, saturate=saturate)
     counts = xylo_cases.random_counts(rng, 40, 2, spec["weights_in"].shape[0], burst=saturate)
-    rec = _run(_kernel_params(spec, target), jnp.asarray(counts))
-    sat_isyn = 0
-    for b in range(counts.shape[1]):
-        out, ref = xylo_oracle.simulate(spec, counts[:, b], record=True)
+    params = _kernel_params(spec, target)
+    runs = [_run(params, jnp.asarray(counts)), _run_batched(params, jnp.asarray(counts))]
+    sat_isyn, refs = 0, {}
+    for rec, b in [(r, b) for r in runs for b in range(counts.shape[1])]:
+        if b not in refs:
+            refs[b] = xylo_oracle.simulate(spec, counts[:, b], record=True)
+        out, ref = refs[b]
         np.testing.assert_array_equal(np.asarray(rec.out[:, b]), out)
         np.testing.assert_array_equal(np.asarray(rec.hidden_spikes[:, b]), ref["Spikes"])
         np.testing.assert_array_equal(np.asarray(rec.v[:, b]), ref["Vmem"])
