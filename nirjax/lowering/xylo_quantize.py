@@ -839,7 +839,8 @@ def load_spec(path, target, names: XyloNames | None = None) -> XyloSpec:
     arrays) as a :class:`XyloSpec` for ``target``.
 
     Raises:
-        XyloLoweringError: the file lacks a required array.
+        XyloLoweringError: the file lacks a required array, has arrays XyloSim does not take,
+            or has alias connections (not modelled by nirjax).
     """
     target = get_target(target)
     with np.load(path) as data:
@@ -847,7 +848,16 @@ def load_spec(path, target, names: XyloNames | None = None) -> XyloSpec:
         if missing:
             raise XyloLoweringError(f"{path}: missing {', '.join(missing)}; an XyloSim "
                                     f"specification needs weights_in and weights_out")
-        raw = {k: np.asarray(data[k]) for k in data.files}
+        raw = {k: np.asarray(data[k], dtype=object if k == "aliases" else None)
+               for k in data.files}
+    if "aliases" in raw and any(len(a) for a in raw["aliases"]):
+        raise XyloLoweringError(
+            f"{path}: the specification has alias connections (xylosim copies a neuron's spikes "
+            f"to its alias target); nirjax's Xylo simulation does not model aliases")
+    unknown = sorted(set(raw) - set(SPEC_KEYS) - {"aliases"})
+    if unknown:
+        raise XyloLoweringError(f"{path}: unknown arrays {', '.join(unknown)}; an XyloSim "
+                                f"specification has {', '.join(SPEC_KEYS)} (and aliases)")
     w_in = raw["weights_in"]
     w_in = w_in[:, :, None] if w_in.ndim == 2 else w_in
     n_syn = w_in.shape[2]
