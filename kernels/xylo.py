@@ -1,7 +1,7 @@
 r"""Xylo integer kernels: the arithmetic of SynSense Xylo (Audio 2, Audio 3, IMU), bit-exact.
 
-Pure int32 JAX functions for ONE unbatched sample (leading batch dimensions broadcast where
-noted), reproducing ``xylosim`` 0.1.3's ``v2`` core (``src/v2/cpp/XyloIAFNeuron.cpp`` and
+Pure int32 JAX functions written for ONE unbatched sample (every one also broadcasts over
+leading batch dimensions of the states and counts), reproducing ``xylosim`` 0.1.3's ``v2`` core (``src/v2/cpp/XyloIAFNeuron.cpp`` and
 ``XyloLayer.cpp``), which Rockpool 3.1.0's ``XyloSim`` runs for all three chips
 (``syns61201`` Audio 2, ``syns63300`` IMU, and Audio 3, whose ``syns65302`` package re-exports
 the IMU ``XyloSim``). Every quantity is an integer; the 16-bit state saturates.
@@ -71,7 +71,8 @@ applies the combined delivery, then decays, integrates and fires. Equivalently
 :func:`neuron_update` does the rest. :func:`network_step` composes the whole chip and is
 what the tests compare with xylosim.
 
-Aliases (xylosim's per-neuron spike copies) are not modelled: the design rules reject them.
+Aliases (xylosim's per-neuron spike copies) are not modelled; nirjax never produces them and
+``nirjax.lowering.xylo_quantize.load_spec`` refuses a specification that has them.
 """
 
 from __future__ import annotations
