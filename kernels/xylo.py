@@ -62,14 +62,21 @@ call, else the tree. Called on a whole batch (every function here broadcasts ove
 batch dimensions) the test covers the batch; under ``vmap`` the ``cond`` becomes a select
 that computes both branches (still exact).
 
-Kernel boundaries (for the integer rule table): a weight node's integer rule is
-:func:`events_delivery` (it yields a :class:`Delivery`, a map on the target's ``i_syn``,
-not a sum); a neuron's fan-in combines its incoming deliveries with :func:`compose` in the
-chip's order (input weights before recurrent ones); the neuron rule :func:`neuron_step`
-applies the combined delivery, then decays, integrates and fires. Equivalently
-:func:`deliver` applies an ordered list of event sources to a state (with the shortcut) and
-:func:`neuron_update` does the rest. :func:`network_step` composes the whole chip and is
-what the tests compare with xylosim.
+Kernel boundaries (for the integer rule table). Per-event saturation makes the order of
+ALL events reaching a current matter, across weight nodes (input before recurrent), so a
+weight node cannot hand its target a sum. Two layers of API:
+
+* fused population rules, one stateful step per chip population, the weights as their
+  parameters: :func:`hidden_step` (input + recurrent weights + CubaLIF; the recurrent input
+  is the population's own previous spikes, held in its state) and :func:`readout_step`
+  (readout weights + CubaLIF; it holds the hidden spikes it received for one step, so the
+  readout path's latency is inside the rule). :func:`network_step` is these two in a row and
+  is what the tests compare with xylosim.
+* primitives, for a table that keeps weight nodes apart: :func:`events_delivery` (a weight
+  node's events as a :class:`Delivery`, a map on the target's ``i_syn``, not a sum),
+  :func:`compose` (a neuron's fan-in, in the chip's order), :func:`neuron_step` (apply the
+  combined delivery, decay, integrate, fire); or :func:`deliver` (an ordered list of
+  :class:`EventSource`, with the shortcut) and :func:`neuron_update`.
 
 Aliases (xylosim's per-neuron spike copies) are not modelled; nirjax never produces them and
 ``nirjax.lowering.xylo_quantize.load_spec`` refuses a specification that has them.
@@ -89,6 +96,8 @@ __all__ = [
     "EventSource", "deliver",
     "XyloNeuronParams", "XyloNeuronState", "neuron_init_state", "neuron_step", "neuron_update",
     "fire",
+    "XyloHiddenParams", "XyloHiddenState", "hidden_init_state", "hidden_step",
+    "XyloReadoutParams", "XyloReadoutState", "readout_init_state", "readout_step",
     "XyloParams", "XyloState", "XyloRecord", "init_state", "network_step",
 ]
 
@@ -399,34 +408,134 @@ def neuron_update(params: XyloNeuronParams, i_syn, v, max_spikes: int):
     return XyloNeuronState(i_syn, v), n
 
 
-class XyloParams(NamedTuple):
-    """A whole Xylo network in the chip's integer form (padded to full size).
+class XyloHiddenParams(NamedTuple):
+    """The hidden population with its incoming weights (the chip's fused hidden rule).
 
     Attributes:
         w_in: ``(Nin, Nhid, S)`` input weights (zero beyond the input-expansion neurons).
-        w_rec: ``(Nhid, Nhid, S)`` recurrent weights, ``[pre, post, synapse]``.
-        w_out: ``(Nhid, Nout, 1)`` readout weights (zero except the output-expansion rows).
-        shift_in, shift_rec, shift_out: the three ``weight_shift`` values (int32 scalars).
-        hidden: the hidden population's :class:`XyloNeuronParams` (``dash_syn`` ``(Nhid, S)``).
-        readout: the readout's :class:`XyloNeuronParams` (``dash_syn`` ``(Nout, 1)``).
+        w_rec: ``(Nhid, Nhid, S)`` recurrent weights, ``[pre, post, synapse]``; every
+            hidden-to-hidden connection of the network (recurrent or layer to layer).
+        shift_in, shift_rec: the ``weight_shift`` of each (int32 scalars).
+        neuron: :class:`XyloNeuronParams` (``dash_syn`` ``(Nhid, S)``).
     """
 
     w_in: jax.Array
     w_rec: jax.Array
-    w_out: jax.Array
     shift_in: jax.Array
     shift_rec: jax.Array
+    neuron: XyloNeuronParams
+
+
+class XyloHiddenState(NamedTuple):
+    """``i_syn`` ``(Nhid, S)``, ``v`` ``(Nhid,)`` and ``spikes``, the counts of the last step."""
+
+    i_syn: jax.Array
+    v: jax.Array
+    spikes: jax.Array
+
+
+def hidden_init_state(params: XyloHiddenParams) -> XyloHiddenState:
+    """Everything 0 (xylosim's ``reset_all``)."""
+    zero = neuron_init_state(params.neuron)
+    return XyloHiddenState(zero.i_syn, zero.v, jnp.zeros_like(zero.v))
+
+
+def hidden_step(params: XyloHiddenParams, state: XyloHiddenState, counts,
+                fast_path: bool = True):
+    r"""The fused integer rule of Xylo's hidden population (input Linear + recurrent Linear +
+    CubaLIF): one step.
+
+    NIR: ``Input -> Linear(w_in) -> CubaLIF`` with ``CubaLIF -> Linear(w_rec) -> CubaLIF``.
+    Chip (integers): ``i = deliver(i, [input events (counts, w_in, shift_in, <= 15 per
+    channel), recurrent events (state.spikes, w_rec, shift_rec, <= 31)])`` (every event
+    saturating, input first: the weights and the synapse cannot be separate kernels);
+    then :func:`neuron_update` with 31 spikes at most. The recurrent input is the
+    population's own spikes of the previous step, held in the state.
+
+    Args:
+        params: :class:`XyloHiddenParams`.
+        state: :class:`XyloHiddenState`.
+        counts: input event counts ``(Nin,)`` of this step, integers in ``[0, 255]``.
+        fast_path: see :func:`deliver`.
+
+    Returns:
+        ``(state, spikes)``: spikes ``(Nhid,)`` int32 in ``0..31`` (also kept in the state).
+    """
+    i_syn = deliver(state.i_syn, [
+        EventSource(counts, params.w_in, params.shift_in, MAX_INPUT_EVENTS),
+        EventSource(state.spikes, params.w_rec, params.shift_rec, MAX_HIDDEN_SPIKES)], fast_path)
+    neuron, spikes = neuron_update(params.neuron, i_syn, state.v, MAX_HIDDEN_SPIKES)
+    return XyloHiddenState(neuron.i_syn, neuron.v, spikes), spikes
+
+
+class XyloReadoutParams(NamedTuple):
+    """The readout population with its incoming weights (the chip's fused readout rule).
+
+    Attributes:
+        w_out: ``(Nhid, Nout, 1)`` readout weights (zero except the output-expansion rows).
+        shift_out: the readout ``weight_shift`` (int32 scalar).
+        neuron: :class:`XyloNeuronParams` (``dash_syn`` ``(Nout, 1)``).
+    """
+
+    w_out: jax.Array
     shift_out: jax.Array
-    hidden: XyloNeuronParams
-    readout: XyloNeuronParams
+    neuron: XyloNeuronParams
+
+
+class XyloReadoutState(NamedTuple):
+    """``i_syn`` ``(Nout, 1)``, ``v`` ``(Nout,)`` and ``pending``: the hidden spikes received
+    in the last step, delivered in this one (the readout path's step of latency)."""
+
+    i_syn: jax.Array
+    v: jax.Array
+    pending: jax.Array
+
+
+def readout_init_state(params: XyloReadoutParams) -> XyloReadoutState:
+    """Everything 0 (xylosim's ``reset_all``)."""
+    zero = neuron_init_state(params.neuron)
+    return XyloReadoutState(zero.i_syn, zero.v,
+                            jnp.zeros(jnp.shape(params.w_out)[0], jnp.int32))
+
+
+def readout_step(params: XyloReadoutParams, state: XyloReadoutState, hidden_spikes,
+                 fast_path: bool = True):
+    r"""The fused integer rule of Xylo's readout (Linear + CubaLIF): one step.
+
+    NIR: ``CubaLIF(hidden) -> Linear(w_out) -> CubaLIF(readout)``. Chip (integers): the
+    hidden spikes of the PREVIOUS step (``state.pending``, at most 31 per neuron) are
+    delivered, each event saturating, ``i = deliver(i, [(pending, w_out, shift_out,
+    31)])``; then :func:`neuron_update` with at most 1 spike; ``pending = hidden_spikes``.
+    The output does not depend on this step's input (no feedthrough): one step of latency.
+
+    Args:
+        params: :class:`XyloReadoutParams`.
+        state: :class:`XyloReadoutState`.
+        hidden_spikes: the hidden population's spikes ``(Nhid,)`` of THIS step.
+        fast_path: see :func:`deliver`.
+
+    Returns:
+        ``(state, spikes)``: readout spikes ``(Nout,)``, int32 0 or 1.
+    """
+    i_syn = deliver(state.i_syn, [EventSource(state.pending, params.w_out, params.shift_out,
+                                              MAX_HIDDEN_SPIKES)], fast_path)
+    neuron, out = neuron_update(params.neuron, i_syn, state.v, MAX_READOUT_SPIKES)
+    pending = jnp.asarray(hidden_spikes, jnp.int32)
+    return XyloReadoutState(neuron.i_syn, neuron.v, pending), out
+
+
+class XyloParams(NamedTuple):
+    """A whole Xylo network in the chip's integer form (arrays padded to ``Nhid``)."""
+
+    hidden: XyloHiddenParams
+    readout: XyloReadoutParams
 
 
 class XyloState(NamedTuple):
-    """Hidden and readout states plus the hidden spike counts of the previous step."""
+    """The hidden and readout states."""
 
-    hidden: XyloNeuronState
-    readout: XyloNeuronState
-    spikes: jax.Array
+    hidden: XyloHiddenState
+    readout: XyloReadoutState
 
 
 class XyloRecord(NamedTuple):
@@ -446,17 +555,16 @@ class XyloRecord(NamedTuple):
 
 def init_state(params: XyloParams) -> XyloState:
     """The network after xylosim's ``reset_all``: every state and spike buffer 0."""
-    return XyloState(neuron_init_state(params.hidden), neuron_init_state(params.readout),
-                     jnp.zeros(jnp.shape(params.hidden.dash_mem), jnp.int32))
+    return XyloState(hidden_init_state(params.hidden), readout_init_state(params.readout))
 
 
 def network_step(params: XyloParams, state: XyloState, counts, fast_path: bool = True):
-    r"""One step of the whole chip: input, recurrent and readout events, then all neurons.
+    r"""One step of the whole chip: :func:`hidden_step` then :func:`readout_step`.
 
-    Chip (integers): ``d_hid = compose(events(counts, w_in, 15), events(s_prev, w_rec, 31))``,
-    ``d_out = events(s_prev, w_out, 31)``; hidden ``neuron_step(.., d_hid, 31) -> s``;
-    readout ``neuron_step(.., d_out, 1) -> y``; ``s`` is kept for the next step. Output ``y``
-    at step t thus reflects hidden spikes of step t-1 (one step of readout latency).
+    Chip (integers), as xylosim orders it: input events, then the previous step's hidden
+    spikes to the hidden (recurrent) and readout neurons, every event saturating; then every
+    hidden neuron (31 spikes at most) and every readout neuron (1 at most). The readout at
+    step t thus sees hidden spikes of step t-1.
 
     Args:
         params: :class:`XyloParams`.
@@ -468,13 +576,7 @@ def network_step(params: XyloParams, state: XyloState, counts, fast_path: bool =
     Returns:
         ``(state, record)`` with a :class:`XyloRecord` (``record.out``: readout spikes 0/1).
     """
-    prev = state.spikes
-    i_hid = deliver(state.hidden.i_syn, [
-        EventSource(counts, params.w_in, params.shift_in, MAX_INPUT_EVENTS),
-        EventSource(prev, params.w_rec, params.shift_rec, MAX_HIDDEN_SPIKES)], fast_path)
-    i_out = deliver(state.readout.i_syn, [
-        EventSource(prev, params.w_out, params.shift_out, MAX_HIDDEN_SPIKES)], fast_path)
-    hidden, spikes = neuron_update(params.hidden, i_hid, state.hidden.v, MAX_HIDDEN_SPIKES)
-    readout, out = neuron_update(params.readout, i_out, state.readout.v, MAX_READOUT_SPIKES)
+    hidden, spikes = hidden_step(params.hidden, state.hidden, counts, fast_path)
+    readout, out = readout_step(params.readout, state.readout, spikes, fast_path)
     record = XyloRecord(out, spikes, hidden.v, hidden.i_syn, readout.v, readout.i_syn)
-    return XyloState(hidden, readout, spikes), record
+    return XyloState(hidden, readout), record

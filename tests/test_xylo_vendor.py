@@ -184,7 +184,7 @@ def test_kernel_equals_xylosim_at_every_step(case):
     assert vendor.error is None, vendor.error
     params = specs[case].kernel_params()
     x = inputs[case]
-    n_syn = params.w_in.shape[2]
+    n_syn = params.hidden.w_in.shape[2]
     for b in range(x.shape[1]):
         state = xk.init_state(params)
         for t in range(x.shape[0]):
@@ -206,19 +206,18 @@ def test_kernel_equals_xylosim_at_every_step(case):
 
 
 def _one_clip_step(params, state, counts):
-    """The chip step with each weight layer applied as ONE matrix product and one clip:
+    """The hidden step with each weight layer applied as ONE matrix product and one clip:
     what per-event saturation makes wrong (used to show the cases exercise it)."""
     def one_clip(k, w, shift, cap):
         add = jnp.einsum("c,cjs->js", jnp.clip(k, 0, cap), xk.shifted_weight(w, shift))
         return xk.Delivery(jnp.clip(add, -65535, 65535), jnp.full(add.shape, -32768),
                            jnp.full(add.shape, 32767))
-    prev = state.spikes
-    d_hid = xk.compose(one_clip(counts, params.w_in, params.shift_in, 15),
-                       one_clip(prev, params.w_rec, params.shift_rec, 31))
-    d_out = one_clip(prev, params.w_out, params.shift_out, 31)
-    hidden, spikes = xk.neuron_step(params.hidden, state.hidden, d_hid, 31)
-    readout, out = xk.neuron_step(params.readout, state.readout, d_out, 1)
-    return xk.XyloState(hidden, readout, spikes), (spikes, hidden.i_syn)
+    p = params.hidden
+    d_hid = xk.compose(one_clip(counts, p.w_in, p.shift_in, 15),
+                       one_clip(state.spikes, p.w_rec, p.shift_rec, 31))
+    neuron, spikes = xk.neuron_step(p.neuron, xk.XyloNeuronState(state.i_syn, state.v), d_hid,
+                                    31)
+    return xk.XyloHiddenState(neuron.i_syn, neuron.v, spikes), neuron.i_syn
 
 
 def test_simulation_cases_are_not_vacuous():
@@ -235,8 +234,8 @@ def test_simulation_cases_are_not_vacuous():
         assert r["Spikes"].max() == 31, cid
         params = specs[cid].kernel_params()
         run = jax.jit(lambda xs: jax.lax.scan(lambda st, x: _one_clip_step(params, st, x),
-                                              xk.init_state(params), xs)[1])
-        _, i_syn = run(jnp.asarray(inputs[cid][:, 0]))
+                                              xk.hidden_init_state(params.hidden), xs)[1])
+        i_syn = run(jnp.asarray(inputs[cid][:, 0]))
         assert np.any(np.asarray(i_syn[..., 0]) != r["Isyn"][:, 0]), cid
 
 

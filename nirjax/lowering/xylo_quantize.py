@@ -726,9 +726,10 @@ class XyloSpec:
                                      i32(a["bias"]))
         readout = xk.XyloNeuronParams(i32(a["dash_syn_out"])[:, None], i32(a["dash_mem_out"]),
                                       i32(a["threshold_out"]), i32(a["bias_out"]))
-        return xk.XyloParams(full_in, i32(a["weights_rec"]), full_out, i32(a["weight_shift_in"]),
-                             i32(a["weight_shift_rec"]), i32(a["weight_shift_out"]), hidden,
-                             readout)
+        return xk.XyloParams(
+            xk.XyloHiddenParams(full_in, i32(a["weights_rec"]), i32(a["weight_shift_in"]),
+                                i32(a["weight_shift_rec"]), hidden),
+            xk.XyloReadoutParams(full_out, i32(a["weight_shift_out"]), readout))
 
 
 def _error_record(node, quantity, x, q, scale, field_bits, detail="") -> QuantizationRecord:
