@@ -290,7 +290,7 @@ def to_nir(graph: nir.NIRGraph, network: SpeckNetwork) -> nir.NIRGraph:
     gives the same integers: every scale is then exactly 1.
 
     Raises:
-        SpeckLoweringError: ``network`` has violations.
+        DesignRuleError: ``network`` has violations.
     """
     raise_violations(network.violations)
     nodes = dict(graph.nodes)

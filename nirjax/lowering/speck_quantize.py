@@ -59,13 +59,14 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..errors import NirjaxError
+from .violations import DesignRuleError, Violation
+from .violations import raise_violations as _raise
 
 __all__ = [
     "WEIGHT_BITS", "STATE_BITS", "DEFAULT_MIN_V_MEM", "CORE_MEMORY", "N_CORES",
     "MAX_KERNEL", "STRIDES", "POOLS", "MAX_PADDING", "MAX_FEATURES", "MAX_INPUT_SIZE",
     "MAX_OUTPUT_SIZE", "FLOAT32_EXACT",
-    "Violation", "Rule", "RULES", "SpeckLoweringError", "SpeckLayer", "Discretized",
+    "Violation", "DesignRuleError", "Rule", "RULES", "SpeckLayer", "Discretized",
     "MemoryWords", "QuantLayer", "SpeckNetwork", "CountBound",
     "discretization_scale", "discretize", "memory_words", "fitting_cores",
     "map_layers_to_cores", "check_layers", "quantize", "lower_layers", "count_bounds",
@@ -90,46 +91,13 @@ MAX_OUTPUT_SIZE = 64       # samna docs ("max feature output size 64x64")
 FLOAT32_EXACT = 2 ** 24    # every integer of magnitude <= 2**24 is a float32
 
 
-class Violation(NamedTuple):
-    """One broken design rule.
-
-    Attributes:
-        node: the NIR node (or ``"graph"``) that breaks it.
-        rule: the rule's name (a key of :data:`RULES` or a structural rule).
-        limit: what the chip allows, in words.
-        value: what the graph has.
-    """
-
-    node: str
-    rule: str
-    limit: str
-    value: str
-
-    def __str__(self) -> str:
-        return f"node {self.node!r}: {self.rule}: {self.value}; speck allows {self.limit}"
-
-
-class SpeckLoweringError(NirjaxError, ValueError):
-    """The graph breaks Speck's design rules; ``violations`` lists every one.
-
-    A stand-in until ``nirjax.LoweringError`` exists: it is a :class:`NirjaxError` and a
-    ``ValueError``, and its message lists each violation on its own line.
-    """
-
-    def __init__(self, violations: Sequence[Violation]):
-        self.violations = tuple(violations)
-        lines = "\n".join(f"  {v}" for v in self.violations)
-        super().__init__(f"the graph cannot run on speck ({len(self.violations)} "
-                         f"violation{'s' * (len(self.violations) != 1)}):\n{lines}")
-
-
 def raise_violations(violations: Sequence[Violation]) -> None:
-    """Raise :class:`SpeckLoweringError` listing ``violations``, if there is any.
+    """Raise :class:`~nirjax.lowering.violations.DesignRuleError` for ``"speck"`` listing
+    ``violations``, if there is any.
 
     >>> raise_violations([])
     """
-    if violations:
-        raise SpeckLoweringError(violations)
+    _raise("speck", violations)
 
 
 # ----------------------------------------------------------------------------- layers
