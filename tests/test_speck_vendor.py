@@ -19,6 +19,7 @@ import os
 import sys
 import warnings
 
+import nir
 import numpy as np
 import pytest
 
@@ -74,10 +75,45 @@ def _mapping_problem(rng):
     return dims
 
 
+def _dense_chain():
+    """Flatten -> Affine -> IF -> Linear (no bias) -> IF: a Linear as the first layer (its
+    kernel is the whole 2x4x4 input) and a bias-free layer."""
+    rng = np.random.default_rng(5)
+    arrays = {"w0": rng.normal(0, 1, (6, 32)).astype(np.float32),
+              "b0": rng.normal(0, 0.2, 6).astype(np.float32),
+              "w1": rng.normal(0, 1, (3, 6)).astype(np.float32)}
+    layers = [{"type": "Flatten", "name": "flat"},
+              {"type": "Affine", "name": "fc0", "weight": "w0", "bias": "b0"},
+              {"type": "IF", "name": "if0", "threshold": 1.3, "min_v_mem": -1.3},
+              {"type": "Linear", "name": "fc1", "weight": "w1", "bias": None},
+              {"type": "IF", "name": "if1", "threshold": 0.7, "min_v_mem": -0.7}]
+    return (2, 4, 4), layers, arrays
+
+
+def _flat_input_graph():
+    """The dense chain on a flat input of 32 (no Flatten node): sinabs is given (32, 1, 1)."""
+    _, layers, arrays = _dense_chain()
+    f = np.float32
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([32])),
+               "fc0": nir.Affine(arrays["w0"], arrays["b0"]),
+               "if0": nir.IF(np.ones(6, f), np.full(6, f(1.3)), np.zeros(6, f)),
+               "fc1": nir.Linear(arrays["w1"]),
+               "if1": nir.IF(np.ones(3, f), np.full(3, f(0.7)), np.zeros(3, f)),
+               "output": nir.Output(np.array([3]))},
+        edges=[("input", "fc0"), ("fc0", "if0"), ("if0", "fc1"), ("fc1", "if1"),
+               ("if1", "output")])
+
+
 def _jobs():
     rng = np.random.default_rng(2024)
     jobs = [{"id": "paper", "graph": str(sh.PAPER_CNN), "input_shape": [2, 34, 34],
              "x": _events(rng, (T, B, 2, 34, 34), 0.2)}]
+    dense = _dense_chain()
+    x = _events(rng, (T, B, 2, 4, 4), 0.4)
+    jobs.append({"id": "dense", "chain": dense, "x": x})
+    jobs.append({"id": "flat_input", "chain": ((32, 1, 1),) + dense[1:],
+                 "x": x.reshape(T, B, 32, 1, 1)})
     for seed in CHAIN_SEEDS:
         chain = sh.random_chain(seed)
         jobs.append({"id": f"chain{seed}", "chain": chain,
@@ -168,6 +204,7 @@ def test_paper_cnn_equals_sinabs():
     assert _assert_same_spikes(network, job, res) > 100
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", CHAIN_SEEDS)
 def test_random_cnn_equals_sinabs(seed):
     """Seeded random CNNs (conv/linear, sum and average pooling, chained pooling, layers with
@@ -178,6 +215,21 @@ def test_random_cnn_equals_sinabs(seed):
     assert network.ok, network.violations
     _assert_same_layers(network, res)
     _assert_same_spikes(network, job, res)
+
+
+@pytest.mark.parametrize("case", ["dense", "flat_input"])
+def test_dense_layers_equal_sinabs(case):
+    """A Linear as the first layer (a convolution over the whole input map), a bias-free
+    Linear, and a flat input: same integers, memory, cores and spikes."""
+    job, res = _result(case)
+    g = sh.chain_graph(*job["chain"]) if case == "dense" else _flat_input_graph()
+    network = speck_nir.lower_nir(g)
+    assert network.ok, network.violations
+    assert network.input_shape == tuple(job["chain"][0])
+    _assert_same_layers(network, res)
+    assert network.layers[1].bias is None and network.layers[1].memory.bias == 0
+    x = job["x"].reshape((T, B) + network.input_shape)
+    assert _assert_same_spikes(network, dict(job, x=x), res) > 0
 
 
 def test_random_cnns_cover_the_cases():
@@ -243,3 +295,12 @@ def test_exported_graph_round_trips_through_sinabs(tmp_path):
     assert res.error is None, res.error
     _assert_same_layers(network, res)
     _assert_same_spikes(network, job, res)
+
+
+def test_sinabs_throughput_runs():
+    """The benchmark hook times sinabs' discretized forward on a batch of 32 (no timing is
+    asserted: this machine's numbers mean nothing)."""
+    _sinabs()  # skips or fails with the reason when the environment is missing
+    x = _events(np.random.default_rng(3), (5, 32, 2, 34, 34), 0.1)
+    out = sh.sinabs_throughput(sh.PAPER_CNN, x, repeats=1)
+    assert out["batch"] == 32 and out["steps"] == 5 and out["samples_per_s"] > 0

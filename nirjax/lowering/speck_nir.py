@@ -5,7 +5,7 @@
 :class:`~nirjax.lowering.speck_quantize.SpeckLayer` s exactly as sinabs' graph extractor
 groups the same network (``sinabs_edges_handler.py:249-372``, one layer per weight -> neuron
 edge, poolings after the neuron, Flatten dropped with the pre-flatten shape handed to the
-Linear, ``nir_graph_extractor.py:253-275``). Anything that does not fit becomes a
+Linear, ``nir_graph_extractor.py:278-285``). Anything that does not fit becomes a
 :class:`~nirjax.lowering.speck_quantize.Violation`; nothing is skipped. The network is read
 the way ``sinabs.from_nir`` reads it (``sinabs/nir.py:86-92``): an IF is an integrate-and-fire
 neuron with subtractive reset, several spikes per step and a lower clamp of its membrane at
@@ -195,7 +195,7 @@ def layers_from_nir(graph: nir.NIRGraph):
             if avg:
                 notes.append(f"AvgPool2d {name!r} runs as sum pooling: the next layer's weights "
                              f"are multiplied by 1/{k[0] * k[1]} before discretization "
-                             "(sinabs dynapcnn_layer_utils.py:485-486)")
+                             "(sinabs dynapcnn_layer_utils.py:215-216)")
         elif isinstance(node, nir.Flatten):
             start = int(node.start_dim)
             end = int(node.end_dim)

@@ -10,7 +10,7 @@ a ``Conv2d`` (an ``Affine``/``Linear`` becomes a convolution whose kernel covers
 input, ``dynapcnn_layer.py:17-52``), integrate-and-fire neurons, then sum pooling of the
 output spike counts on the way to the next core. ``AvgPool2d`` is turned into sum pooling
 and its ``1/(kh*kw)`` multiplied into the NEXT layer's weights (not its bias) before that
-layer is discretized (``dynapcnn_layer_utils.py:463-492``, ``dynapcnn_layer.py:109-111``).
+layer is discretized (``dynapcnn_layer_utils.py:193-222``, ``dynapcnn_layer.py:109-111``).
 
 Discretization (``discretize.py:177-365``), one common scale per layer::
 
@@ -37,8 +37,8 @@ Memory per layer (``dynapcnn_layer.py:213-244``), in words, for ``c_in -> c_out`
 
 Cores 0..8 of Speck 2F (``chips/dynapcnn.py:299-332``): kernel 16, 16, 16, 32, 32, 64, 64, 16,
 16 Ki words; neurons 64, 64, 64, 32, 32, 16, 16, 16, 16 Ki; bias 1024 each. A layer fits a
-core when all three fit (``mapping.py:194-200``); layers are assigned to distinct cores by a
-maximum bipartite matching found with breadth-first augmenting paths (``mapping.py:219-406``);
+core when all three fit (``mapping.py:19-25``); layers are assigned to distinct cores by a
+maximum bipartite matching found with breadth-first augmenting paths (``mapping.py:44-231``);
 an incomplete matching is sinabs' ``ValueError: No valid mapping found``.
 :func:`map_layers_to_cores` solves the same problem with the same search order, so it returns
 the same assignment.
@@ -171,7 +171,7 @@ class SpeckLayer:
     @property
     def pool_total(self) -> tuple:
         """The cumulative pooling ``(kh, kw)``: chained poolings multiply
-        (``dynapcnn_layer_utils.py:435-460``)."""
+        (``dynapcnn_layer_utils.py:165-190``)."""
         total = [1, 1]
         for k in self.pool:
             total = [total[0] * int(k[0]), total[1] * int(k[1])]
@@ -188,7 +188,7 @@ class SpeckLayer:
     @property
     def pool_scale(self) -> float:
         """Factor the NEXT layer's weights take: ``prod 1/(kh*kw)`` over average poolings,
-        multiplied in Python floats as sinabs does (``dynapcnn_layer_utils.py:451-460``)."""
+        multiplied in Python floats as sinabs does (``dynapcnn_layer_utils.py:181-190``)."""
         scale = 1.0
         for (kh, kw), avg in zip(self.pool, self.pool_average):
             scale *= 1.0 / (int(kh) * int(kw)) if avg else 1.0
@@ -324,7 +324,7 @@ def memory_words(c_in: int, c_out: int, kernel: Sequence[int], neuron_hw: Sequen
 
 
 def fitting_cores(words: MemoryWords, limits=CORE_MEMORY) -> list:
-    """Cores whose kernel, neuron and bias memories all hold ``words`` (``mapping.py:194-216``).
+    """Cores whose kernel, neuron and bias memories all hold ``words`` (``mapping.py:19-41``).
 
     >>> fitting_cores(MemoryWords(32768, 256, 256))
     [3, 4, 5, 6]
@@ -337,8 +337,8 @@ def map_layers_to_cores(words: Sequence[MemoryWords], limits=CORE_MEMORY) -> tup
     """Assign each layer a distinct core it fits, exactly as sinabs' Speck 2F builder does.
 
     ``Speck2FConfigBuilder.map_layers_to_cores`` (``config_builder.py:62-73``) builds a flow
-    network source -> layers -> cores -> sink with unit capacities (``mapping.py:317-381``) and
-    augments along breadth-first shortest paths until none is left (``mapping.py:267-314``).
+    network source -> layers -> cores -> sink with unit capacities (``mapping.py:142-206``) and
+    augments along breadth-first shortest paths until none is left (``mapping.py:92-139``).
     Which maximum matching comes out depends on the order in which edges are explored, so this
     explores them in the same order: a layer's edges are its reverse edge to the source, then
     its cores in increasing index; a core's are the reverse edges of the layers that fit it,
@@ -347,7 +347,7 @@ def map_layers_to_cores(words: Sequence[MemoryWords], limits=CORE_MEMORY) -> tup
 
     Returns:
         ``(core of layer 0, core of layer 1, ...)``, or ``None`` when some layer gets no core
-        (sinabs raises ``ValueError: No valid mapping found``, ``mapping.py:401-405``).
+        (sinabs raises ``ValueError: No valid mapping found``, ``mapping.py:226-230``).
 
     >>> map_layers_to_cores([MemoryWords(1024, 4096, 16), MemoryWords(32768, 256, 256)])
     (0, 3)
@@ -479,7 +479,7 @@ RULES = (
                           f"at most {MAX_OUTPUT_SIZE}x{MAX_OUTPUT_SIZE}",
                           f"output map {_axes(l.neuron_shape[1:])}")),
     Rule("pooling", "samna docs (pooling 1:1, 1:2, 1:4); sinabs dynapcnn_layer.py:118-120 "
-         "(square), dynapcnn_layer_utils.py:479-484 (stride = kernel); sinabs.from_nir drops "
+         "(square), dynapcnn_layer_utils.py:209-214 (stride = kernel); sinabs.from_nir drops "
          "pooling padding (nir.py:109-112)", _check_pool),
     Rule("one threshold per layer", "one threshold_high per core (chips/dynapcnn.py:161-166); "
          "discretize.py:259 fails on per-neuron thresholds",
@@ -500,7 +500,7 @@ RULES = (
                           f"v_reset in [{np.min(l.v_reset) if l.v_reset is not None else 0}, "
                           f"{np.max(l.v_reset) if l.v_reset is not None else 0}]")),
     Rule("memory", "a layer must fit one core's kernel, neuron and bias memory "
-         "(mapping.py:194-200, chips/dynapcnn.py:301-324)",
+         "(mapping.py:19-25, chips/dynapcnn.py:301-324)",
          lambda l: _pairs(bool(fitting_cores(_layer_words(l))), "a core with kernel <= "
                           f"{max(m[0] for m in CORE_MEMORY)}, neuron <= "
                           f"{max(m[1] for m in CORE_MEMORY)} and bias <= 1024 words, in the "
@@ -542,7 +542,7 @@ def check_layers(layers: Sequence[SpeckLayer]) -> list:
         if map_layers_to_cores([_layer_words(l) for l in layers]) is None:
             out.append(Violation(
                 "graph", "core assignment", "each layer on its own core with enough memory "
-                "(mapping.py:401-405)", "no assignment: memory per layer " + ", ".join(
+                "(mapping.py:226-230)", "no assignment: memory per layer " + ", ".join(
                     f"{l.name} {tuple(_layer_words(l))}" for l in layers)))
     return out
 
