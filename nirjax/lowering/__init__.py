@@ -31,6 +31,7 @@ from .violations import (DesignRuleError, MappingRecord, QuantizationRecord, Vio
 from .core import (TARGET_NAMES, TARGETS, Lowered, LoweringResult, NodeSpec, Target,
                    collapse_ports, get_target, lower, make_program, numpy_params,
                    rebind_program, register_target, resource)
+from . import xylo  # noqa: E402,F401  registers the Xylo targets
 
 __all__ = ["lower", "Lowered", "LoweringResult", "Target", "TARGETS", "TARGET_NAMES",
            "register_target", "get_target", "resource", "rebind_program", "make_program",
