@@ -422,6 +422,17 @@ class Lowered:
         self.source = source
         self.options = dict(options or {})
         self.model = CompiledGraph(result.program, options=result.options)
+        # the chip's parameters are fixed: compile them in as constants (XLA specializes the
+        # step on them, measurably faster on CPU than passing them as arguments)
+        consts = jax.tree_util.tree_map(np.asarray, self.model.params)
+
+        def simulate(xs, record):
+            if record:
+                ys, _, rec = self.model.run(consts, xs, None, record=record)
+                return ys, tuple(rec[r] for r in record)
+            return self.model.run(consts, xs)[0], ()
+
+        self._simulate = jax.jit(simulate, static_argnames=("record",))
 
     # ------------------------------------------------------------------ description
 
@@ -647,11 +658,9 @@ class Lowered:
         """
         xs = self._check_inputs(xs)
         users, items = self._record_items(record)
-        if items:
-            ys, _, recs = self.model.run(self.model.params, xs, None, record=items)
-        else:
-            ys, _ = self.model.run(self.model.params, xs)
-            recs = {}
+        xs = jax.tree_util.tree_map(lambda a: jnp.asarray(a, self.model.dtype), xs)
+        ys, values = self._simulate(xs, items)
+        recs = dict(zip(items, values))
         rec = {}
         for item, name, field in users:
             pnode, index = self.record_names.get(name, (name, None))

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..errors import LoweringError
 from ..kernels import xylo as xk
-from ..rules.xylo import XYLO, XyloPopulationConfig
+from ..rules.xylo import XYLO, XyloPopulationConfig, dot_dtype
 from .core import LoweringResult, NodeSpec, make_program, register_target, resource
 from .violations import MappingRecord, split_violations
 from .xylo_nir import GAINS, program_nodes, network_from_nodes
@@ -287,10 +287,10 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
     specs = [
         NodeSpec(inp, "Input", (n_in,), (n_in,), None, source_of[inp].config, "input"),
         NodeSpec(hidden_name, "CubaLIF", (n_in,), (n_hid,), kp.hidden,
-                 XyloPopulationConfig("hidden", fast_path), "op",
+                 XyloPopulationConfig("hidden", fast_path, dot_dtype(kp.hidden)), "op",
                  source=source_of[hidden_nodes[0]].source),
         NodeSpec(readout_name, "CubaLIF", (n_hid,), (n_out,), kp.readout,
-                 XyloPopulationConfig("readout", fast_path), "op"),
+                 XyloPopulationConfig("readout", fast_path, dot_dtype(kp.readout)), "op"),
         NodeSpec(out, "Output", (n_out,), (n_out,), None, source_of[out].config, "output"),
     ]
     if inp not in source_of or out not in source_of:
@@ -349,7 +349,10 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
         program=integer, resources=_resources(spec, nodes, edges, names),
         quantization=list(spec.records), mapping=mapping, export=spec.export,
         to_nir=lambda: xylo_to_nir(spec), record_names=record_names, notes=notes,
-        warnings=list(warnings), input_range=INPUT_RANGE, latency=latency, options={},
+        warnings=list(warnings), input_range=INPUT_RANGE, latency=latency,
+        # integer programs are never differentiated; the plain one-scan program has the
+        # least per-step overhead for the chip's two fused populations
+        options={"optimize": False, "fast_backward": False},
         details=spec)
 
 
