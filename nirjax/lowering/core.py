@@ -84,6 +84,13 @@ class Target:
         doc: one line saying what the target is and what backs its simulation.
         options: option name -> one line of documentation, the ``**options`` of
             :func:`lower` this target accepts (any other name is refused).
+        fake_quant: ``fake_quant(program, options) -> transform`` (optional): a
+            ``params -> params`` function putting the target's quantization in a float
+            model's forward pass with straight-through gradients (what
+            :func:`nirjax.train.hardware_aware` returns); ``None``: not available.
+        semantics: ``semantics(graph) -> Semantics`` (optional): the float semantics whose
+            discrete update is closest to the chip's for ``graph`` (a ``nir.NIRGraph`` or a
+            path), e.g. to compile the model a user fine-tunes for the chip.
     """
 
     name: str
@@ -91,6 +98,8 @@ class Target:
     family: str
     doc: str
     options: Mapping = dataclasses.field(default_factory=dict)
+    fake_quant: Callable | None = None
+    semantics: Any = None
 
 
 _REGISTRY: dict[str, Target] = {}
@@ -99,7 +108,8 @@ TARGETS = types.MappingProxyType(_REGISTRY)
 
 
 def register_target(name: str, lower_fn: Callable, *, family: str, doc: str,
-                    options: Mapping | None = None) -> Target:
+                    options: Mapping | None = None, fake_quant: Callable | None = None,
+                    semantics: Any = None) -> Target:
     """Register (or replace) the target ``name``.
 
     Args:
@@ -111,6 +121,8 @@ def register_target(name: str, lower_fn: Callable, *, family: str, doc: str,
         family: the chip family.
         doc: one line for listings and error messages.
         options: option name -> doc of the options the target accepts.
+        fake_quant: see :class:`Target`.
+        semantics: see :class:`Target`.
 
     Returns:
         The :class:`Target`.
@@ -126,7 +138,10 @@ def register_target(name: str, lower_fn: Callable, *, family: str, doc: str,
     if not callable(lower_fn):
         raise LoweringError(f"target {name!r}: lower_fn must be callable, got "
                             f"{type(lower_fn).__name__}")
-    target = Target(name, lower_fn, str(family), str(doc), types.MappingProxyType(dict(options or {})))
+    if fake_quant is not None and not callable(fake_quant):
+        raise LoweringError(f"target {name!r}: fake_quant must be callable or None")
+    target = Target(name, lower_fn, str(family), str(doc),
+                    types.MappingProxyType(dict(options or {})), fake_quant, semantics)
     _REGISTRY[name] = target
     return target
 
