@@ -14,8 +14,8 @@ below it (``tests/test_layers.py`` checks this)::
     rules           the rule tables binding each NIR type to its kernel
     compiler        Program, build_program, CompiledGraph
     io              .nir files, export to nir.NIRGraph
-    api, analysis,  nirjax.compile (graph or path), compare, training
-    train
+    api, analysis,  nirjax.compile (graph or path), compare, training, lowering to chips
+    train, lowering
     cli             the command line
 """
 
@@ -29,6 +29,7 @@ from .errors import (
     GraphError,
     InputError,
     LoweringError,
+    LoweringWarning,
     NirFileError,
     NirjaxError,
     NirjaxWarning,
@@ -41,6 +42,7 @@ from .errors import (
 from .examples import example_path
 from .io import file_version, read, read_version, to_nir, write
 from .kernels.surrogate import Surrogate
+from .lowering import Lowered, lower
 from .rules import Rule, register
 from .semantics import PROFILES, Semantics, profiles
 from . import train
@@ -63,7 +65,8 @@ __all__ = [
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
     "compare", "Comparison", "Divergence", "profiles", "cost", "benchmark", "BenchmarkReport",
-    "to_nir_data", "from_nir_data", "data", "events", "plot", "progress",
+    "lower", "Lowered", "to_nir_data", "from_nir_data", "data", "events", "plot", "progress",
     "NirjaxError", "NirFileError", "GraphError", "LoweringError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "OptionsError", "NirjaxWarning", "ResetAmbiguityWarning",
+    "LoweringWarning",
 ]
