@@ -251,6 +251,7 @@ def events_delivery(counts, weights, shift, max_events: int) -> Delivery:
     """
     k = jnp.clip(jnp.asarray(counts, jnp.int32), 0, max_events)
     w = shifted_weight(weights, shift)
+    w = jnp.reshape(w, (1,) * (k.ndim - 1) + jnp.shape(w))  # explicit batch axes
     add = jnp.clip(k[..., :, None, None] * w, -_SPAN, _SPAN)
     return _reduce_sources(add)
 

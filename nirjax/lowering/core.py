@@ -58,7 +58,7 @@ import nir
 import numpy as np
 
 from .. import graph as graph_mod
-from ..compiler import CompiledGraph, IREdge, IRNode, Program, build_program
+from ..compiler import CompiledGraph, IREdge, IRNode, Program, build_program, check_record
 from ..errors import InputError, LoweringError, LoweringWarning, NirjaxError
 from ..io import read
 from ..rules import RuleTable, get_table
@@ -663,7 +663,7 @@ class Lowered:
             pnode = self.record_names.get(name, (name, None))[0]
             users.append((item if not isinstance(item, list) else tuple(item), name, field))
             prog.append(pnode if field is None else (pnode, field))
-        items = self.model._check_record(tuple(dict.fromkeys(prog)))
+        items = check_record(self.program, tuple(dict.fromkeys(prog)), self.model.dtype)
         return users, items
 
     def run(self, xs, record=None):
