@@ -1,10 +1,12 @@
-"""Lava's bit-accurate (Loihi) LIF, as imported by the NIR paper's ``nir_to_lava`` with
-``fixed_pt=True``: a separate integer kernel, selected by ``Semantics(form='lava_fixed')``.
+"""Lava's bit-accurate (Loihi) LIF and Dense, as imported by the NIR paper's ``nir_to_lava``
+with ``fixed_pt=True``: the integer kernels of the ``"loihi"`` rule table
+(:mod:`nirjax.rules.loihi`), selected by the ``lava_fixed`` profile (``arithmetic="loihi"``).
 
 Facts from lava-nc/lava (src/lava/proc/lif/models.py, ``PyLifModelBitAcc``;
 src/lava/proc/dense/models.py) and the importer (NIR repository, paper/nir_to_lava.py):
 
-* the importer turns a LIF into ``Dense(w) -> LIF(du, dv, vth)`` with, in fixed point,
+* the importer turns an Affine into ``Dense(int(256*weight))`` (truncated; a nonzero bias is
+  refused) and a LIF into ``Dense(w) -> LIF(du, dv, vth)`` with, in fixed point,
   ``w = int(256*dt/tau)``, ``du = int(4095*1.0) = 4095``, ``dv = int(4095*dt/tau)``
   (truncation: 0.04 gives 163) and ``vth = int(131071*v_threshold) >> 9``;
 * the LIF's Dense receives the previous layer's output as binary events (a nonzero value is
@@ -27,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["LavaFixedCoeffs", "LavaFixedState", "lif_fixed_prepare", "lif_fixed_init_state",
-           "lif_fixed_step", "decay"]
+           "lif_fixed_step", "decay", "DenseFixedCoeffs", "dense_fixed_prepare", "dense_fixed"]
 
 _BITS = 23
 
@@ -90,3 +92,23 @@ def lif_fixed_step(coeffs: LavaFixedCoeffs, state: LavaFixedState, x, cfg):
     z = v > coeffs.vth
     v = jnp.where(z, 0, v).astype(jnp.int32)
     return LavaFixedState(u.astype(jnp.int32), v), z.astype(jnp.result_type(x))
+
+
+class DenseFixedCoeffs(NamedTuple):
+    """The integer weight matrix ``int(256*weight)`` of a fixed-point ``Dense``."""
+
+    weight: jax.Array
+
+
+def dense_fixed_prepare(params, cfg=None) -> DenseFixedCoeffs:
+    """The importer's fixed-point weight: ``int(256*weight)``, truncated towards zero."""
+    return DenseFixedCoeffs((params.weight * 256.0).astype(jnp.int32))
+
+
+def dense_fixed(coeffs: DenseFixedCoeffs, x):
+    r"""Lava's fixed-point ``Dense``: an integer weighted sum of the incoming events.
+
+    NIR: Affine/Linear ``y = W x`` (no bias). Discrete (integers): ``y[n] = W_int @ x[n]``
+    with ``W_int = int(256*W)``, exact in int32 (``x`` holds spike counts).
+    """
+    return jnp.matmul(coeffs.weight, x.astype(jnp.int32), preferred_element_type=jnp.int32)

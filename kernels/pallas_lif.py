@@ -7,7 +7,9 @@ the membrane ``v`` through memory. This kernel keeps ``v`` in registers for all 
 of a block of neurons and only streams the inputs in and the spikes out.
 
 Both functions compute, for every neuron ``m`` and step ``t`` (``x``: ``[T, M]``, neurons of
-all samples flattened into ``M``), exactly :func:`nirjax.kernels.neurons.lif_step`:
+all samples flattened into ``M``), exactly the LIF step of :mod:`nirjax.kernels.neurons` with
+the given membrane update and firing pieces (the spec's: ``leaky_euler`` or ``leaky_exact``,
+and ``fire_same_step``):
 
 NIR: ``tau dv/dt = (v_leak - v) + R I``; ``z = H(v - v_threshold)``; ``v <- v_reset``.
 
@@ -29,39 +31,41 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from .neurons import LIFCoeffs, LIFState, NeuronConfig, _fire_and_reset, _leaky_update, lif_step
+from typing import Callable
+
+from .neurons import LIFCoeffs
 
 __all__ = ["lif_multistep_reference", "lif_multistep"]
 
 
-def lif_multistep_reference(coeffs: LIFCoeffs, v0, xs, cfg: NeuronConfig):
-    """``T`` LIF steps with ``lax.scan`` over :func:`lif_step`; returns ``(v_T, z)``.
+def lif_multistep_reference(coeffs: LIFCoeffs, v0, xs, update: Callable, fire: Callable):
+    """``T`` LIF steps with ``lax.scan``; returns ``(v_T, z)``.
 
     ``coeffs`` fields and ``v0`` are ``[M]``, ``xs`` is ``[T, M]``; ``z`` is ``[T, M]``.
+    ``update(coeffs, v, x) -> v'`` integrates, ``fire(v, v_threshold, v_reset, v_carried) ->
+    (v, z)`` tests and resets.
     """
 
     def body(v, x):
-        state, z = lif_step(coeffs, LIFState(v), x, cfg)
-        return state.v, z
+        return fire(update(coeffs, v, x), coeffs.v_threshold, coeffs.v_reset, v)
 
     return jax.lax.scan(body, v0, xs)
 
 
-def _kernel(x_ref, v0_ref, leak_ref, r_ref, vl_ref, th_ref, vr_ref, z_ref, vt_ref, *, cfg, steps):
-    leak, r, v_leak = leak_ref[...], r_ref[...], vl_ref[...]
-    v_th, v_reset = th_ref[...], vr_ref[...]
+def _kernel(x_ref, v0_ref, leak_ref, r_ref, vl_ref, th_ref, vr_ref, z_ref, vt_ref, *, update,
+            fire, steps):
+    coeffs = LIFCoeffs(leak_ref[...], r_ref[...], vl_ref[...], th_ref[...], vr_ref[...])
 
     def body(t, v):
         x = x_ref[t, :]
-        v = _leaky_update(v, r * x, leak, v_leak, cfg)
-        v, z = _fire_and_reset(v, v_th, v_reset, cfg)
+        v, z = fire(update(coeffs, v, x), coeffs.v_threshold, coeffs.v_reset, v)
         z_ref[t, :] = z
         return v
 
     vt_ref[...] = jax.lax.fori_loop(0, steps, body, v0_ref[...])
 
 
-def _pallas_forward(coeffs: LIFCoeffs, v0, xs, cfg: NeuronConfig, block: int, interpret: bool):
+def _pallas_forward(coeffs: LIFCoeffs, v0, xs, update, fire, block: int, interpret: bool):
     steps, m = xs.shape
     block = min(block, m)
     pad = (-m) % block
@@ -73,7 +77,7 @@ def _pallas_forward(coeffs: LIFCoeffs, v0, xs, cfg: NeuronConfig, block: int, in
     vec = pl.BlockSpec((block,), lambda i: (i,))
     seq = pl.BlockSpec((steps, block), lambda i: (0, i))
     z, vt = pl.pallas_call(
-        partial(_kernel, cfg=cfg, steps=steps),
+        partial(_kernel, update=update, fire=fire, steps=steps),
         grid=(total // block,),
         in_specs=[seq, vec, vec, vec, vec, vec, vec],
         out_specs=[seq, vec],
@@ -84,8 +88,8 @@ def _pallas_forward(coeffs: LIFCoeffs, v0, xs, cfg: NeuronConfig, block: int, in
     return vt[:m], z[:, :m]
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def lif_multistep(coeffs: LIFCoeffs, v0, xs, cfg: NeuronConfig, block: int = 512,
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def lif_multistep(coeffs: LIFCoeffs, v0, xs, update: Callable, fire: Callable, block: int = 512,
                   interpret: bool = False):
     """``T`` LIF steps fused in one Pallas kernel; returns ``(v_T, z)`` like the reference.
 
@@ -93,20 +97,22 @@ def lif_multistep(coeffs: LIFCoeffs, v0, xs, cfg: NeuronConfig, block: int = 512
         coeffs: :class:`~nirjax.kernels.neurons.LIFCoeffs`, each field ``[M]``.
         v0: membrane at the start, ``[M]``.
         xs: inputs ``[T, M]``.
-        cfg: the neuron options.
+        update: the membrane update piece, ``(coeffs, v, x) -> v'``.
+        fire: the firing piece, ``(v, v_threshold, v_reset, v_carried) -> (v, z)``.
         block: neurons per program instance.
         interpret: run the kernel in Pallas interpret mode (any backend, for testing).
     """
-    return _pallas_forward(coeffs, v0, xs, cfg, block, interpret)
+    return _pallas_forward(coeffs, v0, xs, update, fire, block, interpret)
 
 
-def _fwd(coeffs, v0, xs, cfg, block, interpret):
-    return _pallas_forward(coeffs, v0, xs, cfg, block, interpret), (coeffs, v0, xs)
+def _fwd(coeffs, v0, xs, update, fire, block, interpret):
+    return _pallas_forward(coeffs, v0, xs, update, fire, block, interpret), (coeffs, v0, xs)
 
 
-def _bwd(cfg, block, interpret, residuals, cotangents):
+def _bwd(update, fire, block, interpret, residuals, cotangents):
     coeffs, v0, xs = residuals
-    _, vjp = jax.vjp(lambda c, v, x: lif_multistep_reference(c, v, x, cfg), coeffs, v0, xs)
+    _, vjp = jax.vjp(lambda c, v, x: lif_multistep_reference(c, v, x, update, fire),
+                     coeffs, v0, xs)
     return vjp(cotangents)
 
 

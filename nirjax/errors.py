@@ -12,13 +12,16 @@ __all__ = [
     "NirjaxError",
     "NirFileError",
     "GraphError",
+    "LoweringError",
     "ShapeError",
     "ParameterError",
     "SemanticsError",
     "InputError",
+    "OptionsError",
     "LimitError",
     "NirjaxWarning",
     "ResetAmbiguityWarning",
+    "LoweringWarning",
     "ShapeWarning",
 ]
 
@@ -35,6 +38,23 @@ class GraphError(NirjaxError, ValueError):
     """The graph's structure is invalid: unknown node type, dangling or duplicate edge, ..."""
 
 
+class LoweringError(GraphError):
+    """A graph breaks a design rule of the arithmetic or chip it is compiled for: a NIR type
+    the target's rule table has no rule for, a parameter the target cannot represent, ...
+
+    Attributes:
+        violations: every broken design rule as a record (``node``, ``rule``, ``limit``,
+            ``value``; see :class:`nirjax.lowering.Violation`), empty when the error is not
+            about design rules (e.g. an unknown target).
+        target: the target's name, or ``None``.
+    """
+
+    def __init__(self, message: str = "", violations=(), target=None):
+        super().__init__(message)
+        self.violations = tuple(violations)
+        self.target = target
+
+
 class ShapeError(NirjaxError, ValueError):
     """Shapes do not agree between two connected nodes, or cannot be inferred."""
 
@@ -45,6 +65,11 @@ class ParameterError(NirjaxError, ValueError):
 
 class SemanticsError(NirjaxError, ValueError):
     """A semantics option (integrator, reset mode, dt, ...) is missing or invalid."""
+
+
+class OptionsError(NirjaxError, ValueError):
+    """A compile option has a wrong type or value, or is unknown
+    (:class:`~nirjax.compiler.CompileOptions`)."""
 
 
 class InputError(NirjaxError, ValueError):
@@ -68,3 +93,8 @@ class ShapeWarning(NirjaxWarning):
     """A declared Input/Output shape disagrees with the graph and nirjax resolved it: a
     leading batch axis of size 1, as Norse, Rockpool and snnTorch exports write, is dropped.
     The message names the node and how to fix the file."""
+
+
+class LoweringWarning(NirjaxWarning):
+    """Lowering to a chip approximates the graph: the message says what changes and by how
+    much (a rounding beyond the quantization step, a vendor's quirk reproduced, ...)."""

@@ -10,9 +10,8 @@ Each case (see ``tests/fuzzlib.py``) runs in a worker process with an address-sp
 is a ``hang`` (the worker is killed and replaced), a worker that dies is a ``crash``. The
 report counts, per surface, the cases that ended in a correct result (``ok``), a clean
 ``NirjaxError`` (``clean``), and everything else: ``bare`` exceptions, ``accepted`` bad
-input, ``wrong`` answers, ``destroyed`` files, ``hang`` and ``crash``. Option cases whose
-only invalid values are compile options validated on branch i17 are counted apart
-(``*-i17``). Cases the generator could not build are ``skip`` and not counted.
+input, ``wrong`` answers, ``destroyed`` files, ``hang`` and ``crash``. Cases the generator
+could not build are ``skip`` and not counted.
 
 The goal (issue 12): at most 0.5 % non-clean, none of them a hang, crash, destroyed file or
 changed answer after a round trip.
@@ -130,8 +129,6 @@ def main(argv=None):
                         worker = Worker(args.memory_gb, workdir)
                     else:
                         detail = f"(answered on a retry after a {args.timeout:g} s timeout) {detail}"
-            if outcome in BAD and fuzzlib.is_i17(surface, seed):
-                outcome += "-i17"
             counts[surface][outcome] += 1
             records.append({"surface": surface, "seed": seed, "outcome": outcome,
                             "detail": detail})
@@ -142,24 +139,20 @@ def main(argv=None):
 
     total = collections.Counter()
     print(f"{'surface':<10} " + " ".join(f"{k:>9}" for k in
-                                        ("cases", "ok", "clean", "skip") + BAD + ("i17",)))
+                                        ("cases", "ok", "clean", "skip") + BAD))
     for s in surfaces:
         c = counts[s]
         total.update(c)
-        i17 = sum(v for k, v in c.items() if k.endswith("-i17"))
         print(f"{s:<10} " + " ".join(f"{v:>9}" for v in (
             sum(c.values()) - c["skip"], c["ok"], c["clean"], c["skip"]) +
-            tuple(c[k] for k in BAD) + (i17,)))
+            tuple(c[k] for k in BAD)))
     counted = sum(total.values()) - total["skip"]
     bad = sum(total[k] for k in BAD)
-    i17 = sum(v for k, v in total.items() if k.endswith("-i17"))
-    print(f"\n{counted} cases counted, {bad} non-clean ({100 * bad / max(counted, 1):.2f} %), "
-          f"plus {i17} non-clean whose only fault is an option validated on branch i17 "
-          f"({100 * (bad + i17) / max(counted, 1):.2f} % with them); "
+    print(f"\n{counted} cases counted, {bad} non-clean ({100 * bad / max(counted, 1):.2f} %); "
           f"{time.time() - start:.0f} s")
     shown = 0
     for r in records:
-        if r["outcome"].split("-")[0] in BAD and shown < args.show:
+        if r["outcome"] in BAD and shown < args.show:
             print(f"  {r['surface']}:{r['seed']} {r['outcome']}: {r['detail'][:240]}")
             shown += 1
     if args.json:

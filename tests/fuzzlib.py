@@ -36,9 +36,6 @@ Surfaces:
     same graph with its node dict and edge list shuffled: identical outputs, bit for bit.
 ``write``
     a bad graph written over an existing file: a clean error and the old file intact.
-
-Cases whose only fault is a compile *option* of the kind the typed ``CompileOptions``
-(branch i17) validates are tagged ``i17`` by :func:`classify`.
 """
 
 from __future__ import annotations
@@ -442,11 +439,6 @@ def _retype_outputs(g):
 
 
 # ----------------------------------------------------------------------------- options
-
-
-I17_OPTIONS = {"precision", "chunk_bytes", "unroll", "checkpoint", "pallas", "chunk", "dt",
-               "matmul_dtype", "dtype", "optimize", "donate_state", "associative_scan",
-               "fast_backward"}
 
 
 def random_options(rng) -> tuple[dict, bool, set]:
@@ -1299,21 +1291,11 @@ def classify(surface: str, seed: int, workdir) -> tuple[str, str]:
             return "bare", f"{type(exc).__name__} at {where}: {str(exc)[:300]}"
 
 
-def is_i17(surface: str, seed: int) -> bool:
-    """Whether an ``option`` case's only invalid values are options i17 validates."""
-    if surface != "option":
-        return False
-    rng = np.random.default_rng([SURFACES.index(surface), seed])
-    random_graph(rng)
-    _, valid, bad = random_options(rng)
-    return bool(bad) and bad <= I17_OPTIONS
-
-
 def scratch_dir() -> pathlib.Path:
     """A fresh temporary directory for cases."""
     return pathlib.Path(tempfile.mkdtemp(prefix="nirjax_fuzz_"))
 
 
-__all__ = ["SURFACES", "classify", "is_i17", "random_graph", "random_inputs", "shuffled",
+__all__ = ["SURFACES", "classify", "random_graph", "random_inputs", "shuffled",
            "value_mutations", "structural_mutations", "mutate_file", "seed_files",
            "write_mutations", "random_options", "scratch_dir"]

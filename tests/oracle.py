@@ -2,7 +2,7 @@
 
 Everything here is written from the NIR definitions (NIR 1.0.8 docstrings, the NIR paper) and
 from the discrete updates nirjax documents in its kernels' docstrings, README and
-``nirjax/graph.py``; nothing is imported from nirjax. The oracles are plain loops over time
+``nirjax/graph/flat.py``; nothing is imported from nirjax. The oracles are plain loops over time
 on ONE unbatched sample, in float64:
 
 * neurons: forward Euler of the NIR ODE, or its exact solution over one step with the input

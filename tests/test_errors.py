@@ -253,7 +253,8 @@ def test_missing_dt_suggests_paper_value():
     assert "dt" in str(info.value) and "1e-4" in str(info.value)
 
 
-@pytest.mark.parametrize("dt", [0.0, -1e-4, float("nan"), float("inf"), "fast"])
+@pytest.mark.parametrize("dt", [0.0, -1e-4, float("nan"), float("inf"), "fast", "1e-4", True,
+                                np.array([1e-4]), 1e-4j])
 def test_bad_dt(dt):
     with pytest.raises(nirjax.SemanticsError, match="dt"):
         nirjax.compile(_lif_graph(), dt=dt)
@@ -273,6 +274,47 @@ def test_unknown_semantics_field_and_profile():
         nirjax.compile(_lif_graph(), dt=DT, semantics={"colour": "blue"})
     with pytest.raises(nirjax.SemanticsError, match="loihi9"):
         nirjax.compile(_lif_graph(), dt=DT, semantics="loihi9")
+
+
+@pytest.mark.parametrize("option,value,expected", [
+    ("precision", "bogus", "'highest'"),
+    ("precision", 3, "precision"),
+    ("chunk_bytes", -1, "positive int"),
+    ("chunk_bytes", 2.5e6, "positive int"),
+    ("unroll", 0, "positive int"),
+    ("unroll", True, "bool given"),
+    ("checkpoint", -1, "'step'"),
+    ("checkpoint", "steps", "'step'"),
+    ("checkpoint", False, "bool given"),
+    ("chunk", 2.5, "positive int"),
+    ("pallas", "x", "'interpret'"),
+    ("pallas", 1, "'interpret'"),
+    ("optimize", "yes", "True or False"),
+    ("fast_backward", 1, "True or False"),
+    ("matmul_dtype", "int8", "floating dtype"),
+    ("matmul_dtype", "bf16", "not a dtype"),
+    ("dtype", 32, "dtype"),
+    ("mesh", "devices", "mesh"),
+    ("colour", "blue", "unknown compile option.*unroll"),
+])
+def test_bad_compile_option(option, value, expected):
+    """Every option is checked (type first) when compile is called, before anything runs."""
+    with pytest.raises(nirjax.OptionsError, match=expected) as info:
+        nirjax.compile(_lif_graph(), dt=DT, **{option: value})
+    assert option in str(info.value)
+
+
+def test_compile_options_are_typed_and_frozen():
+    from nirjax.compiler import CompileOptions
+
+    opts = CompileOptions(unroll=np.int64(2), chunk=4, pallas="interpret")
+    assert opts.unroll == 2 and type(opts.unroll) is int
+    with pytest.raises(AttributeError):
+        opts.unroll = 3
+    model = nirjax.compile(_lif_graph(), dt=DT, options=opts)
+    assert model.options is opts
+    with pytest.raises(nirjax.OptionsError, match="not both"):
+        nirjax.compile(_lif_graph(), dt=DT, options=opts, unroll=2)
 
 
 def test_override_of_unknown_node():

@@ -30,11 +30,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PEER_SCRIPT = pathlib.Path(__file__).with_name("peers") / "run_peer.py"
 
 
-def _braille():
-    with pytest.warns(nirjax.ResetAmbiguityWarning):
-        return nirjax.read(nirjax.example_path("braille_bias_zero"))
-
-
 def _nested_graph():
     rng = np.random.default_rng(3)
     inner = nir.NIRGraph(
@@ -112,8 +107,8 @@ def test_to_nir_adds_metadata_only_when_asked():
     assert out.metadata == {"author": "test", "nested": {"a": 1}, "nirjax": {"dt": 1e-4}}
 
 
-def test_braille_export_casts_back_to_source_dtypes():
-    graph = _braille()
+def test_braille_export_casts_back_to_source_dtypes(braille):
+    graph = braille
     model = nirjax.compile(graph, dt=1e-4)  # float32 simulation
     assert model.dtype == np.float32
     trained = _perturbed(model.params, 1.01)
@@ -249,9 +244,10 @@ def _spikes(model, params, xs):
     return np.asarray(ys), np.asarray(rec["lif1.lif"])
 
 
-def test_finetuned_braille_runs_identically_in_norse_and_snntorch(tmp_path):
+@pytest.mark.peers
+def test_finetuned_braille_runs_identically_in_norse_and_snntorch(tmp_path, braille):
     python = _peers_python()
-    graph = _braille()
+    graph = braille
     # fine-tune weights and biases only: Norse and snnTorch import any values there, while
     # snnTorch's importer requires one threshold per layer and r = tau_mem/dt
     model = nirjax.compile(graph, dt=1e-4, semantics=NORSE)

@@ -38,8 +38,6 @@ def _fuzz(surface: str, examples: int):
     @given(seed=st.integers(0, 2 ** 31 - 1))
     def test(seed, workdir):
         outcome, detail = fuzzlib.classify(surface, seed, workdir)
-        if outcome not in GOOD and fuzzlib.is_i17(surface, seed):
-            return  # an option the typed CompileOptions of branch i17 validates: see below
         assert outcome in GOOD, f"{surface} case {seed}: {outcome}: {detail}"
 
     test.__name__ = f"test_fuzz_{surface}"
@@ -94,24 +92,23 @@ def test_every_write_mutation(name, tmp_path):
     assert path.read_bytes() == before
 
 
-# compile options validated by the typed CompileOptions of branch i17 (issue 17), not here
-I17_CASES = [
+# compile options: validated by the typed CompileOptions (nirjax.compiler.options)
+BAD_OPTIONS = [
     {"precision": "bogus"}, {"chunk_bytes": -1}, {"chunk_bytes": 2.5}, {"unroll": True},
     {"checkpoint": 2.5}, {"dt": "1e-4"}, {"dt": True}, {"optimize": "yes"},
     {"dtype": "complex64"}, {"matmul_dtype": "int8"}, {"pallas": 2},
 ]
 
 
-@pytest.mark.xfail(strict=False, reason="compile options are validated by the typed "
-                                         "CompileOptions of branch i17 (issue 17)")
-@pytest.mark.parametrize("options", I17_CASES, ids=[next(iter(o)) + "=" + repr(next(iter(o.values())))
-                                                     for o in I17_CASES])
+@pytest.mark.parametrize("options", BAD_OPTIONS, ids=[
+    next(iter(o)) + "=" + repr(next(iter(o.values()))) for o in BAD_OPTIONS])
 def test_invalid_compile_options(options):
-    g, inputs = fuzzlib.random_graph(np.random.default_rng(3))
+    """A bad compile option fails at compile, naming the option, before anything runs."""
+    g, _ = fuzzlib.random_graph(np.random.default_rng(3))
     opts = {"dt": 1e-3, **options}
-    with pytest.raises(nirjax.NirjaxError):
-        model = nirjax.compile(g, **opts)
-        model(fuzzlib.random_inputs(np.random.default_rng(0), inputs, 3, 1))
+    name = next(iter(options))
+    with pytest.raises((nirjax.OptionsError, nirjax.SemanticsError), match=name):
+        nirjax.compile(g, **opts)
 
 
 @pytest.mark.slow

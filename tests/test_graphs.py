@@ -2,7 +2,7 @@
 state, recording, the structure of the compiled scan, and dtypes.
 
 Numerics are checked against ``oracle.NpGraph``, a NumPy interpreter that implements the
-documented evaluation rule (``nirjax/graph.py`` docstring: depth-first order from the Input
+documented evaluation rule (``nirjax/graph/flat.py`` docstring: depth-first order from the Input
 nodes with successors in sorted name order; an edge that reaches a node on the search stack
 is delayed and reads its source's previous-step output, zeros at step 0; fan-in is summed;
 Delay nodes of at least one step have no feedthrough) and, where one exists, against a
@@ -549,7 +549,7 @@ _REFERENCE: dict = {}
 def _run_and_grads(model):
     def loss(p):
         ys, _, rec = model.run(p, _OPTIONS_XS, record=[("d", "v")])
-        return (ys * np.arange(2)).sum() + rec[("d", "v")].sum()
+        return (ys * np.arange(2)[None, None]).sum() + rec[("d", "v")].sum()
 
     return np.asarray(model(_OPTIONS_XS)), jax.grad(loss)(model.params)
 

@@ -1,4 +1,4 @@
-"""The staged program (nirjax.schedule) must compute exactly what the plain one-scan program
+"""The staged program (nirjax.compiler.schedule) must compute exactly what the plain one-scan program
 computes: same outputs, records, final state and gradients, for every chunking."""
 
 import warnings
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nirjax
-from nirjax.schedule import components, schedule
+from nirjax.compiler.schedule import components, schedule
 
 
 def _lif(n, rng, tau=5e-3):
@@ -137,26 +137,34 @@ def test_components_finds_cycles():
 
 
 def test_pallas_lif_kernel_equals_reference():
-    from nirjax.kernels.neurons import LIFCoeffs, NeuronConfig
+    from nirjax.kernels import neurons as kn
     from nirjax.kernels.pallas_lif import lif_multistep, lif_multistep_reference
+    from nirjax.kernels.surrogate import Surrogate
 
     rng = np.random.default_rng(0)
     m, steps = 700, 30
-    coeffs = LIFCoeffs(*[jnp.asarray(a) for a in (
+    coeffs = kn.LIFCoeffs(*[jnp.asarray(a) for a in (
         rng.uniform(0.05, 0.2, m), rng.uniform(0.5, 2, m), rng.uniform(-0.1, 0.1, m),
         rng.uniform(0.5, 1, m), rng.uniform(-0.2, 0, m))])
     xs = jnp.asarray(rng.random((steps, m)) * 3)
     v0 = jnp.asarray(rng.uniform(-0.1, 0.5, m))
-    for cfg in (NeuronConfig(dt=1e-3),
-                NeuronConfig(dt=1e-3, integrator="exact", reset="subtract", threshold_test=">=")):
-        ref = lif_multistep_reference(coeffs, v0, xs, cfg)
-        got = lif_multistep(coeffs, v0, xs, cfg, 256, True)
+    pieces = [  # (update, fire): the spec's Euler step with reset to v_reset, strict test;
+        (kn.leaky_euler, kn.fire_same_step(kn.spike_rule(False, Surrogate()),
+                                           kn.reset_rule("v_reset"))),
+        # exact integration, subtractive reset, inclusive test
+        (kn.leaky_exact, kn.fire_same_step(kn.spike_rule(True, Surrogate()),
+                                           kn.reset_rule("subtract")))]
+    for update, fire in pieces:
+        ref = lif_multistep_reference(coeffs, v0, xs, update, fire)
+        got = lif_multistep(coeffs, v0, xs, update, fire, 256, True)
         np.testing.assert_array_equal(ref[0], got[0])
         np.testing.assert_array_equal(ref[1], got[1])
         assert 0 < float(ref[1].mean()) < 1
         weights = jnp.asarray(rng.standard_normal(ref[1].shape))
-        g_ref = jax.grad(lambda x: jnp.sum(lif_multistep_reference(coeffs, v0, x, cfg)[1] * weights))(xs)
-        g_got = jax.grad(lambda x: jnp.sum(lif_multistep(coeffs, v0, x, cfg, 256, True)[1] * weights))(xs)
+        g_ref = jax.grad(lambda x: jnp.sum(
+            lif_multistep_reference(coeffs, v0, x, update, fire)[1] * weights))(xs)
+        g_got = jax.grad(lambda x: jnp.sum(
+            lif_multistep(coeffs, v0, x, update, fire, 256, True)[1] * weights))(xs)
         np.testing.assert_allclose(g_ref, g_got, rtol=1e-12)
 
 
@@ -218,10 +226,11 @@ def test_associative_scan_matches_sequential(integrator, cuba_current):
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), s0, s1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["chain", "recurrent", "two_inputs"])
 @pytest.mark.parametrize("optimize", [True, False])
 def test_fast_backward_equals_autodiff(name, optimize):
-    """nirjax.scan_vjp's recompute VJP gives autodiff's gradient w.r.t. params, inputs and
+    """nirjax.compiler.scan_vjp's recompute VJP gives autodiff's gradient w.r.t. params, inputs and
     initial state (the recurrent graph carries an integer delay-line position)."""
     graph = _graphs()[name]
     rng = np.random.default_rng(5)

@@ -2,7 +2,7 @@
 graph-level semantics (latency, cycle breaking, dropped recurrent biases) and validation.
 
 The oracles below are written from the platforms' own update equations (cited in
-``nirjax/profiles.py``), one NumPy loop per platform and neuron type, in float64; nirjax runs
+``nirjax/semantics/profiles.py``), one NumPy loop per platform and neuron type, in float64; nirjax runs
 with ``jax_enable_x64`` so the comparison can be tight. The real packages are compared in
 ``tests/test_conformance_peers.py``.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pathlib
 import warnings
-import zlib
 
 import jax
 import nir
@@ -21,20 +20,12 @@ import pytest
 import nirjax
 from nirjax.errors import NirjaxWarning, SemanticsError
 
+from builders import read_quiet, rng_for
+
 DATA = pathlib.Path(__file__).parent / "data" / "paper"
 DT = 1e-4
 ALL_PROFILES = ("nir", "exact", "norse", "snntorch", "spyx", "spyx1", "sinabs", "rockpool",
                 "lava", "lava_fixed", "spinnaker2")
-
-
-def rng_for(key):
-    return np.random.default_rng(zlib.crc32(key.encode()))
-
-
-def read_quiet(path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", nirjax.ResetAmbiguityWarning)
-        return nirjax.read(path)
 
 
 def csv(name):
@@ -124,8 +115,9 @@ def test_lava_fixed_integer_decay():
 
 
 def test_lava_fixed_rejects_other_neurons():
+    """The 'loihi' rule table has no CubaLIF: a design-rule error naming the type and nodes."""
     g = read_quiet(nirjax.example_path("braille_bias_zero"))
-    with pytest.raises(SemanticsError, match="'lif1.lif' \\(CubaLIF\\).*LIF nodes only"):
+    with pytest.raises(nirjax.LoweringError, match="CubaLIF.*'lif1.lif'"):
         nirjax.compile(g, dt=DT, semantics="lava_fixed")
 
 
@@ -339,6 +331,109 @@ def test_dirac_spike_amplitude():
     assert np.asarray(plain(x)).sum() == 3
 
 
+def _nonspiking_node(typ, p, n=1):
+    node = getattr(nir, typ)(**{k: np.asarray(v, np.float64) for k, v in p.items()})
+    return nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([n])), "node": node,
+                               "output": nir.Output(output_type=np.array([n]))},
+                        edges=[("input", "node"), ("node", "output")], type_check=False)
+
+
+def _loop(x, update, state):
+    """Run ``state, v = update(state, x_t)`` over the steps; returns the v trace."""
+    out = []
+    for t in range(x.shape[0]):
+        state, v = update(state, x[t])
+        out.append(v)
+    return np.stack(out)
+
+
+_TAU, _R, _VL, _TS, _TM, _W = 2e-3, 1.5, 0.1, 1.5e-3, 4e-3, 0.7
+_K, _KS, _KM = DT / _TAU, DT / _TS, DT / _TM
+_LI = dict(tau=[_TAU], r=[_R], v_leak=[_VL])
+_CUBALI = dict(tau_syn=[_TS], tau_mem=[_TM], r=[_R], v_leak=[_VL], w_in=[_W])
+_IF = dict(r=[_R], v_threshold=[1e9], v_reset=[0.0])  # never spikes: v is the raw update
+_LIF = dict(tau=[_TAU], r=[_R], v_leak=[_VL], v_threshold=[1e9], v_reset=[0.0])
+
+# (id, NIR type, params, semantics, float64 oracle: (state, x_t) -> (state, v), initial state)
+OPTION_CASES = [
+    ("IF-fixed_decay-0", "IF", _IF, dict(form="decay", input_gain="unit", fixed_decay=0.0),
+     lambda v, x: (x + 0 * v,) * 2, 0.0),
+    ("IF-fixed_decay-0.5", "IF", _IF, dict(form="decay", input_gain="unit", fixed_decay=0.5),
+     lambda v, x: (0.5 * v + x,) * 2, 0.0),
+    ("IF-decay-nir-gain", "IF", _IF, dict(form="decay"),
+     lambda v, x: (v + DT * _R * x,) * 2, 0.0),
+    ("LIF-fixed_decay-0.3", "LIF", _LIF, dict(form="decay", fixed_decay=0.3),
+     lambda v, x: ((0.3 * v + _K * _R * x) + _K * _VL,) * 2, _VL),
+    ("LIF-decay-exact-unit", "LIF", _LIF, dict(form="decay", integrator="exact",
+                                                input_gain="unit"),
+     lambda v, x: ((np.exp(-_K) * v + x) + _VL,) * 2, _VL),
+    ("I-decay-unit", "I", dict(r=[_R]), dict(form="decay", input_gain="unit"),
+     lambda v, x: (v + x,) * 2, 0.0),
+    ("I-euler", "I", dict(r=[_R]), dict(),
+     lambda v, x: (v + DT * _R * x,) * 2, 0.0),
+    ("LI-decay-threshold-keeps-nir-gain", "LI", _LI, dict(form="decay", input_gain="threshold"),
+     lambda v, x: (((1 - _K) * v + _K * _R * x) + _K * _VL,) * 2, _VL),
+    ("LI-norse", "LI", _LI, dict(form="norse"),
+     lambda v, x: (v + DT * (1 / _TAU) * ((_VL - v) + _R * x),) * 2, _VL),
+    ("LI-exact-zero-start", "LI", _LI, dict(integrator="exact", initial_v="zero"),
+     lambda v, x: ((_VL + _R * x) + (v - (_VL + _R * x)) * np.exp(-_K),) * 2, 0.0),
+]
+
+
+def _cuba(i_v, x, sem):
+    i, v = i_v
+    if sem == "add_decay-exact-unit":
+        i = np.exp(-_KS) * (i + x)
+        v = (np.exp(-_KM) * v + i) + _VL
+    elif sem == "norse-old":
+        i_new = i + DT * (1 / _TS) * ((_VL - i) + _W * x)
+        v = v + DT * (1 / _TM) * ((_R * i + _VL) - v)
+        i = i_new
+    elif sem == "decay-input-new":
+        i = (1 - _KS) * i + _KS * _W * x
+        v = ((1 - _KM) * v + i) + _KM * _VL
+    return (i, v), v
+
+
+CUBA_CASES = [
+    ("add_decay-exact-unit", dict(form="decay", integrator="exact", input_gain="unit",
+                                  synapse="add_decay", initial_v="zero", cuba_current="new"),
+     (0.0, 0.0)),
+    ("norse-old", dict(form="norse"), (_VL, _VL)),  # Norse's synapse starts at v_leak
+    ("decay-input-new", dict(form="decay", input_gain="input", cuba_current="new"), (0.0, _VL)),
+]
+
+
+@pytest.mark.parametrize("case", OPTION_CASES, ids=[c[0] for c in OPTION_CASES])
+def test_semantics_options_against_float64_oracle(case, x64):
+    """Single non-spiking updates under the less common options, each against its documented
+    equation (the IF ``fixed_decay=0.0`` case: ``v = x``, not a decay of 1)."""
+    _, typ, p, sem, update, v0 = case
+    x = rng_for(case[0]).uniform(-1.0, 2.0, (12, 1, 1))
+    model = nirjax.compile(_nonspiking_node(typ, p), dt=DT, semantics=sem)
+    _, _, rec = model.run(model.params, x, record=[("node", "v")])
+    expected = _loop(x, update, np.full((1, 1), v0))
+    np.testing.assert_allclose(np.asarray(rec[("node", "v")]), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_if_fixed_decay_zero_forgets_the_past(x64):
+    model = nirjax.compile(_nonspiking_node("IF", _IF), dt=DT,
+                           semantics=dict(form="decay", input_gain="unit", fixed_decay=0.0))
+    _, _, rec = model.run(model.params, np.ones((3, 1, 1)), record=[("node", "v")])
+    np.testing.assert_array_equal(np.ravel(rec[("node", "v")]), [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("case", CUBA_CASES, ids=[c[0] for c in CUBA_CASES])
+def test_cubali_options_against_float64_oracle(case, x64):
+    name, sem, start = case
+    x = rng_for(f"cuba-{name}").uniform(-1.0, 2.0, (12, 1, 1))
+    model = nirjax.compile(_nonspiking_node("CubaLI", _CUBALI), dt=DT, semantics=sem)
+    ys, _, rec = model.run(model.params, x, record=[("node", "i_syn")])
+    state = tuple(np.full((1, 1), s) for s in start)
+    expected = _loop(x, lambda iv, xt: _cuba(iv, xt, name), state)
+    np.testing.assert_allclose(np.asarray(ys), expected, rtol=1e-12, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- graph level
 
 
@@ -505,18 +600,20 @@ def test_type_and_node_overrides_compose():
     assert nirjax.PROFILES["norse"].for_node("a", "CubaLIF").ignore == ("v_reset",)
 
 
-def test_profiles_run_every_paper_graph():
+PAPER_RUNS = {"braille": ("braille_bias_zero", (20, 3, 12)),
+              "cnn": ("cnn_sinabs", (5, 2, 2, 34, 34))}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("graph", sorted(PAPER_RUNS))
+@pytest.mark.parametrize("name", [p for p in ALL_PROFILES if p != "lava_fixed"])  # LIF only
+def test_profiles_run_every_paper_graph(name, graph):
     """Every profile compiles and runs every paper graph, batched (whatever the platform
     itself can import)."""
-    rng = rng_for("paper-graphs")
-    graphs = {"braille": (nirjax.example_path("braille_bias_zero"), (20, 3, 12)),
-              "cnn": (nirjax.example_path("cnn_sinabs"), (5, 2, 2, 34, 34))}
+    example, shape = PAPER_RUNS[graph]
+    rng = rng_for(f"paper-graphs-{name}-{graph}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NirjaxWarning)
-        for name in ALL_PROFILES:
-            if name == "lava_fixed":  # LIF only (tested above)
-                continue
-            for path, shape in graphs.values():
-                m = nirjax.compile(read_quiet(path), dt=DT, semantics=name)
-                ys = np.asarray(m((rng.random(shape) < 0.2).astype(np.float32)))
-                assert ys.shape[:2] == shape[:2] and np.all(np.isfinite(ys))
+        m = nirjax.compile(read_quiet(nirjax.example_path(example)), dt=DT, semantics=name)
+        ys = np.asarray(m((rng.random(shape) < 0.2).astype(np.float32)))
+    assert ys.shape[:2] == shape[:2] and np.all(np.isfinite(ys))

@@ -136,7 +136,7 @@ def test_write_failing_on_a_full_disk_is_atomic(tmp_path, monkeypatch):
         out.write(bytes(data)[:100])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(nirjax.io, "_write_all", full)
+    monkeypatch.setattr(nirjax.io.nirfile, "_write_all", full)
     with pytest.raises(nirjax.NirFileError, match="No space left"):
         nirjax.write(path, _issue_graph())
     assert path.read_bytes() == before

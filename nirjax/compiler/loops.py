@@ -1,0 +1,224 @@
+"""The loop drivers: how the interpreter's step runs over time.
+
+* :meth:`Loops.run_plain`: the reference program, every node every step, one ``lax.scan``;
+* :meth:`Loops.run_chunk`: the staged program (:mod:`nirjax.compiler.schedule`) over one
+  chunk of steps: stateless projections applied to the whole chunk at once, a scan only over
+  stateful nodes and cycles, or a node's whole-chunk kernel where an option asks for one;
+* :meth:`Loops.run`: the outer loop, one ``lax.scan`` over chunks (also when rematerializing
+  chunks for the backward pass, ``checkpoint=K``);
+* :meth:`Loops.step`: one step, for custom loops.
+
+Every time loop is differentiated with :mod:`nirjax.compiler.scan_vjp` (one saved state per
+step, each step recomputed in the backward pass) unless ``fast_backward=False``. Both
+programs give the same results; the staged one only changes how sums inside a GEMM may be
+associated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import scan_vjp
+from .interpreter import GraphState, Interpreter
+from .options import CompileOptions
+from .schedule import schedule
+
+__all__ = ["Loops"]
+
+# the whole-chunk kernels a compile option may ask for, tried in this order
+_CHUNK_METHODS = ("pallas", "associative_scan")
+
+
+class Loops:
+    """Drives an :class:`~nirjax.compiler.interpreter.Interpreter` over time.
+
+    Args:
+        interpreter: the program's interpreter.
+        options: the compile options (``unroll``, ``checkpoint``, ``fast_backward``,
+            ``optimize``, ``chunk``, ``chunk_bytes``, ``pallas``, ``associative_scan``).
+    """
+
+    def __init__(self, interpreter: Interpreter, options: CompileOptions):
+        self.interpreter = interpreter
+        self.program = interpreter.program
+        self.options = options
+
+    def scan_loop(self, members, coeffs, nodes, feedback, ext_seq, exports, state_records,
+                  length):
+        """``lax.scan`` of ``members`` over ``length`` steps (batched inputs ``[T, B, ...]``).
+
+        Returns the final ``(nodes, feedback)``, the per-step outputs of ``exports`` and the
+        per-step values of ``state_records`` (``(node, field)`` pairs).
+        """
+        member_names = {n.name for n in members}
+        own = {n.name: coeffs[n.name] for n in members if n.name in coeffs}
+
+        def sample(coeffs_s, nodes_s, feedback_s, ext_s):
+            new_nodes, new_feedback, values = self.interpreter.eval_step(
+                members, coeffs_s, nodes_s, feedback_s, ext_s)
+            outs = {name: values[name] for name in exports}
+            recs = {r: getattr(new_nodes[r[0]], r[1]) for r in state_records if r[0] in member_names}
+            return new_nodes, new_feedback, outs, recs
+
+        batched = jax.vmap(sample, in_axes=(None, 0, 0, 0))
+
+        def body(coeffs_s, carry, ext_t):
+            new_nodes, new_feedback, outs, recs = batched(coeffs_s, carry[0], carry[1], ext_t)
+            return (new_nodes, new_feedback), (outs, recs)
+
+        unroll = self.options.unroll
+        if self.options.checkpoint == "step":
+            body = jax.checkpoint(body)
+        if self.options.fast_backward and self.options.checkpoint != "step":
+            (nodes, feedback), (outs, recs) = scan_vjp.scan(
+                body, own, (nodes, feedback), ext_seq, length, unroll)
+        else:
+            (nodes, feedback), (outs, recs) = jax.lax.scan(
+                lambda c, x: body(own, c, x), (nodes, feedback), ext_seq, length=length,
+                unroll=unroll)
+        return nodes, feedback, outs, recs
+
+    def run_plain(self, coeffs, xs: dict, state: GraphState, record: tuple, length: int):
+        """The reference program: every node, every step, in one ``lax.scan``."""
+        rec_nodes = tuple(r for r in record if not isinstance(r, tuple))
+        state_recs = tuple(r for r in record if isinstance(r, tuple))
+        exports = tuple(dict.fromkeys(self.program.outputs + rec_nodes))
+        nodes, feedback, outs, recs = self.scan_loop(
+            self.program.nodes, coeffs, state.nodes, state.feedback, xs, exports, state_recs, length)
+        # a tuple in record order: pytree dicts cannot mix str and tuple keys
+        recs = tuple(recs[r] if isinstance(r, tuple) else outs[r] for r in record)
+        return {o: outs[o] for o in self.program.outputs}, GraphState(nodes, feedback), recs
+
+    def _chunk_kernel(self, members, state_recs):
+        """A whole-chunk kernel for a one-node scan stage, if an option asks for one.
+
+        ``pallas`` and ``associative_scan`` ask the node's rule for its whole-chunk
+        implementation of that name; none applies to a node on a cycle or one whose state
+        is recorded.
+        """
+        if len(members) != 1:
+            return None
+        n = members[0]
+        if (not n.feedthrough or any(e.delayed for e in self.program.incoming(n.name))
+                or any(r[0] == n.name for r in state_recs)):
+            return None
+        for method in _CHUNK_METHODS:
+            asked = getattr(self.options, method)
+            kernel = self.interpreter.chunk_kernel(n, method, asked == "interpret") if asked else None
+            if kernel is not None:
+                return kernel
+        return None
+
+    def run_chunk(self, stages, coeffs, state: GraphState, xs: dict, record: tuple):
+        """Run the stages layer by layer over one chunk ``xs`` of ``[K, B, ...]`` inputs."""
+        program, interp = self.program, self.interpreter
+        lead = jax.tree_util.tree_leaves(xs)[0].shape[:2]
+        env: dict[str, Any] = {}
+        read = lambda e: env[e.src]
+        nodes, feedback, state_values = dict(state.nodes), dict(state.feedback), {}
+        state_recs = tuple(r for r in record if isinstance(r, tuple))
+        for stage in stages:
+            members = tuple(program.node(m) for m in stage.members)
+            if stage.kind == "map":
+                n = members[0]
+                x = xs[n.name] if n.role == "input" else interp.fan_in(n, read, lead)
+                env[n.name] = interp.apply_chunk(n, coeffs[n.name], x)
+                continue
+            kernel = self._chunk_kernel(members, state_recs)
+            if kernel is not None:
+                n = members[0]
+                nodes[n.name], env[n.name] = kernel(coeffs[n.name], nodes[n.name],
+                                                    interp.fan_in(n, read, lead))
+                continue
+            sub_nodes = {m: nodes[m] for m in stage.members if m in nodes}
+            sub_feedback = {m: feedback[m] for m in stage.members if m in feedback}
+            ext = {name: env[name] for name in stage.external}
+            sub_nodes, sub_feedback, outs, recs = self.scan_loop(
+                members, coeffs, sub_nodes, sub_feedback, ext, stage.exports, state_recs, lead[0])
+            nodes.update(sub_nodes)
+            feedback.update(sub_feedback)
+            env.update(outs)
+            state_values.update(recs)
+        recs = tuple(state_values[r] if isinstance(r, tuple) else env[r] for r in record)
+        return {o: env[o] for o in program.outputs}, GraphState(nodes, feedback), recs
+
+    def chunk_size(self, steps: int, batch: int) -> int:
+        """Steps per chunk of the staged program for ``steps`` steps of ``batch`` samples.
+
+        The chunk holds every node's output for ``K`` steps, so ``K`` is bounded by the
+        ``chunk_bytes`` option (default 8 MiB), but kept at 8 steps and ``512 / batch``
+        steps at least (the batched projections then multiply at least 512 rows at once)
+        and 1024 at most. A divisor of ``steps`` in ``[K/2, 3K/2]`` (the nearest to ``K``)
+        is preferred: one traced chunk body, no tail chunk, so compile time is flat in T.
+        """
+        option = self.options.chunk
+        if isinstance(self.options.checkpoint, int):
+            option = self.options.checkpoint
+        if option is not None:
+            return max(1, min(int(option), steps))
+        per_step = batch * sum(int(np.prod(n.out_shape)) for n in self.program.nodes)
+        per_step *= self.interpreter.dtype.itemsize
+        k = self.options.chunk_bytes // max(per_step, 1)
+        k = int(min(1024, max(k, 8, -(-512 // max(batch, 1)))))
+        if k >= steps:
+            return steps
+        divisors = [c for c in range(max(k // 2, 1), min(steps, k + k // 2) + 1)
+                    if steps % c == 0]
+        if divisors:
+            return min(divisors, key=lambda c: (abs(c - k), -c))
+        return k
+
+    def run(self, params, xs: dict, state: GraphState, record: tuple):
+        """``T`` steps from ``state``: returns ``(outputs, state, records)``."""
+        coeffs = self.interpreter.prepare(params)
+        steps, batch = jax.tree_util.tree_leaves(xs)[0].shape[:2]
+        remat = self.options.checkpoint
+        if not self.options.optimize:
+            if not isinstance(remat, int):
+                return self.run_plain(coeffs, xs, state, record, steps)
+            k = max(1, min(remat, steps))
+            chunk = lambda st, xc: self.run_plain(
+                coeffs, xc, st, record, jax.tree_util.tree_leaves(xc)[0].shape[0])
+        else:
+            needed = {r for r in record if not isinstance(r, tuple)}
+            stages = schedule(self.program, needed)
+            k = self.chunk_size(steps, batch)
+            chunk = lambda st, xc: self.run_chunk(stages, coeffs, st, xc, record)
+        if isinstance(remat, int):
+            # only the state at chunk boundaries is kept for the backward pass
+            chunk = jax.checkpoint(chunk)
+        n_full, rest = divmod(steps, k)
+        pieces = []
+        # always the outer loop, even for one chunk: the traced program (and compile time)
+        # is then the same for every T that the chunk size divides
+        if n_full:
+            split = jax.tree_util.tree_map(
+                lambda a: a[: n_full * k].reshape((n_full, k) + a.shape[1:]), xs)
+
+            def body(carry, xc):
+                ys, carry, recs = chunk(carry, xc)
+                return carry, (ys, recs)
+
+            state, (ys, recs) = jax.lax.scan(body, state, split)
+            merge = lambda a: a.reshape((n_full * k,) + a.shape[2:])
+            pieces.append((jax.tree_util.tree_map(merge, ys), jax.tree_util.tree_map(merge, recs)))
+        if rest:
+            tail = jax.tree_util.tree_map(lambda a: a[n_full * k:], xs)
+            ys, state, recs = chunk(state, tail)
+            pieces.append((ys, recs))
+        if len(pieces) == 1:
+            return pieces[0][0], state, pieces[0][1]
+        cat = lambda a, b: jnp.concatenate([a, b], axis=0)
+        return (jax.tree_util.tree_map(cat, pieces[0][0], pieces[1][0]), state,
+                jax.tree_util.tree_map(cat, pieces[0][1], pieces[1][1]))
+
+    def step(self, params, state: GraphState, x_t):
+        """One step: ``x_t`` ``[B, ...]`` -> ``(y_t, state)``."""
+        coeffs = self.interpreter.prepare(params)
+        xs = jax.tree_util.tree_map(lambda a: a[None], x_t)
+        ys, state, _ = self.run_plain(coeffs, xs, state, (), 1)
+        return jax.tree_util.tree_map(lambda a: a[0], ys), state
