@@ -318,33 +318,43 @@ def check_params(params, reference: Mapping, where: str = "params") -> None:
             f"{sorted(map(str, extra))}"
         )
     for name, ref in reference.items():
-        value = params[name]
-        fields = getattr(ref, "_fields", None)
-        if fields is None:
-            continue
+        _check_param_tree(params[name], ref, f"{where}[{name!r}]")
+
+
+def _check_param_tree(value, expected, here: str) -> None:
+    """One node's parameters (a NamedTuple, possibly of NamedTuples) against model.params."""
+    fields = getattr(expected, "_fields", None)
+    if fields is not None:
         if getattr(value, "_fields", None) != fields:
             got = _leaf_desc(value) if not isinstance(value, tuple) else type(value).__name__
-            raise InputError(f"{where}[{name!r}] must be a {type(ref).__name__} with fields "
-                             f"{fields} (as in model.params), got {got}")
+            raise InputError(f"{here} must be a {type(expected).__name__} with fields {fields} "
+                             f"(as in model.params), got {got}")
         for field in fields:
-            leaf = getattr(value, field)
-            expected = getattr(ref, field)
-            here = f"{where}[{name!r}].{field}"
-            if leaf is None or isinstance(leaf, (str, bytes)) or not (
-                    hasattr(leaf, "shape") or isinstance(leaf, (int, float, np.generic))):
-                raise InputError(f"{here} must be an array of shape {tuple(np.shape(expected))}, "
-                                 f"got {_leaf_desc(leaf)}")
-            dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
-            want = _kind(getattr(expected, "dtype", np.float32)) or "float"
-            have = _kind(dtype)
-            if have != want:
-                raise InputError(f"{here} must be a{'' if want == 'int' else ' floating'} "
-                                 f"{'integer ' if want == 'int' else ''}array (model.params "
-                                 f"holds {getattr(expected, 'dtype', 'floats')}), got dtype "
-                                 f"{dtype}")
-            if tuple(np.shape(leaf)) != tuple(np.shape(expected)):
-                raise InputError(f"{here} has shape {tuple(np.shape(leaf))}, expected "
-                                 f"{tuple(np.shape(expected))} (the shape in model.params)")
+            _check_param_tree(getattr(value, field), getattr(expected, field), f"{here}.{field}")
+        return
+    if isinstance(expected, (tuple, list, Mapping)) or expected is None:
+        if jax.tree_util.tree_structure(value) != jax.tree_util.tree_structure(expected):
+            raise InputError(f"{here} is structured as {jax.tree_util.tree_structure(value)}, "
+                             f"expected {jax.tree_util.tree_structure(expected)} (as in "
+                             f"model.params)")
+        for v, e in zip(jax.tree_util.tree_leaves(value), jax.tree_util.tree_leaves(expected)):
+            _check_param_tree(v, e, here)
+        return
+    leaf = value
+    if leaf is None or isinstance(leaf, (str, bytes)) or not (
+            hasattr(leaf, "shape") or isinstance(leaf, (int, float, np.generic))):
+        raise InputError(f"{here} must be an array of shape {tuple(np.shape(expected))}, "
+                         f"got {_leaf_desc(leaf)}")
+    dtype = getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
+    want = _kind(getattr(expected, "dtype", np.float32)) or "float"
+    have = _kind(dtype)
+    if have != want:
+        what = "an integer" if want == "int" else "a floating"
+        raise InputError(f"{here} must be {what} array (model.params holds "
+                         f"{getattr(expected, 'dtype', 'floats')}), got dtype {dtype}")
+    if tuple(np.shape(leaf)) != tuple(np.shape(expected)):
+        raise InputError(f"{here} has shape {tuple(np.shape(leaf))}, expected "
+                         f"{tuple(np.shape(expected))} (the shape in model.params)")
 
 
 def check_state(state, batch: int, expected: GraphState | None = None) -> None:
