@@ -7,7 +7,9 @@
 * :mod:`nirjax.rules.loihi`: the ``"loihi"`` integer table, Lava's fixed-point (Loihi 2)
   arithmetic;
 * :mod:`nirjax.rules.speck`: the ``"speck"`` integer table, Speck / DYNAP-CNN as sinabs
-  simulates it.
+  simulates it;
+* :mod:`nirjax.rules.spinnaker2`: the ``"spinnaker2"`` table, SpiNNaker2's float32 neuron
+  models on int8-valued weights.
 
 Every table has the same keys (NIR type names); a table lacking a type of the graph is a
 design-rule error (:class:`~nirjax.errors.LoweringError`). A chip target adds a table here.
@@ -18,7 +20,8 @@ from .table import (Rule, RuleTable, get_table, known_types, register, register_
 from .float import FLOAT, RULES, delay_steps
 from .loihi import LOIHI
 from .speck import SPECK
+from .spinnaker2 import SPINNAKER2
 
 __all__ = ["Rule", "RuleTable", "get_table", "register_table", "table_names", "register",
            "rule_for", "known_types", "shape_rule", "RULES", "FLOAT", "LOIHI", "SPECK",
-           "delay_steps"]
+           "SPINNAKER2", "delay_steps"]
