@@ -14,8 +14,8 @@ below it (``tests/test_layers.py`` checks this)::
     rules           the rule tables binding each NIR type to its kernel
     compiler        Program, build_program, CompiledGraph
     io              .nir files, export to nir.NIRGraph
-    api, analysis,  nirjax.compile (graph or path), compare, training
-    train
+    api, analysis,  nirjax.compile (graph or path), compare, training, lowering to chips
+    train, lowering
     cli             the command line
 """
 
@@ -29,6 +29,7 @@ from .errors import (
     GraphError,
     InputError,
     LoweringError,
+    LoweringWarning,
     NirFileError,
     NirjaxError,
     NirjaxWarning,
@@ -40,6 +41,7 @@ from .errors import (
 from .examples import example_path
 from .io import file_version, read, read_version, to_nir, write
 from .kernels.surrogate import Surrogate
+from .lowering import Lowered, lower
 from .rules import Rule, register
 from .semantics import PROFILES, Semantics, profiles
 from . import train
@@ -53,7 +55,7 @@ __all__ = [
     "compile", "CompiledGraph", "GraphState", "Program", "build_program",
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
-    "compare", "Comparison", "Divergence", "profiles",
+    "compare", "Comparison", "Divergence", "profiles", "lower", "Lowered",
     "NirjaxError", "NirFileError", "GraphError", "LoweringError", "ShapeError", "ParameterError",
-    "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning",
+    "SemanticsError", "InputError", "NirjaxWarning", "ResetAmbiguityWarning", "LoweringWarning",
 ]
