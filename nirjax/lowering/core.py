@@ -84,6 +84,8 @@ class Target:
         doc: one line saying what the target is and what backs its simulation.
         options: option name -> one line of documentation, the ``**options`` of
             :func:`lower` this target accepts (any other name is refused).
+        default_dt: the ``dt`` :func:`lower` uses when none is given, for chips without
+            time constants (Speck: a step is one bin of events); ``None``: ``dt`` is required.
     """
 
     name: str
@@ -91,6 +93,7 @@ class Target:
     family: str
     doc: str
     options: Mapping = dataclasses.field(default_factory=dict)
+    default_dt: float | None = None
 
 
 _REGISTRY: dict[str, Target] = {}
@@ -99,7 +102,7 @@ TARGETS = types.MappingProxyType(_REGISTRY)
 
 
 def register_target(name: str, lower_fn: Callable, *, family: str, doc: str,
-                    options: Mapping | None = None) -> Target:
+                    options: Mapping | None = None, default_dt: float | None = None) -> Target:
     """Register (or replace) the target ``name``.
 
     Args:
@@ -111,6 +114,7 @@ def register_target(name: str, lower_fn: Callable, *, family: str, doc: str,
         family: the chip family.
         doc: one line for listings and error messages.
         options: option name -> doc of the options the target accepts.
+        default_dt: ``dt`` when :func:`lower` gets none (chips without time constants).
 
     Returns:
         The :class:`Target`.
@@ -126,7 +130,9 @@ def register_target(name: str, lower_fn: Callable, *, family: str, doc: str,
     if not callable(lower_fn):
         raise LoweringError(f"target {name!r}: lower_fn must be callable, got "
                             f"{type(lower_fn).__name__}")
-    target = Target(name, lower_fn, str(family), str(doc), types.MappingProxyType(dict(options or {})))
+    target = Target(name, lower_fn, str(family), str(doc),
+                    types.MappingProxyType(dict(options or {})),
+                    None if default_dt is None else float(check_dt(default_dt)))
     _REGISTRY[name] = target
     return target
 
@@ -190,6 +196,10 @@ class LoweringResult:
             (e.g. Xylo's readout: 1); :func:`nirjax.compare` aligns by it.
         options: :class:`~nirjax.compiler.CompiledGraph` options for the integer program.
         details: the target's own description (e.g. the Xylo ``XyloSpec``), or ``None``.
+        check: ``check(xs, state)``, called by :meth:`Lowered.run` after every run with the
+            validated inputs and the final :class:`~nirjax.compiler.GraphState`; it warns
+            (or raises) when the run left the range in which the simulation is exact (e.g.
+            Speck's float32 sums); ``None``: no check.
     """
 
     program: Program
@@ -205,6 +215,7 @@ class LoweringResult:
     latency: dict = dataclasses.field(default_factory=dict)
     options: dict = dataclasses.field(default_factory=dict)
     details: Any = None
+    check: Callable | None = None
 
 
 def numpy_params(params: Mapping) -> dict:
@@ -414,9 +425,11 @@ class Lowered:
         if not isinstance(result, LoweringResult):
             raise LoweringError(f"target {target.name!r}: its lowering function returned "
                                 f"{type(result).__name__}, not a LoweringResult")
-        if not result.program.table.integer:
+        if result.program.table.dtype is None:
             raise LoweringError(f"target {target.name!r}: the lowered program is bound to the "
-                                f"{result.program.table.name!r} table, which is not integer")
+                                f"{result.program.table.name!r} table, which fixes no dtype (a "
+                                f"chip's table fixes its arithmetic: int32, or float32 where "
+                                f"the chip's neurons compute in float, as SpiNNaker2's)")
         self._target = target
         self._result = result
         self.source = source
@@ -648,10 +661,12 @@ class Lowered:
         xs = self._check_inputs(xs)
         users, items = self._record_items(record)
         if items:
-            ys, _, recs = self.model.run(self.model.params, xs, None, record=items)
+            ys, state, recs = self.model.run(self.model.params, xs, None, record=items)
         else:
-            ys, _ = self.model.run(self.model.params, xs)
+            ys, state = self.model.run(self.model.params, xs)
             recs = {}
+        if self._result.check is not None:
+            self._result.check(xs, state)
         rec = {}
         for item, name, field in users:
             pnode, index = self.record_names.get(name, (name, None))
@@ -740,7 +755,8 @@ def lower(graph, target: str, dt: float | None = None, *, params: Mapping | None
             (:class:`~nirjax.CompiledGraph`: its dt, semantics and parameters are used).
         target: a target name: ``"xylo-audio2"``, ``"xylo-audio3"``, ``"xylo-imu"``,
             ``"loihi2"``, ``"speck"``, ``"spinnaker2"`` (see :data:`TARGETS`).
-        dt: the time step (required for a graph or path; a model brings its own).
+        dt: the time step (required for a graph or path unless the target has a
+            ``default_dt``; a model brings its own).
         params: node name -> parameters overriding the graph's or the model's (e.g.
             ``model.params`` after fine-tuning): float parameters are lowered directly.
         semantics: the float semantics the graph is read under (default: the NIR spec); not
@@ -763,6 +779,8 @@ def lower(graph, target: str, dt: float | None = None, *, params: Mapping | None
         valid = ", ".join(f"{k} ({v})" for k, v in tgt.options.items()) or "none"
         raise LoweringError(f"target {tgt.name!r} has no option(s) {', '.join(unknown)}; its "
                             f"options: {valid}")
+    if dt is None and not isinstance(graph, CompiledGraph):
+        dt = tgt.default_dt
     program, np_params = _source_program(graph, dt, semantics, params)
     result = tgt.lower_fn(program, np_params, dict(options))
     lowered = Lowered(tgt, result, program, options)
