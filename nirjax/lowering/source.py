@@ -18,33 +18,9 @@ import numpy as np
 
 from ..compiler import Program
 from ..errors import LoweringError
+from .core import collapse_ports
 
 __all__ = ["flat_graph"]
-
-
-def _ports_removed(program: Program):
-    port = {n.name for n in program.nodes if n.role == "port"}
-    succ: dict = {}
-    for e in program.edges:
-        succ.setdefault(e.src, []).append(e.dst)
-
-    def ends(n, seen=()):
-        if n not in port:
-            return [n]
-        out = []
-        for m in succ.get(n, []):
-            if m not in seen:
-                out += ends(m, seen + (n,))
-        return out
-
-    edges = []
-    for e in program.edges:
-        if e.src in port:
-            continue
-        for d in ends(e.dst):
-            if (e.src, d) not in edges:
-                edges.append((e.src, d))
-    return [n for n in program.nodes if n.name not in port], edges
 
 
 def flat_graph(program: Program, params: Mapping | None = None) -> nir.NIRGraph:
@@ -70,9 +46,9 @@ def flat_graph(program: Program, params: Mapping | None = None) -> nir.NIRGraph:
     [[2.0, 0.0], [0.0, 2.0]]
     """
     params = dict(params or {})
-    nodes, edges = _ports_removed(program)
+    nodes, edges = collapse_ports(program)
     out = {}
-    for n in nodes:
+    for n in nodes.values():
         node = n.source
         p = params.get(n.name)
         if p is not None and node is not None:

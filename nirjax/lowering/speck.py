@@ -293,9 +293,11 @@ def lower_speck(program, params, options) -> LoweringResult:
         notes=notes,
         input_range=INPUT_RANGE,
         details=network,
+        check=_checker(network, neurons),
     )
 
 
 register_target("speck", lower_speck, family="speck",
                 doc="SynSense Speck (DYNAP-CNN) as sinabs 3.1.3 discretizes, maps and "
-                    "simulates it: 8-bit weights, integer IAF, 9 cores")
+                    "simulates it: 8-bit weights, integer IAF, 9 cores",
+                default_dt=1.0)
