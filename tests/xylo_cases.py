@@ -143,3 +143,61 @@ def random_chain(rng, layers, n_in: int = 16, n_out: int = 8, *, dt: float = 1e-
     a["threshold_out"] = ((1e4 if big_threshold else 1.0) * rng.uniform(0.5, 2.0, n_out)).astype(f32)
     a["bias_out"] = (rng.normal(0, 0.05, n_out) * bias).astype(f32)
     return ChainNet(a, list(layers))
+
+
+# chip sizes nirjax.lower must respect: (max readout neurons, max first/last hidden layer)
+_CHIP = {"xylo-audio2": (8, 1000), "xylo-audio3": (32, 128), "xylo-imu": (16, 128)}
+
+
+def random_nir(rng, target: str, layers=((24, True),), *, n_in: int = 16, n_out: int | None = None,
+               dt: float = 1e-3, regime: str = "plain", gains: str = "unit"):
+    """A random NIR graph of Xylo's shape: ``input -> fc0 -> lif0 (-> rec0 -> lif0) -> fc1 ->
+    lif1 ... -> fc_out -> readout -> output`` (CubaLIF neurons, Linear weights).
+
+    ``layers``: ``(size, recurrent)`` per hidden layer. ``regime``: ``"plain"`` (time
+    constants 1.5 dt .. 256 dt, thresholds around the weights), ``"saturate"`` (long time
+    constants, positive input weights, tiny thresholds on some neurons: 16-bit saturation and
+    31-spike bursts). ``gains``: ``"unit"`` (``r = tau_mem/dt``, ``w_in = tau_syn/dt``: unit
+    gains under the NIR spec's Euler update) or ``"random"``.
+    """
+    import nir
+
+    n_out = n_out or min(6, _CHIP[target][0])
+    sat = regime == "saturate"
+    nodes = {"input": nir.Input(np.array([n_in]))}
+    edges = []
+    prev, prev_name = n_in, "input"
+
+    def taus(n):
+        lo, hi = (9.0, 15.0) if sat else (0.6, 8.0)
+        return dt * 2 ** rng.uniform(lo, hi, n)
+
+    def cuba(n, small_threshold):
+        tau_syn, tau_mem = taus(n), taus(n)
+        th = rng.uniform(0.3, 1.5, n)
+        if small_threshold:
+            th[rng.random(n) < 0.5] = rng.uniform(0.002, 0.02)
+        if gains == "unit":
+            r, w_in = tau_mem / dt, tau_syn / dt
+        else:
+            r, w_in = rng.uniform(0.5, 3.0, n) * tau_mem / dt, rng.uniform(0.5, 3.0, n) * tau_syn / dt
+        v_leak = rng.normal(0, 0.3, n) * (rng.random(n) < 0.5)
+        return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak,
+                           v_threshold=th, v_reset=np.zeros(n), w_in=w_in)
+
+    for h, (n, rec) in enumerate(layers):
+        w = rng.normal(0, 0.3, (n, prev)) * (rng.random((n, prev)) < 0.6)
+        if sat and h == 0:
+            w = np.abs(w)
+        nodes[f"fc{h}"] = nir.Linear(weight=w)
+        nodes[f"lif{h}"] = cuba(n, sat)
+        edges += [(prev_name, f"fc{h}"), (f"fc{h}", f"lif{h}")]
+        if rec:
+            nodes[f"rec{h}"] = nir.Linear(weight=rng.normal(0, 0.2, (n, n)) * (rng.random((n, n)) < 0.2))
+            edges += [(f"lif{h}", f"rec{h}"), (f"rec{h}", f"lif{h}")]
+        prev, prev_name = n, f"lif{h}"
+    nodes["fc_out"] = nir.Linear(weight=rng.normal(0, 0.3, (n_out, prev)))
+    nodes["readout"] = cuba(n_out, False)
+    nodes["output"] = nir.Output(np.array([n_out]))
+    edges += [(prev_name, "fc_out"), ("fc_out", "readout"), ("readout", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)

@@ -36,11 +36,10 @@ from .violations import (DesignRuleError, MappingRecord, QuantizationRecord, Vio
 from .core import (TARGET_NAMES, TARGETS, Lowered, LoweringResult, NodeSpec, Target,
                    collapse_ports, get_target, lower, make_program, numpy_params,
                    rebind_program, register_target, resource)
+from . import xylo  # noqa: E402,F401  registers the Xylo targets
+from . import speck, spinnaker2  # noqa: E402,F401  register "speck" and "spinnaker2"
 
 __all__ = ["lower", "Lowered", "LoweringResult", "Target", "TARGETS", "TARGET_NAMES",
            "register_target", "get_target", "resource", "rebind_program", "make_program",
            "NodeSpec", "collapse_ports", "numpy_params", "Violation", "DesignRuleError",
            "raise_violations", "QuantizationRecord", "MappingRecord"]
-
-# the targets register themselves on import
-from . import speck, spinnaker2  # noqa: E402,F401

@@ -66,12 +66,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import NirjaxError, ParameterError
+from ..errors import LoweringError, ParameterError
+from .violations import QuantizationRecord
 
 __all__ = [
     "XyloTarget", "TARGETS", "get_target", "XyloNames", "XyloFloatNetwork", "XyloSpec",
     "QuantizationRecord", "map_network", "quantize_spec", "quantize_network", "COMPAT",
-    "SPEC_KEYS", "load_spec", "XyloLoweringError",
+    "SPEC_KEYS", "load_spec",
 ]
 
 W_MAX = 2 ** 7 - 1  # Rockpool's max_w_quan for 8-bit weights
@@ -89,18 +90,6 @@ _SPEC_DTYPES = {"weights_in": np.int8, "weights_out": np.int8, "weights_rec": np
                 "threshold_out": np.int16, "bias": np.int16, "bias_out": np.int16,
                 "weight_shift_in": np.int8, "weight_shift_rec": np.int8,
                 "weight_shift_out": np.int8, "dt": np.float64}
-
-
-class XyloLoweringError(NirjaxError, ValueError):
-    """A network cannot be lowered to a Xylo chip; the message lists every reason.
-
-    Stand-in for ``nirjax.LoweringError`` until that exists; ``violations`` holds the
-    :class:`~nirjax.lowering.xylo_rules.Violation` records when design rules failed.
-    """
-
-    def __init__(self, message: str, violations: Sequence = ()):
-        super().__init__(message)
-        self.violations = list(violations)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,12 +190,12 @@ def get_target(name: str) -> XyloTarget:
     """The :class:`XyloTarget` called ``name``.
 
     Raises:
-        XyloLoweringError: ``name`` is not a Xylo target.
+        LoweringError: ``name`` is not a Xylo target.
     """
     if isinstance(name, XyloTarget):
         return name
     if name not in TARGETS:
-        raise XyloLoweringError(
+        raise LoweringError(
             f"unknown Xylo target {name!r}; the Xylo targets are {', '.join(TARGETS)}")
     return TARGETS[name]
 
@@ -355,42 +344,6 @@ class XyloFloatNetwork:
         return self.tau_syn.shape[1]
 
 
-@dataclasses.dataclass(frozen=True)
-class QuantizationRecord:
-    """The rounding of one quantity of one node.
-
-    Attributes:
-        node: the graph node (or nodes, joined by ``+``).
-        quantity: ``"weight"``, ``"threshold"``, ``"bias"``, ``"tau_mem"``, ``"tau_syn"``, ...
-        scale: integer units per float unit (the layer's effective scale; for time constants
-            1.0).
-        max_abs: largest ``|x|`` of the float values.
-        max_abs_error: largest ``|q/scale - x|`` over the values (float units); for time
-            constants ``|dt*2**dash - tau|``.
-        relative_error: ``max_abs_error / max_abs`` (0 when ``max_abs`` is 0); for time
-            constants the largest relative error per neuron.
-        clipped: values whose integer does not fit the chip's field.
-        detail: one more sentence (e.g. the per-step decay factors' largest error).
-    """
-
-    node: str
-    quantity: str
-    scale: float
-    max_abs: float
-    max_abs_error: float
-    relative_error: float
-    clipped: int = 0
-    detail: str = ""
-
-    def __str__(self) -> str:
-        s = (f"{self.node} {self.quantity}: scale {self.scale:.6g}, max |x| "
-             f"{self.max_abs:.6g}, max error {self.max_abs_error:.3g} "
-             f"({100 * self.relative_error:.3g}%)")
-        if self.clipped:
-            s += f", {self.clipped} out of range"
-        return s + (f"; {self.detail}" if self.detail else "")
-
-
 def _f32(x) -> np.ndarray:
     """As Rockpool's torch modules hold it (float32), in the mapper's float64 arrays."""
     return np.asarray(x, np.float32).astype(np.float64)
@@ -405,7 +358,7 @@ def _dash(tau, dt: float) -> np.ndarray:
 
 def _check_compat(compat: str) -> None:
     if compat not in COMPAT:
-        raise XyloLoweringError(f"unknown compat {compat!r}; expected 'rockpool' (Rockpool "
+        raise LoweringError(f"unknown compat {compat!r}; expected 'rockpool' (Rockpool "
                                 f"3.1.0's configuration, bugs included) or 'fixed'")
 
 
@@ -478,7 +431,7 @@ def _global(f: dict, fuzzy_scaling: bool, fixed: bool) -> tuple[dict, dict]:
         out = np.ravel(w_out)
         out = out[out != 0]
         if hid.size == 0 or out.size == 0:
-            raise XyloLoweringError("fuzzy scaling needs nonzero hidden and readout weights "
+            raise LoweringError("fuzzy scaling needs nonzero hidden and readout weights "
                                     "(it scales to |mean| + 2 std of the nonzero weights)")
         max_w = abs(hid.mean()) + 2 * hid.std()
         max_w_out = abs(out.mean()) + 2 * out.std()
@@ -598,7 +551,7 @@ def quantize_spec(float_spec: dict, method: str = "global", fuzzy_scaling: bool 
         used (``"hidden"`` and ``"readout"`` per neuron, plus what was rescaled).
 
     Raises:
-        XyloLoweringError: unknown ``method``, or fuzzy scaling of all-zero weights.
+        LoweringError: unknown ``method``, or fuzzy scaling of all-zero weights.
     """
     _check_compat(compat)
     fixed = compat == "fixed"
@@ -606,10 +559,10 @@ def quantize_spec(float_spec: dict, method: str = "global", fuzzy_scaling: bool 
         q, scales = _global(float_spec, fuzzy_scaling, fixed)
     elif method == "channel":
         if fuzzy_scaling:
-            raise XyloLoweringError("fuzzy_scaling applies to method='global' only")
+            raise LoweringError("fuzzy_scaling applies to method='global' only")
         q, scales = _channel(float_spec, fixed)
     else:
-        raise XyloLoweringError(f"unknown quantization method {method!r}; expected 'global' or "
+        raise LoweringError(f"unknown quantization method {method!r}; expected 'global' or "
                                 f"'channel' (Rockpool's global_quantize / channel_quantize)")
     for key in ("dash_mem", "dash_mem_out", "dash_syn", "dash_syn_2", "dash_syn_out"):
         q[key] = _round(float_spec[key])
@@ -688,7 +641,7 @@ class XyloSpec:
         """The ``.npz`` contents: each keyword array in its chip dtype, scalars 0-d.
 
         Raises:
-            XyloLoweringError: a design rule fails (a value would not fit its field).
+            LoweringError: a design rule fails (a value would not fit its field).
         """
         from .xylo_rules import require_valid
 
@@ -703,7 +656,7 @@ class XyloSpec:
         ``config_from_specification`` names the hidden bias ``bias_hidden``, not ``bias``.
 
         Raises:
-            XyloLoweringError: a design rule fails.
+            LoweringError: a design rule fails.
         """
         np.savez(path, **self.npz_arrays())
 
@@ -763,8 +716,14 @@ def _tau_record(node, quantity, tau, dash, dt) -> QuantizationRecord:
     return QuantizationRecord(
         node, quantity, 1.0, float(np.max(tau)), float(np.max(err)),
         float(np.max(err / tau)), out_of_range,
-        f"dash {int(dash.min())}..{int(dash.max())} (tau = dt*2**dash); per-step decay "
-        f"1-2**-dash vs exp(-dt/tau) differs by up to {float(np.max(np.abs(decay_chip - decay_float))):.3g}")
+        f"dash = round(log2(tau/dt)) = {_span(dash)} (the chip's tau is dt*2**dash); per-step "
+        f"decay 1-2**-dash vs exp(-dt/tau) differs by up to "
+        f"{float(np.max(np.abs(decay_chip - decay_float))):.3g}")
+
+
+def _span(values) -> str:
+    lo, hi = int(np.min(values)), int(np.max(values))
+    return str(lo) if lo == hi else f"{lo}..{hi}"
 
 
 def _records(net: XyloFloatNetwork, float_spec: dict, q: dict, scales: dict,
@@ -840,24 +799,24 @@ def load_spec(path, target, names: XyloNames | None = None) -> XyloSpec:
     arrays) as a :class:`XyloSpec` for ``target``.
 
     Raises:
-        XyloLoweringError: the file lacks a required array, has arrays XyloSim does not take,
+        LoweringError: the file lacks a required array, has arrays XyloSim does not take,
             or has alias connections (not modelled by nirjax).
     """
     target = get_target(target)
     with np.load(path) as data:
         missing = [k for k in ("weights_in", "weights_out") if k not in data]
         if missing:
-            raise XyloLoweringError(f"{path}: missing {', '.join(missing)}; an XyloSim "
+            raise LoweringError(f"{path}: missing {', '.join(missing)}; an XyloSim "
                                     f"specification needs weights_in and weights_out")
         raw = {k: np.asarray(data[k], dtype=object if k == "aliases" else None)
                for k in data.files}
     if "aliases" in raw and any(len(a) for a in raw["aliases"]):
-        raise XyloLoweringError(
+        raise LoweringError(
             f"{path}: the specification has alias connections (xylosim copies a neuron's spikes "
             f"to its alias target); nirjax's Xylo simulation does not model aliases")
     unknown = sorted(set(raw) - set(SPEC_KEYS) - {"aliases"})
     if unknown:
-        raise XyloLoweringError(f"{path}: unknown arrays {', '.join(unknown)}; an XyloSim "
+        raise LoweringError(f"{path}: unknown arrays {', '.join(unknown)}; an XyloSim "
                                 f"specification has {', '.join(SPEC_KEYS)} (and aliases)")
     w_in = raw["weights_in"]
     w_in = w_in[:, :, None] if w_in.ndim == 2 else w_in

@@ -4,8 +4,8 @@ A rule is a :class:`DesignRule` (name, what it checks, a function ``check(spec) 
 [Violation]``); :data:`XYLO_RULES` lists them for all three chips (the limits come from
 the spec's :class:`~nirjax.lowering.xylo_quantize.XyloTarget`). :func:`check_design_rules`
 runs every rule and returns all violations at once; :func:`require_valid` raises one
-:class:`~nirjax.lowering.xylo_quantize.XyloLoweringError` listing every error and warns
-(:class:`XyloLoweringWarning`) about the rest. Each :class:`Violation` names the node, the
+:class:`~nirjax.LoweringError` listing every error (its ``violations`` hold the records)
+and warns (:class:`~nirjax.errors.LoweringWarning`) about the rest. Each :class:`Violation` names the node, the
 rule, the chip's limit and the network's value, e.g. ``node 'lif1': 1200 hidden neurons,
 xylo-audio2 has 1000``.
 
@@ -22,39 +22,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import NirjaxWarning
-from .xylo_quantize import XyloLoweringError, XyloSpec
+from ..errors import LoweringError, LoweringWarning
+from .violations import Violation
+from .xylo_quantize import XyloSpec
 
 __all__ = ["Violation", "DesignRule", "XYLO_RULES", "check_design_rules", "require_valid",
-           "resources", "XyloLoweringWarning"]
-
-
-class XyloLoweringWarning(NirjaxWarning):
-    """A Xylo configuration departs from the float network beyond rounding."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Violation:
-    """One broken design rule.
-
-    Attributes:
-        node: the graph node concerned.
-        rule: the rule's name.
-        limit: the chip's limit.
-        value: the network's value.
-        message: what is wrong, with both numbers.
-        severity: ``"error"`` (cannot be lowered) or ``"warning"``.
-    """
-
-    node: str
-    rule: str
-    limit: object
-    value: object
-    message: str
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        return f"node {self.node!r}: {self.message}"
+           "resources"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,19 +328,20 @@ def require_valid(violations, target=None) -> None:
     Warnings are issued only when there is no error (the error lists everything).
 
     Raises:
-        XyloLoweringError: at least one violation has ``severity == "error"``.
+        LoweringError: at least one violation has ``severity == "error"``.
     """
     errors = [v for v in violations if v.severity == "error"]
     others = [v for v in violations if v.severity != "error"]
     if not errors:
         for v in others:
-            warnings.warn(str(v), XyloLoweringWarning, stacklevel=3)
+            warnings.warn(str(v), LoweringWarning, stacklevel=3)
     else:
         where = f" on {target.name}" if target is not None else ""
         lines = "\n".join(f"  - {v} [{v.rule}]" for v in errors)
-        raise XyloLoweringError(
+        raise LoweringError(
             f"the network cannot run{where}: {len(errors)} design rule violation"
-            f"{'s' if len(errors) > 1 else ''}:\n{lines}", errors)
+            f"{'s' if len(errors) > 1 else ''}:\n{lines}", errors,
+            target.name if target is not None else None)
 
 
 def resources(spec: XyloSpec) -> dict:

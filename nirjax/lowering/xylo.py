@@ -1,0 +1,362 @@
+"""The Xylo targets: ``"xylo-audio2"``, ``"xylo-audio3"``, ``"xylo-imu"``.
+
+``nirjax.lower(graph, "xylo-audio2", dt=1e-4)`` runs these passes over the graph's float
+:class:`~nirjax.compiler.Program`:
+
+1. **Shape** (:func:`~nirjax.lowering.xylo_nir.network_from_program`): the graph must be
+   ``Input -> Linear/Affine -> CubaLIF (hidden, optionally recurrent, possibly several
+   nodes) -> Linear/Affine -> CubaLIF (readout) -> Output``; the float model's gains
+   (``r``, ``w_in``, ``v_leak`` under its semantics) are folded into thresholds and biases
+   (option ``gains``).
+2. **Mapping and quantization** (:func:`~nirjax.lowering.xylo_quantize.quantize_network`):
+   Rockpool 3.1.0's mapper and ``global_quantize`` (or ``channel_quantize``), so that the
+   chip configuration equals Rockpool's; ``dash = round(log2(tau/dt))``.
+3. **Design rules** (:mod:`~nirjax.lowering.xylo_rules`): every violation at once in one
+   :class:`~nirjax.LoweringError`; approximations become warnings.
+4. **Integer program**: the weight nodes are absorbed and all hidden CubaLIF nodes collapse
+   into ONE population; the program is ``Input -> hidden -> readout -> Output`` on the
+   ``"xylo"`` rule table (:mod:`nirjax.rules.xylo`, fused kernels of
+   :mod:`nirjax.kernels.xylo`), run by :class:`~nirjax.compiler.CompiledGraph`. It equals
+   XyloSim (``xylosim`` 0.1.3, through Rockpool 3.1.0) at every step, saturation and
+   multi-spike included (``tests/test_xylo_lowering_vendor.py``).
+
+Names. The hidden population's program node is named after the hidden CubaLIF node when
+there is one (e.g. ``"lif1.lif"``), else ``"hidden"``; the readout keeps its node's name.
+``run(record=[...])`` takes the graph's names: a hidden node (or the subgraph holding it,
+e.g. ``"lif1"`` for ``"lif1.lif"``) gives its slice of the hidden spikes (0..31 per step),
+``(name, "v")`` / ``(name, "i_syn")`` its membranes / currents (``"spikes"`` also works).
+
+Timing. The chip's input path has no latency; the recurrent and readout paths one step
+each: the readout (and the Output) lag the float graph by one step (``hw.latency``), which
+:func:`nirjax.compare` aligns. Inputs are event counts per channel and step in ``[0,
+255]``; the chip delivers at most 15 per channel and step (more are dropped, as on the
+chip).
+
+Export: the ``.npz`` of ``XyloSim.from_specification``'s keyword arrays (scalars 0-d), for
+``rockpool.devices.xylo.syns61201`` (Audio 2) or ``syns63300`` (Audio 3 and IMU; Audio 3's
+``syns65302`` package re-exports it). ``to_nir()``: the quantized network as NIR (below).
+"""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+
+from ..errors import LoweringError
+from ..kernels import xylo as xk
+from ..rules.xylo import XYLO, XyloPopulationConfig
+from .core import LoweringResult, NodeSpec, make_program, register_target, resource
+from .violations import MappingRecord, split_violations
+from .xylo_nir import GAINS, program_nodes, network_from_nodes
+from .xylo_quantize import COMPAT, TARGETS as XYLO_TARGETS, XyloSpec, quantize_network
+from .xylo_rules import check_design_rules, resources as spec_resources
+
+__all__ = ["lower_xylo", "OPTIONS", "xylo_to_nir"]
+
+INPUT_RANGE = (0, 255)
+
+OPTIONS = {
+    "method": "'global' (default: Rockpool's global_quantize, one scale per layer) or "
+              "'channel' (channel_quantize, one per neuron)",
+    "fuzzy_scaling": "global only: scale to |mean| + 2 std of the nonzero weights (default "
+                     "False)",
+    "compat": "'rockpool' (default: Rockpool 3.1.0's configuration, its quantizer bugs "
+              "reproduced and flagged) or 'fixed'",
+    "gains": "'fold' (default: the float model's gains folded into thresholds/biases, exact) "
+             "or 'ignore' (thresholds as they are, as Rockpool's importer)",
+    "fast_path": "use the kernel's exact unsaturated shortcut (default True; same results)",
+}
+
+
+def _semantic_notes(nodes, neurons, program) -> list:
+    """Where the float model's semantics differ from the chip's discrete update."""
+    notes = []
+    for name in neurons:
+        sem = nodes[name].semantics
+        if sem is None:
+            continue
+        diffs = []
+        if sem.reset != "subtract":
+            diffs.append(f"resets with {sem.reset!r} (the chip subtracts the threshold)")
+        if sem.threshold_test != ">=":
+            diffs.append(f"fires when v {sem.threshold_test} threshold (the chip: v >= "
+                         f"threshold)")
+        if sem.spikes != "multi":
+            diffs.append("fires at most one spike per step (the chip up to 31 per hidden "
+                         "neuron)")
+        if sem.form != "decay" or sem.integrator != "euler":
+            diffs.append(f"decays as form {sem.form!r} / integrator {sem.integrator!r} (the "
+                         f"chip: x -= x >> dash, i.e. the factor 1 - 2**-dash)")
+        if getattr(sem, "cuba_current", "new") != "new":
+            diffs.append("integrates the previous step's synaptic current (the chip: this "
+                         "step's)")
+        if diffs:
+            notes.append(f"{name}: the float model (semantics {sem.name!r}) " + "; ".join(diffs))
+    if program.semantics.latency != "none" or program.semantics.cycle_break != "dfs":
+        notes.append(f"the model's semantics {program.semantics.name!r} inserts latency Delay "
+                     f"nodes; they are not lowered: the chip has its own timing (recurrent and "
+                     f"readout paths one step, input path none)")
+    return notes
+
+
+def _structure(program):
+    """The program to read the network from: one without the Delay nodes a profile's graph
+    pass inserts (the chip has its own timing)."""
+    sem = program.semantics
+    if sem.latency == "none" and sem.cycle_break == "dfs" and sem.recurrent_bias == "keep":
+        return program
+    from ..compiler import build_program
+    from ..semantics import Semantics
+
+    plain = build_program(program.graph, program.dt, Semantics(), table="float")
+    return plain
+
+
+def _aliases(names, hidden_nodes) -> dict:
+    """Subgraph names that hold exactly one hidden or readout node, -> that node."""
+    out = {}
+    counts: dict[str, list] = {}
+    for n in hidden_nodes:
+        parts = n.split(".")
+        for k in range(1, len(parts)):
+            counts.setdefault(".".join(parts[:k]), []).append(n)
+    for prefix, members in counts.items():
+        if len(members) == 1 and prefix not in names:
+            out[prefix] = members[0]
+    return out
+
+
+def xylo_to_nir(spec: XyloSpec) -> nir.NIRGraph:
+    """The quantized network as a NIR graph (integer values stored as floats).
+
+    ``Input (Nin) -> Linear w_in -> CubaLIF hidden`` (with ``hidden -> Linear w_rec ->
+    hidden`` when there are recurrent weights) ``-> Linear w_out -> CubaLIF readout ->
+    Output``, where the weights are the chip's increments per event (``w << weight_shift``),
+    thresholds and biases (``v_leak``) the chip's integers, ``tau = dt * 2**dash`` (so that
+    the Euler factor ``dt/tau`` is the chip's ``2**-dash``), ``r = tau_mem/dt`` and ``w_in =
+    tau_syn/dt`` (unit gains under the NIR spec's Euler update) and ``v_reset = 0``. One
+    synaptic current per neuron (NIR's CubaLIF has one); the hidden node is named
+    ``"hidden"``, the readout ``"readout"``. The chip's saturation, bit-shift rounding,
+    31-spike bursts and one-step readout latency are not NIR semantics: simulate the
+    lowered model (``hw(xs)``) for those.
+
+    Raises:
+        LoweringError: the network uses a second synaptic current.
+    """
+    a = spec.arrays
+    if np.asarray(a["weights_in"]).shape[2] > 1:
+        raise LoweringError("to_nir: the network uses two synaptic currents per hidden neuron; "
+                            "a NIR CubaLIF has one")
+    p = spec.kernel_params()
+    dt = float(a["dt"])
+    w_in = np.asarray(xk.shifted_weight(p.hidden.w_in, p.hidden.shift_in))[:, :, 0]
+    w_rec = np.asarray(xk.shifted_weight(p.hidden.w_rec, p.hidden.shift_rec))[:, :, 0]
+    w_out = np.asarray(xk.shifted_weight(p.readout.w_out, p.readout.shift_out))[:, :, 0]
+
+    def cuba(neuron):
+        tau_syn = dt * 2.0 ** np.asarray(neuron.dash_syn, float)[:, 0]
+        tau_mem = dt * 2.0 ** np.asarray(neuron.dash_mem, float)
+        n = tau_mem.size
+        return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt,
+                           v_leak=np.asarray(neuron.bias, float),
+                           v_threshold=np.asarray(neuron.threshold, float),
+                           v_reset=np.zeros(n), w_in=tau_syn / dt)
+
+    n_in, n_hid = w_in.shape
+    nodes = {"input": nir.Input(np.array([n_in])),
+             "w_in": nir.Linear(weight=w_in.T.astype(float)),
+             "hidden": cuba(p.hidden.neuron),
+             "w_out": nir.Linear(weight=w_out.T.astype(float)),
+             "readout": cuba(p.readout.neuron),
+             "output": nir.Output(np.array([w_out.shape[1]]))}
+    edges = [("input", "w_in"), ("w_in", "hidden"), ("hidden", "w_out"), ("w_out", "readout"),
+             ("readout", "output")]
+    if np.any(w_rec != 0):
+        nodes["w_rec"] = nir.Linear(weight=w_rec.T.astype(float))
+        edges += [("hidden", "w_rec"), ("w_rec", "hidden")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def _resources(spec: XyloSpec, nodes, net_names) -> dict:
+    t = spec.target
+    a = spec.arrays
+    totals = spec_resources(spec)
+    n_syn = int(np.asarray(a["weights_in"]).shape[2])
+    out = {}
+    for name, start, stop in net_names.hidden:
+        out[name] = {"neurons": resource(stop - start, t.n_hidden)}
+    out[net_names.readout] = {"neurons": resource(spec.n_outputs, t.n_outputs)}
+    out[net_names.input] = {"input channels": resource(spec.n_inputs, t.n_inputs)}
+    w_in_limit = t.n_inputs * t.max_input_expansion * n_syn
+    out[net_names.weights_in] = {"weights": resource(
+        np.count_nonzero(a["weights_in"]), w_in_limit)}
+    rec_limit = t.max_recurrent_synapses
+    for w in net_names.weights_rec:
+        if w in nodes:
+            out[w] = {"weights": resource(np.count_nonzero(nodes[w].params.weight), rec_limit)}
+    for w in net_names.weights_out:
+        out[w] = {"weights": resource(np.count_nonzero(nodes[w].params.weight),
+                                      t.max_output_expansion * t.n_outputs)}
+    fan = np.sum(np.any(np.asarray(a["weights_rec"]) != 0, axis=2), axis=1)
+    total = {
+        "neurons": resource(spec.n_hidden + spec.n_outputs, t.n_hidden + t.n_outputs),
+        "hidden neurons": resource(spec.n_hidden, t.n_hidden),
+        "readout neurons": resource(spec.n_outputs, t.n_outputs),
+        "input channels": resource(spec.n_inputs, t.n_inputs),
+        "synapses per hidden neuron": resource(n_syn, t.n_synapses),
+        "input weights": resource(np.count_nonzero(a["weights_in"]), w_in_limit),
+        "recurrent weights": resource(int(fan.sum()), rec_limit),
+        "readout weights": resource(np.count_nonzero(a["weights_out"]),
+                                    t.max_output_expansion * t.n_outputs),
+        "weights": resource(np.count_nonzero(a["weights_in"]) + int(fan.sum())
+                            + np.count_nonzero(a["weights_out"]),
+                            None if rec_limit is None else
+                            w_in_limit + rec_limit + t.max_output_expansion * t.n_outputs),
+        "cores": resource(1, 1),
+    }
+    for key in ("input-expansion neurons", "output-expansion neurons",
+                "max recurrent fan-out"):
+        used, limit = totals[key]
+        total[key] = resource(used, limit)
+    out["total"] = total
+    return out
+
+
+def lower_xylo(program, params: dict, options: dict, target_name: str) -> LoweringResult:
+    """Lower a float Program to a Xylo chip (the target's ``lower_fn``; module docstring).
+
+    Args:
+        program: the graph's float Program.
+        params: node name -> float parameters (NIR field names).
+        options: ``method``, ``fuzzy_scaling``, ``compat``, ``gains``, ``fast_path``
+            (:data:`OPTIONS`).
+        target_name: ``"xylo-audio2"``, ``"xylo-audio3"`` or ``"xylo-imu"``.
+
+    Returns:
+        The :class:`~nirjax.lowering.LoweringResult` (``details``: the
+        :class:`~nirjax.lowering.xylo_quantize.XyloSpec`).
+
+    Raises:
+        LoweringError: every violation of the graph's shape and of the chip's limits.
+    """
+    target = XYLO_TARGETS[target_name]
+    method = options.get("method", "global")
+    fuzzy = bool(options.get("fuzzy_scaling", False))
+    compat = options.get("compat", "rockpool")
+    gains = options.get("gains", "fold")
+    fast_path = bool(options.get("fast_path", True))
+    if compat not in COMPAT:
+        raise LoweringError(f"compat={compat!r}; expected one of {COMPAT}")
+    if gains not in GAINS:
+        raise LoweringError(f"gains={gains!r}; expected one of {GAINS}")
+    structure = _structure(program)
+    semantics_of = {n.name: n.semantics for n in program.nodes}
+    nodes, edges, inputs, outputs = program_nodes(structure, params)
+    nodes = {k: n._replace(semantics=semantics_of.get(k, n.semantics)) for k, n in nodes.items()}
+    net, violations = network_from_nodes(nodes, edges, inputs, outputs, program.dt, gains)
+    if net is None:
+        errors, _ = split_violations(violations)
+        _raise(target_name, errors)
+    spec = quantize_network(net, target, method=method, fuzzy_scaling=fuzzy, compat=compat)
+    violations = violations + check_design_rules(spec)
+    errors, warnings = split_violations(violations)
+    if errors:
+        _raise(target_name, errors)
+
+    names = net.names
+    hidden_nodes = [h for h, _, _ in names.hidden]
+    hidden_name = hidden_nodes[0] if len(hidden_nodes) == 1 else "hidden"
+    readout_name = names.readout
+    inp, out = names.input, outputs[0]
+    kp = spec.kernel_params()
+    n_in, n_hid, n_out = spec.n_inputs, spec.n_hidden, spec.n_outputs
+    source_of = {n.name: n for n in program.nodes}
+    specs = [
+        NodeSpec(inp, "Input", (n_in,), (n_in,), None, source_of[inp].config, "input"),
+        NodeSpec(hidden_name, "CubaLIF", (n_in,), (n_hid,), kp.hidden,
+                 XyloPopulationConfig("hidden", fast_path), "op",
+                 source=source_of[hidden_nodes[0]].source),
+        NodeSpec(readout_name, "CubaLIF", (n_hid,), (n_out,), kp.readout,
+                 XyloPopulationConfig("readout", fast_path), "op"),
+        NodeSpec(out, "Output", (n_out,), (n_out,), None, source_of[out].config, "output"),
+    ]
+    if inp not in source_of or out not in source_of:
+        raise LoweringError("the graph's Input/Output nodes were not found in its program")
+    integer = make_program(program, XYLO, specs,
+                           [(inp, hidden_name), (hidden_name, readout_name),
+                            (readout_name, out)], [inp], [out])
+
+    record_names = {out: (out, None), inp: (inp, None), readout_name: (readout_name, None)}
+    for h, start, stop in names.hidden:
+        record_names[h] = (hidden_name, slice(start, stop))
+    for alias, member in _aliases(set(nodes), hidden_nodes + [readout_name]).items():
+        record_names[alias] = record_names[member]
+
+    def span(a, b):
+        return f"{a}..{b - 1}" if b - a > 1 else f"{a}"
+
+    mapping = [MappingRecord(inp, "Input", f"input channels {span(0, n_in)} (at most 15 "
+                             f"events per channel and step)", inp)]
+    lo, hi = names.hidden[0][1], names.hidden[0][2]
+    mapping.append(MappingRecord(names.weights_in, nodes[names.weights_in].type_name,
+                                 f"input weights onto hidden neurons {span(lo, hi)} "
+                                 f"(8-bit, weight_shift_in {spec.arrays['weight_shift_in']})",
+                                 hidden_name))
+    for h, start, stop in names.hidden:
+        mapping.append(MappingRecord(h, "CubaLIF", f"hidden neurons {span(start, stop)} of "
+                                     f"{target.n_hidden}", hidden_name))
+    for w in names.weights_rec:
+        if w in nodes:
+            mapping.append(MappingRecord(w, nodes[w].type_name, "recurrent weights (one step "
+                                         "of latency, 8-bit, weight_shift_rec "
+                                         f"{spec.arrays['weight_shift_rec']})", hidden_name))
+    for w in names.weights_out:
+        mapping.append(MappingRecord(w, nodes[w].type_name, "readout weights from the last "
+                                     "hidden neurons (one step of latency, 8-bit)",
+                                     readout_name))
+    mapping.append(MappingRecord(readout_name, "CubaLIF", f"readout neurons {span(0, n_out)} "
+                                 f"of {target.n_outputs} (at most 1 spike per step)",
+                                 readout_name))
+    mapping.append(MappingRecord(out, "Output", "the readout's spikes", out))
+
+    notes = [f"{target.chip}: Rockpool 3.1.0 {method}_quantize"
+             + (" (fuzzy scaling)" if fuzzy else "")
+             + (", Rockpool's quantizer bugs fixed" if compat == "fixed" else
+                " (its configuration exactly, quantizer bugs included: see warnings)"),
+             f"gains={gains!r}: " + ("the float model's gains are folded into the thresholds "
+                                     "and biases" if gains == "fold" else
+                                     "thresholds taken as they are (Rockpool's importer)"),
+             "timing: input path no latency; recurrent and readout paths one step each, so the "
+             f"readout {readout_name!r} lags the float graph by one step",
+             "input: event counts per channel and step in [0, 255]; the chip delivers at most "
+             "15 per channel and step"]
+    notes += _semantic_notes(nodes, hidden_nodes + [readout_name], program)
+    latency = {readout_name: 1, out: 1}
+    return LoweringResult(
+        program=integer, resources=_resources(spec, nodes, names),
+        quantization=list(spec.records), mapping=mapping, export=spec.export,
+        to_nir=lambda: xylo_to_nir(spec), record_names=record_names, notes=notes,
+        warnings=list(warnings), input_range=INPUT_RANGE, latency=latency, options={},
+        details=spec)
+
+
+def _raise(target_name, errors):
+    from .violations import DesignRuleError
+
+    raise DesignRuleError(target_name, errors)
+
+
+def _register():
+    docs = {"xylo-audio2": "SynSense Xylo Audio 2 (SYNS61201): 16 inputs, 1000 hidden, 8 "
+                           "readout; equals XyloSim (Rockpool 3.1.0 + xylosim 0.1.3)",
+            "xylo-audio3": "SynSense Xylo Audio 3 (SYNS65302): 16 inputs, 992 hidden, 32 "
+                           "readout; equals XyloSim (Rockpool 3.1.0 + xylosim 0.1.3)",
+            "xylo-imu": "SynSense Xylo IMU (SYNS63300): 16 inputs, 496 hidden, 16 readout; "
+                        "equals XyloSim (Rockpool 3.1.0 + xylosim 0.1.3)"}
+    for name, doc in docs.items():
+        register_target(name, lambda program, params, options, _n=name:
+                        lower_xylo(program, params, options, _n),
+                        family="xylo", doc=doc, options=OPTIONS)
+
+
+_register()
