@@ -157,6 +157,9 @@ def test_conn_delay_option(read_paper):
     z1 = np.asarray(hw1(x)).ravel()
     assert z0.sum() > 0
     np.testing.assert_array_equal(z1[1:], z0[:-1])
+    assert hw1.latency == {"1": 1, "output": 1} and _lower(g).latency == {}
+    model = nirjax.compile(g, dt=DT, semantics="spinnaker2")
+    assert nirjax.compare(model, hw1, x).output_agreement() == 1.0  # aligned by the latency
     with pytest.raises(nirjax.LoweringError, match="Conv2d delay"):
         nirjax.lower(read_paper("cnn_sinabs"), "spinnaker2", dt=DT, conn_delay=1)
     with pytest.raises(nirjax.LoweringError, match="conn_delay must be 0"):

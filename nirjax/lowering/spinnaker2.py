@@ -55,7 +55,9 @@ chip's ARM cores compute the neuron models in float32 (that arithmetic is an ass
 carried over from the profile, not checked against the chip here). Option ``conn_delay``
 (0, the paper's configuration and the default, or 1, py-spinnaker2's default) adds a
 one-step delay after every weight node (``Semantics(latency="weights")``); Conv2d graphs
-need 0. Inputs are spike sources: 0 or 1 event per element and step. ``hw.export(path)``
+need 0 (with 1, :attr:`~nirjax.Lowered.latency` gives each node's lag behind the float
+graph). Inputs are spike sources: 0 or 1 event per element and step; outputs are spikes,
+0 or 1, as float32 values (the table's dtype). ``hw.export(path)``
 writes the scaled graph as ``.nir`` (weights in [-127, 127] stored as floats; max |W| = 127
 per neuron node, so ``from_nir(scale_weights=True)`` finds scale 1 and leaves it as it is);
 ``hw.to_nir()`` returns it.
@@ -89,6 +91,7 @@ WEIGHT_TYPES = (nir.Affine, nir.Linear, nir.Conv2d)
 SPIKE_SOURCES = NEURON_TYPES + (nir.Input,)
 ACCEPTED_TYPES = NEURON_TYPES + WEIGHT_TYPES + (nir.Input, nir.Output, nir.SumPool2d,
                                                 nir.Flatten)
+WEIGHT_NAMES = tuple(t.__name__ for t in WEIGHT_TYPES)
 INT8_MAX = 127
 
 
@@ -444,6 +447,25 @@ def _s2_mapping(graph, scales):
     return out
 
 
+def _lags(program) -> dict:
+    """Graph node -> steps a one-step delay after every weight node adds on the way from
+    the Input (only where every path agrees; cycle-closing edges are not followed)."""
+    lags: dict = {}
+    for n in program.nodes:
+        if n.role == "input":
+            lags[n.name] = {0}
+            continue
+        got = set()
+        for e in program.incoming(n.name):
+            if not e.delayed and e.src in lags:
+                add = 1 if program.node(e.src).type_name in WEIGHT_NAMES else 0
+                got |= {v + add for v in lags[e.src]}
+        if got:
+            lags[n.name] = got
+    return {k: next(iter(v)) for k, v in lags.items()
+            if len(v) == 1 and next(iter(v)) > 0 and program.node(k).role != "port"}
+
+
 def lower_spinnaker2(program, params, options):
     """The ``"spinnaker2"`` target's lowering function (see the module docstring).
 
@@ -499,7 +521,7 @@ def lower_spinnaker2(program, params, options):
         notes=notes,
         warnings=zeroed,
         input_range=(0, 1),
-        latency={},
+        latency=_lags(program) if conn_delay else {},
         details=report,
     )
 
