@@ -321,3 +321,25 @@ def test_export_and_to_nir_round_trip(tmp_path, read_paper):
         assert float(r.scale) == 1.0
     g2 = hw.to_nir()
     np.testing.assert_array_equal(np.asarray(g2.nodes["0"].weight), hw.details.layers[0].weight)
+
+
+def test_average_pooling_at_the_end_warns_and_sums():
+    """A final AvgPool2d has no next layer to fold 1/(kh*kw) into: the chip outputs window
+    sums, with a warning saying by how much that differs."""
+    rng = rng_for("speck-target-avg")
+    g = chain((2, 8, 8), (12 * 4 * 4,),
+              ("c", nir.Conv2d(None, rng.normal(0, 1, (12, 2, 3, 3)).astype(F32),
+                               np.array([1, 1]), np.array([1, 1]), np.array([1, 1]), 1,
+                               rng.normal(0, 0.1, 12).astype(F32))),
+              ("n", nir.IF(np.ones((12, 8, 8), F32), np.full((12, 8, 8), F32(0.8)),
+                           np.zeros((12, 8, 8), F32))),
+              ("p", nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0]))),
+              ("f", nir.Flatten({"input": np.array([12, 4, 4])}, 0, -1)))
+    with pytest.warns(nirjax.errors.LoweringWarning, match="'p'.*4 times the float graph"):
+        hw = nirjax.lower(g, "speck")
+    x = _events(rng, (6, 2, 2, 8, 8))
+    spikes, _ = oracle(hw.details, x)
+    want = np.stack([np.stack([_sum_pool(spikes[0][t, b], (2, 2)).reshape(-1)
+                               for b in range(2)]) for t in range(6)])
+    np.testing.assert_array_equal(np.asarray(hw(x)), want)
+    assert any("AvgPool2d 'p' runs as sum pooling" in n for n in hw.notes)

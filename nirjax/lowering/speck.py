@@ -278,6 +278,16 @@ def lower_speck(program, params, options) -> LoweringResult:
         "integer sums are computed by float32 kernels at full precision: exact while partial "
         "sums stay within 2**24, checked after every run with the spike counts that occurred",
     ]
+    warned = []
+    last = network.layers[-1].layer if network.layers else None
+    if last is not None and any(last.pool_average):
+        factor = 1
+        for (kh, kw), avg in zip(last.pool, last.pool_average):
+            factor *= kh * kw if avg else 1
+        warned.append(f"the output of {last.nodes['pool'][-1]!r} (AvgPool2d) is the window "
+                      f"SUM of the spike counts: {factor} times the float graph's average "
+                      "(the chip has no average pooling and no layer after it to fold "
+                      "1/(kh*kw) into)")
     bounds = sq.count_bounds(network, 1)
     if bounds and not all(b.float32_exact for b in bounds):
         notes.append("worst-case bound for one event per input element and step: layers "
@@ -291,6 +301,7 @@ def lower_speck(program, params, options) -> LoweringResult:
         export=lambda path: speck_nir.export(graph, network, path),
         to_nir=lambda: speck_nir.to_nir(graph, network),
         notes=notes,
+        warnings=warned,
         input_range=INPUT_RANGE,
         details=network,
         check=_checker(network, neurons),
