@@ -319,3 +319,15 @@ def test_sinabs_throughput_runs():
     x = _events(np.random.default_rng(3), (5, 32, 2, 34, 34), 0.1)
     out = sh.sinabs_throughput(sh.PAPER_CNN, x, repeats=1)
     assert out["batch"] == 32 and out["steps"] == 5 and out["samples_per_s"] > 0
+
+
+def test_hardware_benchmark_case_checks_identical_spikes():
+    """The benchmark's Speck case runs nirjax and sinabs on the same batch and finds the
+    same spike counts in every layer at every step (timings not asserted)."""
+    _sinabs()  # skips or fails with the reason when the environment is missing
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import hardware_sim_speck
+
+    out = hardware_sim_speck.speck_case(batch=4, steps=5, repeats=1, rate=0.2)
+    assert "vendor_error" not in out, out.get("vendor_error")
+    assert out["identical"] is True and out["spikes"] > 0 and out["ratio"] > 0
