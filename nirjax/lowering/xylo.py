@@ -81,7 +81,7 @@ def _semantic_notes(nodes, neurons, program) -> list:
         if sem.threshold_test != ">=":
             diffs.append(f"fires when v {sem.threshold_test} threshold (the chip: v >= "
                          f"threshold)")
-        if sem.spikes != "multi":
+        if sem.spikes != "multi" and name != neurons[-1]:
             diffs.append("fires at most one spike per step (the chip up to 31 per hidden "
                          "neuron)")
         if sem.form != "decay" or sem.integrator != "euler":
@@ -177,7 +177,7 @@ def xylo_to_nir(spec: XyloSpec) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
-def _resources(spec: XyloSpec, nodes, net_names) -> dict:
+def _resources(spec: XyloSpec, nodes, edges, net_names) -> dict:
     t = spec.target
     a = spec.arrays
     totals = spec_resources(spec)
@@ -191,12 +191,25 @@ def _resources(spec: XyloSpec, nodes, net_names) -> dict:
     out[net_names.weights_in] = {"weights": resource(
         np.count_nonzero(a["weights_in"]), w_in_limit)}
     rec_limit = t.max_recurrent_synapses
-    for w in net_names.weights_rec:
-        if w in nodes:
-            out[w] = {"weights": resource(np.count_nonzero(nodes[w].params.weight), rec_limit)}
-    for w in net_names.weights_out:
-        out[w] = {"weights": resource(np.count_nonzero(nodes[w].params.weight),
-                                      t.max_output_expansion * t.n_outputs)}
+    ranges = {h: (lo, hi) for h, lo, hi in net_names.hidden}
+    kp = spec.kernel_params()
+    w_rec = np.asarray(kp.hidden.w_rec)
+    w_out = np.asarray(kp.readout.w_out)
+    for w in list(net_names.weights_rec) + list(net_names.weights_out):
+        if w not in nodes:
+            continue
+        used = 0
+        for s, d in edges:
+            if s != w:
+                continue
+            for pre in [a_ for a_, b_ in edges if b_ == w and a_ in ranges]:
+                lo, hi = ranges[pre]
+                if d in ranges:
+                    used += np.count_nonzero(w_rec[lo:hi, ranges[d][0]:ranges[d][1]])
+                else:
+                    used += np.count_nonzero(w_out[lo:hi])
+        limit = rec_limit if w in net_names.weights_rec else t.max_output_expansion * t.n_outputs
+        out[w] = {"weights": resource(used, limit)}
     fan = np.sum(np.any(np.asarray(a["weights_rec"]) != 0, axis=2), axis=1)
     total = {
         "neurons": resource(spec.n_hidden + spec.n_outputs, t.n_hidden + t.n_outputs),
@@ -333,7 +346,7 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
     notes += _semantic_notes(nodes, hidden_nodes + [readout_name], program)
     latency = {readout_name: 1, out: 1}
     return LoweringResult(
-        program=integer, resources=_resources(spec, nodes, names),
+        program=integer, resources=_resources(spec, nodes, edges, names),
         quantization=list(spec.records), mapping=mapping, export=spec.export,
         to_nir=lambda: xylo_to_nir(spec), record_names=record_names, notes=notes,
         warnings=list(warnings), input_range=INPUT_RANGE, latency=latency, options={},

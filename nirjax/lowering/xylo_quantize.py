@@ -645,7 +645,8 @@ class XyloSpec:
         """
         from .xylo_rules import require_valid
 
-        require_valid(self.violations(), self.target)
+        # errors only: the approximations were reported when the spec was lowered
+        require_valid([v for v in self.violations() if v.severity == "error"], self.target)
         return {k: np.asarray(self.arrays[k], _SPEC_DTYPES[k]) for k in SPEC_KEYS}
 
     def export(self, path) -> None:
