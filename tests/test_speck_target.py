@@ -343,3 +343,18 @@ def test_average_pooling_at_the_end_warns_and_sums():
                                for b in range(2)]) for t in range(6)])
     np.testing.assert_array_equal(np.asarray(hw(x)), want)
     assert any("AvgPool2d 'p' runs as sum pooling" in n for n in hw.notes)
+
+
+def test_lower_command_writes_the_speck_files(tmp_path):
+    """``nirjax lower cnn.nir --target speck -o out.nir`` (no --dt: Speck needs none)."""
+    import argparse
+
+    from builders import paper_path
+    from nirjax.lowering import command
+
+    args = command.add_arguments(argparse.ArgumentParser()).parse_args(
+        [str(paper_path("cnn_sinabs")), "--target", "speck", "-o", str(tmp_path / "cnn.nir")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nirjax.ResetAmbiguityWarning)
+        assert command.run(args) == 0
+    assert (tmp_path / "cnn.nir").exists() and (tmp_path / "cnn.speck.json").exists()
