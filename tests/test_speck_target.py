@@ -358,3 +358,45 @@ def test_lower_command_writes_the_speck_files(tmp_path):
         warnings.simplefilter("ignore", nirjax.ResetAmbiguityWarning)
         assert command.run(args) == 0
     assert (tmp_path / "cnn.nir").exists() and (tmp_path / "cnn.speck.json").exists()
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+
+
+def test_hardware_aware_transform_rounds_to_the_chip_integers(read_paper):
+    """``train.hardware_aware(model, "speck")``: the transformed parameters are the values
+    the chip represents (lowering them gives the same integers as lowering the originals,
+    on the paper CNN and random CNNs), thresholds are one per layer even after training
+    moved them apart, and gradients pass straight through."""
+    import jax
+    import jax.numpy as jnp
+
+    from nirjax import train
+
+    graphs = [read_paper("cnn_sinabs")] + [sh.chain_graph(*sh.random_chain(s))
+                                           for s in (1, 5, 8)]
+    for g in graphs:
+        model = nirjax.compile(g, dt=1.0, semantics=nirjax.lowering.TARGETS["speck"]
+                               .semantics(g))
+        transform = train.hardware_aware(model, "speck")
+        base = _lower(model)
+        tuned = _lower(model, params=transform(model.params))
+        for q, r in zip(base.details.layers, tuned.details.layers):
+            np.testing.assert_array_equal(q.weight, r.weight)
+            assert q.threshold == r.threshold and q.min_v_mem == r.min_v_mem
+            if q.bias is not None:
+                np.testing.assert_array_equal(q.bias, r.bias)
+            # the transformed weights are the integers over the layer's scale
+            w = np.asarray(transform(model.params)[q.name].weight, np.float64)
+            np.testing.assert_allclose(w * q.layer.rescale * float(q.scale),
+                                       q.weight.reshape(w.shape), atol=1e-3)
+    model = nirjax.compile(read_paper("cnn_sinabs"), dt=1.0, semantics="sinabs")
+    transform = train.hardware_aware(model, "speck")
+    p = dict(model.params)
+    p["1"] = p["1"]._replace(v_threshold=p["1"].v_threshold.at[0, 0, 0].set(1.3))
+    hw = _lower(model, params=transform(p))  # one threshold per layer again: it lowers
+    assert hw.details.layers[0].threshold > 0
+    grad = jax.grad(lambda q: jnp.sum(transform(q)["0"].weight)
+                    + jnp.sum(transform(q)["1"].v_threshold))(model.params)
+    np.testing.assert_array_equal(np.asarray(grad["0"].weight), 1.0)
+    np.testing.assert_array_equal(np.asarray(grad["1"].v_threshold), 1.0)

@@ -50,10 +50,13 @@ from __future__ import annotations
 import warnings
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 import nir
 import numpy as np
 
 from ..errors import LoweringWarning
+from ..semantics import PROFILES
 from ..kernels import conv as conv_k
 from ..kernels import linear as linear_k
 from ..kernels import speck as speck_k
@@ -64,7 +67,8 @@ from .core import LoweringResult, rebind_program, register_target, resource
 from .source import flat_graph
 from .violations import MappingRecord, QuantizationRecord, raise_violations
 
-__all__ = ["lower_speck", "check_float32_range", "layer_nodes", "INPUT_RANGE"]
+__all__ = ["lower_speck", "check_float32_range", "layer_nodes", "fake_quantize",
+           "INPUT_RANGE"]
 
 #: Input event counts per element and step: non-negative, and exact in float32 (sinabs
 #: receives float32 tensors).
@@ -308,7 +312,80 @@ def lower_speck(program, params, options) -> LoweringResult:
     )
 
 
+def _ste(x, q):
+    """``q`` in the forward pass, the identity's gradient in the backward pass."""
+    return x + jax.lax.stop_gradient(q - x)
+
+
+def _scale_jnp(values, bits):
+    """:func:`~nirjax.lowering.speck_quantize.discretization_scale` in float32 jnp (no
+    gradient: the scale is a constant of the rounding)."""
+    v = jax.lax.stop_gradient(jnp.ravel(jnp.asarray(values, jnp.float32)))
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    vmin, vmax = jnp.min(v), jnp.max(v)
+    use_max = jnp.abs(vmin) <= jnp.abs(vmax) * jnp.float32(abs(lo / hi))
+    up = jnp.abs((jnp.float32(1) / vmax) * jnp.float32(hi))
+    down = jnp.abs((jnp.float32(1) / vmin) * jnp.float32(lo))
+    return jnp.where(use_max, up, down)
+
+
+def fake_quantize(program, options: dict | None = None):
+    """Speck's discretization as a differentiable parameter transform (straight-through).
+
+    Returns ``transform(params) -> params`` giving the float values the chip represents, in
+    the float model's units, per layer (``W`` weight, ``b`` bias, ``theta`` threshold,
+    ``r`` the average-pooling factor in front)::
+
+        s      = min(s8(W r), s8(b), 32767 / theta)        (sinabs' common scale, constant)
+        W     <- round(W r s) / (s r);  b <- round(b s) / s;  theta <- round(theta s) / s
+
+    with gradients passing straight through every rounding. Every neuron of a layer gets
+    the rounded mean threshold of the layer in the forward pass (the chip has one per
+    layer), so the transformed parameters always lower, however training moved them. Lowering ``transform(params)`` gives the chip the integers the
+    transform rounded to. Fine-tune a model compiled with ``semantics="sinabs"`` (the
+    target's ``semantics``): its IF is the chip's in float.
+
+    Args:
+        program: the float model's Program (``model.program``).
+        options: none.
+
+    Raises:
+        LoweringError: the graph cannot run on Speck (every violation listed).
+    """
+    graph = flat_graph(program)
+    network = speck_nir.lower_nir(graph)
+    raise_violations("speck", network.violations)
+    layers = [(q.layer.nodes["weight"], q.layer.nodes["neuron"], float(q.layer.rescale),
+               q.layer.bias is not None) for q in network.layers]
+
+    def transform(params):
+        params = dict(params)
+        for w_name, n_name, rescale, has_bias in layers:
+            wp, npar = params[w_name], params[n_name]
+            w = jnp.asarray(wp.weight, jnp.float32)
+            b = jnp.asarray(wp.bias, jnp.float32) if has_bias else jnp.zeros(w.shape[0])
+            v_all = jnp.ravel(jnp.asarray(npar.v_threshold, jnp.float32))
+            # the common value exactly when the neurons agree (a float32 mean may not be)
+            thr = jnp.where(jnp.all(v_all == v_all[0]), v_all[0], jnp.mean(v_all))
+            wr = w * jnp.float32(rescale)
+            scale = jnp.minimum(jnp.minimum(_scale_jnp(wr, 8), _scale_jnp(b, 8)),
+                                _scale_jnp(jnp.stack([-thr, thr]), 16))
+            new_w = _ste(w, jnp.round(wr * scale) / (scale * jnp.float32(rescale)))
+            params[w_name] = wp._replace(weight=new_w.astype(jnp.asarray(wp.weight).dtype))
+            if has_bias:
+                params[w_name] = params[w_name]._replace(
+                    bias=_ste(b, jnp.round(b * scale) / scale).astype(
+                        jnp.asarray(wp.bias).dtype))
+            theta = jnp.round(jax.lax.stop_gradient(thr) * scale) / scale
+            v = jnp.asarray(npar.v_threshold)
+            params[n_name] = npar._replace(v_threshold=_ste(v, theta).astype(v.dtype))
+        return params
+
+    return transform
+
+
 register_target("speck", lower_speck, family="speck",
                 doc="SynSense Speck (DYNAP-CNN) as sinabs 3.1.3 discretizes, maps and "
                     "simulates it: 8-bit weights, integer IAF, 9 cores",
-                default_dt=1.0)
+                default_dt=1.0, fake_quant=fake_quantize,
+                semantics=lambda graph: PROFILES["sinabs"])

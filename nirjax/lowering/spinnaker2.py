@@ -531,4 +531,5 @@ register_target("spinnaker2", lower_spinnaker2, family="spinnaker",
                     "neuron models (the spinnaker2 profile)",
                 options={"conn_delay": "0 (default, the NIR paper's configuration) or 1 "
                                        "(py-spinnaker2's default): one step of delay after "
-                                       "every weight node"})
+                                       "every weight node"},
+                semantics=lambda graph: PROFILES["spinnaker2"])
