@@ -72,7 +72,8 @@ def speck_case(batch: int = 32, steps: int = 100, repeats: int = 3, rate: float 
         A dict: ``target``, ``graph``, ``batch``, ``steps``, ``nirjax_seconds``,
         ``nirjax_samples_per_s``, and with ``vendor``: ``vendor`` (name),
         ``vendor_seconds``, ``vendor_samples_per_s``, ``ratio`` (nirjax / vendor),
-        ``identical`` (spike counts of every layer and step equal), ``spikes`` (total).
+        ``identical`` (spike counts of every layer and step, and the output, equal),
+        ``spikes`` (output spikes in total), ``layer_spikes`` (spikes of all layers).
         Without the sinabs environment, ``vendor_error`` says why.
     """
     with warnings.catch_warnings():
@@ -100,18 +101,20 @@ def speck_case(batch: int = 32, steps: int = 100, repeats: int = 3, rate: float 
         if results[job].error:
             out["vendor_error"] = results[job].error
             return out
-    _, rec = _nirjax_run(hw, x, neurons)
+    ys, rec = _nirjax_run(hw, x, neurons)
     identical, spikes = True, 0
     for i, n in enumerate(neurons):
         theirs = results["check"].arrays[f"spikes{i}"]
         ours = np.asarray(rec[n]).reshape(theirs.shape)
         identical &= bool(np.array_equal(ours, theirs))
         spikes += int(ours.sum())
+    out_theirs = results["check"].arrays["out"]
+    identical &= bool(np.array_equal(np.asarray(ys).reshape(out_theirs.shape), out_theirs))
     bench = results["bench"].meta["bench"]
     out.update(vendor=f"sinabs {versions.get('sinabs')} DynapcnnNetwork(discretize=True)",
                vendor_seconds=bench["seconds"], vendor_threads=bench["threads"],
                vendor_samples_per_s=batch / min(bench["seconds"]), identical=identical,
-               spikes=spikes)
+               spikes=int(np.asarray(ys).sum()), layer_spikes=spikes)
     out["ratio"] = out["nirjax_samples_per_s"] / out["vendor_samples_per_s"]
     return out
 
