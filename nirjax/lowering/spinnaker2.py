@@ -40,8 +40,11 @@ are the neuron's threshold and offset current (``convert_IF``/``convert_LIF``/
 w_scale``). Convolution weights are then cast with ``astype(np.int8)`` (truncation toward zero,
 ``get_conv2d_params``); dense weights go to the projection as floats
 (``connection_list_from_dense_weights``) and become integers in py-spinnaker2's hardware
-layer, which none of the copies shows: truncation is assumed for both here, so the largest
-weight is exactly 127 either way. Neuron parameters stay floats (the ARM cores compute them
+layer, which none of the copies shows: truncation is assumed for both here. The product
+``W * w_scale`` is taken in float64 (a float32 weight array times NumPy's float64 scale,
+NumPy >= 2), so the largest weight becomes 127, or 126 where the product rounds just below
+127 (about one neuron node in eight for random weights; s2_nir's own arithmetic does the
+same). Neuron parameters stay floats (the ARM cores compute them
 in float32). The simulation of the result is nirjax's ``spinnaker2`` profile on the scaled
 graph: multiplying weights, bias and every voltage of a neuron by the same factor leaves its
 spikes unchanged, so only the weight rounding changes anything.
@@ -56,10 +59,13 @@ carried over from the profile, not checked against the chip here). Option ``conn
 (0, the paper's configuration and the default, or 1, py-spinnaker2's default) adds a
 one-step delay after every weight node (``Semantics(latency="weights")``); Conv2d graphs
 need 0 (with 1, :attr:`~nirjax.Lowered.latency` gives each node's lag behind the float
-graph). Inputs are spike sources: 0 or 1 event per element and step; outputs are spikes,
-0 or 1, as float32 values (the table's dtype). ``hw.export(path)``
-writes the scaled graph as ``.nir`` (weights in [-127, 127] stored as floats; max |W| = 127
-per neuron node, so ``from_nir(scale_weights=True)`` finds scale 1 and leaves it as it is);
+graph). Option ``scale_weights`` (default ``True``, as ``ConversionConfig(scale_weights=True)``)
+set to ``False`` takes the weights as they are: they must then be integers in [-127, 127]
+(a violation otherwise). Inputs are spike sources: 0 or 1 event per element and step;
+outputs are spikes, 0 or 1, as float32 values (the table's dtype). ``hw.export(path)``
+writes the scaled graph as ``.nir`` (integer weights in [-127, 127] stored as floats,
+thresholds, leaks and biases already scaled): load it with ``scale_weights=False``
+(py-spinnaker2's default), here and in ``from_nir``, and it runs exactly as ``hw`` did;
 ``hw.to_nir()`` returns it.
 """
 
@@ -84,7 +90,7 @@ from .violations import raise_violations as _raise
 
 __all__ = ["ACCEPTED_TYPES", "NEURON_TYPES", "WEIGHT_TYPES", "Rule", "RULES", "check_graph",
            "weight_scales", "ScaledNeuron", "scale_problems", "scale_weights",
-           "raise_violations", "lower_spinnaker2"]
+           "raise_violations", "int8_problems", "lower_spinnaker2"]
 
 NEURON_TYPES = (nir.LIF, nir.IF, nir.CubaLIF)
 WEIGHT_TYPES = (nir.Affine, nir.Linear, nir.Conv2d)
@@ -344,7 +350,8 @@ def scale_weights(graph: nir.NIRGraph) -> tuple:
     """The graph with int8 weights as ``from_nir(..., scale_weights=True)`` makes them.
 
     Per neuron node, with ``s = 127 / max |W|`` over its incoming weight nodes: weights become
-    ``trunc(W * s)`` (integers in ``[-127, 127]``, stored as float32), biases ``b * s``, and the
+    ``trunc(W * s)`` (integers in ``[-127, 127]``, the largest 127 or, where ``W * s`` rounds
+    below 127, 126; stored as float32), biases ``b * s``, and the
     neuron's ``v_threshold``, ``v_leak`` and ``v_reset`` are multiplied by ``s``, so that its
     membrane is ``s`` times the original and only the weight rounding changes spikes.
 
@@ -466,13 +473,35 @@ def _lags(program) -> dict:
             if len(v) == 1 and next(iter(v)) > 0 and program.node(k).role != "port"}
 
 
+def int8_problems(graph: nir.NIRGraph) -> list:
+    """Weight nodes whose weights are not integers in [-127, 127] (what a graph needs to
+    run without scaling, ``scale_weights=False``).
+
+    >>> g = nir.NIRGraph.from_list(nir.Linear(np.array([[0.5, 127.0]])),
+    ...                            nir.IF(np.ones(1), np.ones(1), np.zeros(1)))
+    >>> [(v.node, v.rule) for v in int8_problems(g)]
+    [('linear', 'int8 weights')]
+    """
+    out = []
+    for n, node in graph.nodes.items():
+        if isinstance(node, WEIGHT_TYPES):
+            w = np.asarray(node.weight, np.float64)
+            bad = (w != np.round(w)) | (np.abs(w) > INT8_MAX)
+            if bad.any():
+                out.append(Violation(n, "int8 weights", "integers in [-127, 127] (with "
+                                     "scale_weights=False)", f"{int(bad.sum())} weight(s) "
+                                     f"such as {w[bad].ravel()[0]!r}"))
+    return out
+
+
 def lower_spinnaker2(program, params, options):
     """The ``"spinnaker2"`` target's lowering function (see the module docstring).
 
     Args:
         program: the graph's float Program.
         params: node name -> float parameters (NumPy), NIR field names.
-        options: ``{"conn_delay": 0 | 1}`` (default 0).
+        options: ``{"conn_delay": 0 | 1}`` (default 0), ``{"scale_weights": bool}``
+            (default ``True``).
 
     Returns:
         A :class:`~nirjax.lowering.LoweringResult`.
@@ -485,12 +514,15 @@ def lower_spinnaker2(program, params, options):
     if conn_delay not in (0, 1) or isinstance(conn_delay, bool):
         raise LoweringError(f"spinnaker2: conn_delay must be 0 (the NIR paper's configuration) "
                             f"or 1 (py-spinnaker2's default), got {conn_delay!r}")
+    scale = options.get("scale_weights", True)
+    if not isinstance(scale, (bool, np.bool_)):
+        raise LoweringError(f"spinnaker2: scale_weights must be True or False, got {scale!r}")
     graph = flat_graph(program, params)
     violations = check_graph(graph, conn_delay)
     if not violations:  # scaling needs a graph from_nir accepts
-        violations = scale_problems(graph)
+        violations = scale_problems(graph) if scale else int8_problems(graph)
     raise_violations(violations)
-    scaled, report = scale_weights(graph)
+    scaled, report = scale_weights(graph) if scale else (graph, [])
     semantics = PROFILES["spinnaker2"]
     if conn_delay:
         semantics = semantics.replace(latency="weights")
@@ -508,6 +540,8 @@ def lower_spinnaker2(program, params, options):
         f"conn_delay = {conn_delay}: " + ("no delay on projections" if not conn_delay else
                                           "one step of delay after every weight node"),
     ]
+    if not scale:
+        notes.append("scale_weights = False: the graph's integer weights are used as they are")
     if program.semantics.name != "nir":
         notes.append(f"the graph was read under semantics {program.semantics.name!r}; the "
                      "chip's simulation uses the 'spinnaker2' profile whatever it was")
@@ -531,5 +565,7 @@ register_target("spinnaker2", lower_spinnaker2, family="spinnaker",
                     "neuron models (the spinnaker2 profile)",
                 options={"conn_delay": "0 (default, the NIR paper's configuration) or 1 "
                                        "(py-spinnaker2's default): one step of delay after "
-                                       "every weight node"},
+                                       "every weight node",
+                         "scale_weights": "True (default): int8 weights scaled per neuron "
+                                          "node; False: the weights must be int8 already"},
                 semantics=lambda graph: PROFILES["spinnaker2"])
