@@ -20,10 +20,15 @@ One module per target family:
   reports every rounding and writes the ``.npz`` that ``XyloSim.from_specification`` reads;
   ``xylo_rules`` holds the chips' design rules as data; ``xylo_nir`` reads such a network
   out of a NIR graph.
-* Speck (SynSense DYNAP-CNN): ``speck_quantize`` (NumPy only) discretizes a convolutional
-  network as sinabs' DYNAP-CNN backend does and maps its layers to Speck's cores;
-  ``speck_nir`` reads such a network out of a NIR graph and writes the discretized graph back.
-* SpiNNaker2: ``spinnaker2`` holds its import rules and weight scaling.
+* Speck (SynSense DYNAP-CNN): ``speck`` registers ``"speck"``; ``speck_quantize`` (NumPy
+  only) discretizes a convolutional network as sinabs' DYNAP-CNN backend does and maps its
+  layers to Speck's cores; ``speck_nir`` reads such a network out of a NIR graph and writes
+  the discretized graph back.
+* SpiNNaker2: ``spinnaker2`` holds py-spinnaker2's import rules and int8 weight scaling and
+  registers ``"spinnaker2"``.
+
+``source.flat_graph`` rebuilds the NIR graph a float Program stands for (with the parameters
+being lowered), for targets whose vendor toolchain reads NIR.
 """
 
 from .violations import (DesignRuleError, MappingRecord, QuantizationRecord, Violation,
@@ -32,6 +37,7 @@ from .core import (TARGET_NAMES, TARGETS, Lowered, LoweringResult, NodeSpec, Tar
                    collapse_ports, get_target, lower, make_program, numpy_params,
                    rebind_program, register_target, resource)
 from . import xylo  # noqa: E402,F401  registers the Xylo targets
+from . import speck, spinnaker2  # noqa: E402,F401  register "speck" and "spinnaker2"
 
 __all__ = ["lower", "Lowered", "LoweringResult", "Target", "TARGETS", "TARGET_NAMES",
            "register_target", "get_target", "resource", "rebind_program", "make_program",

@@ -213,9 +213,6 @@ def layers_from_nir(graph: nir.NIRGraph):
         violations.append(Violation(current["name"], "weight -> IF", "an IF after each "
                                     "weight layer", "the graph ends without one"))
     finish()
-    if layers and layers[-1].pool_average and any(layers[-1].pool_average):
-        notes.append(f"the output of {layers[-1].nodes['pool'][-1]!r} is the window SUM of "
-                     "the spike counts (the chip has no average pooling)")
     return input_shape, layers, violations, notes
 
 
