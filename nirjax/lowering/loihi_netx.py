@@ -72,12 +72,12 @@ def _write_layer(g, q: LoihiLayer) -> None:
     _type(g, q.kind)
     g.create_dataset("shape", data=np.asarray(q.shape, np.int64))
     if q.kind == "conv":
-        # netx flips the kernel (weight[:, :, ::-1, ::-1]) and Lava's conv flips it back, so
-        # the file holds NIR's correlation kernel [out, in, kH, kW] unchanged
+        # netx flips the kernel (weight[:, :, ::-1, ::-1]) and reverses the (H, W) pairs to
+        # Lava's (x, y); Lava's conv flips and reverses them back for torch: so the file holds
+        # NIR's correlation kernel [out, in/groups, kH, kW] and (H, W) pairs unchanged
         g.create_dataset("weight", data=q.weight.astype(np.int64))
         for key in ("stride", "padding", "dilation"):
-            g.create_dataset(key, data=np.asarray(q.conv[key], np.int64)[::-1].copy()
-                             if np.ndim(q.conv[key]) else int(q.conv[key]))
+            g.create_dataset(key, data=np.asarray(q.conv[key], np.int64))
         g.create_dataset("groups", data=int(q.conv["groups"]))
     else:
         g.create_dataset("weight", data=q.weight.astype(np.int64))
@@ -249,9 +249,8 @@ def kernel_params(layer: LoihiLayer):
                            bias_exp=np.int32(6))
     if layer.kind == "conv":
         c = layer.conv
-        pad = np.broadcast_to(np.asarray(c["padding"]), 2)
         syn = lk.ConvParams(layer.weight.astype(np.int32), tuple(c["stride"]),
-                            tuple(int(x) for x in pad), tuple(c["dilation"]), int(c["groups"]))
+                            tuple(c["padding"]), tuple(c["dilation"]), int(c["groups"]))
         return syn, None, neuron
     dense, rec = netx_dense_params(layer.weight, layer.weight_rec)
     if layer.delay is None:

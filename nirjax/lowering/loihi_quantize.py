@@ -323,6 +323,26 @@ def _delay_steps(node, dt, shape):
     return np.broadcast_to(steps, shape).copy()
 
 
+def _pair(v) -> tuple:
+    return tuple(int(x) for x in np.broadcast_to(np.asarray(v), 2))
+
+
+def _conv_padding(src, name, bad) -> tuple:
+    """NIR Conv2d padding as symmetric ``(pad_h, pad_w)`` (Lava pads both sides equally)."""
+    if isinstance(src.padding, str):
+        if src.padding == "valid":
+            return (0, 0)
+        k = np.asarray(src.weight).shape[-2:]
+        total = [d * (kk - 1) for d, kk in zip(_pair(src.dilation), k)]
+        if src.padding == "same" and all(t % 2 == 0 for t in total):
+            return tuple(t // 2 for t in total)
+        bad(name, "conv-padding", "symmetric padding", src.padding,
+            f"padding {src.padding!r} is not symmetric for kernel {tuple(k)}; Lava's conv pads "
+            f"both sides equally")
+        return (0, 0)
+    return _pair(src.padding)
+
+
 def layers_from_program(program) -> tuple[tuple, list, list]:
     """Read a netx chain out of a compiled program (built without latency passes).
 
@@ -440,11 +460,10 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
             if w.type_name == "Conv2d":
                 layer.weight = _f64(src.weight)
                 layer.bias = None if getattr(src, "bias", None) is None else _f64(src.bias)
-                layer.conv = dict(stride=tuple(np.broadcast_to(src.stride, 2).tolist()),
-                                  padding=src.padding, dilation=tuple(
-                                      np.broadcast_to(src.dilation, 2).tolist()),
-                                  groups=int(src.groups), input_shape=tuple(w.in_shape),
-                                  shape=tuple(w.out_shape))
+                pad = _conv_padding(src, w.name, bad)
+                layer.conv = dict(stride=_pair(src.stride), padding=pad,
+                                  dilation=_pair(src.dilation), groups=int(src.groups),
+                                  input_shape=tuple(w.in_shape), shape=tuple(w.out_shape))
             else:
                 layer.weight = _f64(src.weight).reshape(int(np.prod(shape)), n_in)
                 if w.type_name == "Affine":
@@ -660,14 +679,12 @@ def _check_layer(layer: FloatLayer, dt, scale) -> list[Violation]:
                            "the synaptic current (time constant tau_syn) is not",
                            severity="warning"))
     # worst-case synaptic input: the 24-bit current wraps beyond 2**23
-    w_int_bound = np.sum(np.abs(layer.weight.reshape(layer.weight.shape[0], -1)), axis=1)
     fan_in = int(np.max(np.count_nonzero(layer.weight.reshape(layer.weight.shape[0], -1),
                                          axis=1)))
     if fan_in * 256 * 64 >= 2 ** 23:
         v.append(Violation(name, "current-overflow", f"fan-in < {2 ** 23 // (256 * 64)}",
                            fan_in, f"{fan_in} inputs at full weight can carry the 24-bit "
                            f"current past 2**23, where Lava wraps it", severity="warning"))
-    del w_int_bound
     return v
 
 
@@ -777,7 +794,31 @@ def _rounding(node, quantity, exact_units, integer, unit, note=""):
                     float(np.max(err)) / big if big > 0 else 0.0, note)
 
 
+def _auto_vth(all_r, bias_ratio, lo, hi_mixed):
+    """The largest integer vThMant keeping ``vth * ratio`` within ``[lo, hi]`` (``hi = 255``
+    without negative ratios), ``vth * bias_ratio`` within 13 bits and itself within 17 bits.
+    Returns ``(vth, bias_too_large)``."""
+    pos = float(np.max(all_r, initial=0.0))
+    neg = float(-np.min(all_r, initial=0.0))
+    hi = hi_mixed if neg > 0 else _limit("weight_max_excitatory")
+    cands = [float(_limit("vth_max"))]
+    if pos > 0:
+        cands.append(hi / pos)
+    if neg > 0:
+        cands.append(-lo / neg)
+    bpos = float(np.max(bias_ratio, initial=0.0))
+    bneg = float(-np.min(bias_ratio, initial=0.0))
+    if bpos > 0:
+        cands.append(_limit("bias_max") / bpos)
+    if bneg > 0:
+        cands.append(-_limit("bias_min") / bneg)
+    vth = int(math.floor(min(cands)))
+    return max(vth, 1), vth < 1
+
+
 def _quantize_layer(layer: FloatLayer, dt, scale):
+    from .loihi_netx import check_packing  # netx's packing; that module imports this one
+
     name = layer.name
     p = layer.params
     theta = p["v_threshold"]
@@ -813,31 +854,23 @@ def _quantize_layer(layer: FloatLayer, dt, scale):
                                    "vThMant = int(131071 theta) >> 9 (nir_to_lava)"))
         note = "int(256 dt/tau r W) (nir_to_lava)"
     else:
-        pos = float(np.max(all_r, initial=0.0))
-        neg = float(-np.min(all_r, initial=0.0))
-        w_max = _limit("weight_max_mixed") if neg > 0 else _limit("weight_max_excitatory")
-        cands = [float(_limit("vth_max"))]
-        if pos > 0:
-            cands.append(w_max / pos)
-        if neg > 0:
-            cands.append(-_limit("weight_min") / neg)
-        bpos, bneg = float(np.max(bias_ratio, initial=0.0)), float(-np.min(bias_ratio,
-                                                                            initial=0.0))
-        if bpos > 0:
-            cands.append(_limit("bias_max") / bpos)
-        if bneg > 0:
-            cands.append(-_limit("bias_min") / bneg)
-        vth = int(math.floor(min(cands)))
-        if vth < 1:
+        # netx keeps W @ s exact for weights in its 8-bit range, except where its sign mode
+        # (over [W, W_rec]) is mixed but Lava's (per matrix) is not: there Lava's truncation
+        # count goes negative and zeroes the matrix unless the weights fit 7 bits + sign
+        for lo, hi_mixed in ((_limit("weight_min"), _limit("weight_max_mixed")), (-128, 127)):
+            vth, bad_bias = _auto_vth(all_r, bias_ratio, lo, hi_mixed)
+            w_exact = vth * ratio
+            w_int = _round_half_away(w_exact).astype(np.int64)
+            w_rec_exact = None if ratio_rec is None else vth * ratio_rec
+            w_rec = None if w_rec_exact is None else \
+                _round_half_away(w_rec_exact).astype(np.int64)
+            if conv or not (np.any(w_int) or (w_rec is not None and np.any(w_rec))) or \
+                    check_packing(w_int, w_rec):
+                break
+        if bad_bias:
             errors.append(Violation(
-                name, "bias-range", "|bias| / theta <= 4095 * min weight ratio",
-                f"{max(bpos, bneg):.3g}",
+                name, "bias-range", "|bias ratio| <= 4095 x |weight ratio|", "larger",
                 "the bias is too large next to the threshold for a 13-bit bias mantissa"))
-            vth = 1
-        w_exact = vth * ratio
-        w_int = _round_half_away(w_exact).astype(np.int64)
-        w_rec_exact = None if ratio_rec is None else vth * ratio_rec
-        w_rec = None if w_rec_exact is None else _round_half_away(w_rec_exact).astype(np.int64)
         b_exact = vth * bias_ratio
         bias = _round_half_away(b_exact).astype(np.int64)
         v_decay = 0 if layer.neuron == "IF" else int(_round_half_away(4096.0 * gm.ravel()[0]))
@@ -858,6 +891,12 @@ def _quantize_layer(layer: FloatLayer, dt, scale):
             errors.append(Violation(node, "weight-range", f"[{lo}, {hi}]",
                                     f"[{arr.min()}, {arr.max()}]",
                                     "integer weights out of netx's 8-bit range"))
+    if not conv and (np.any(w_int) or (w_rec is not None and np.any(w_rec))) and \
+            not check_packing(w_int, w_rec):
+        errors.append(Violation(layer.weight_node or name, "netx-packing",
+                                "weights netx and Lava keep exactly", "changed by netx/Lava",
+                                "netx's weight packing and Lava's truncation change these "
+                                "integer weights (a sign mode mismatch); rescale them"))
     if vth > _limit("vth_max"):
         errors.append(Violation(name, "threshold-range", _limit("vth_max"), vth,
                                 "vThMant beyond 17 bits"))
@@ -878,10 +917,8 @@ def _quantize_layer(layer: FloatLayer, dt, scale):
                                    b_exact, bias, 64.0 / state_scale,
                                    "bias mantissa, bias_exp 6 (netx); in units of v"))
     if layer.neuron != "IF":
-        exact = (4095.0 if scale == "paper" else 4096.0) * gm.ravel()[:1]
         roundings.append(_rounding(name, "v_decay", 4096.0 * gm.ravel()[:1], [v_decay],
                                    1.0 / 4096.0, "vDecay/4096 vs dt/tau_mem"))
-        del exact
     if layer.neuron == "CubaLIF":
         roundings.append(_rounding(name, "i_decay", 4096.0 * gs.ravel()[:1], [i_decay],
                                    1.0 / 4096.0, "iDecay/4096 vs dt/tau_syn"))

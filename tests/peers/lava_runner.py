@@ -8,10 +8,10 @@ nirjax. Usage::
     python lava_runner.py JOBS_DIR
 
 ``JOBS_DIR/jobs.json`` lists jobs ``{"id", "hdf5", "steps", "record_state", "timing"}``; the
-input is ``<id>.x.npy`` of shape ``[T, B, n_in]`` (event counts; netx's first Dense treats any
+input is ``<id>.x.npy`` of shape ``[T, B, *input_shape]`` in Lava's layout (event counts; netx's first Dense treats any
 nonzero value as one spike, ``input_message_bits = 0``). For every job this writes
 ``<id>.out.npz`` with, for each netx layer ``i`` that has neurons, ``s:<i>`` (its output
-spikes, ``[T, B, n]``) and with ``record_state`` also ``u:<i>`` and ``v:<i>`` (the neuron's
+spikes, ``[T, B, *shape]`` in Lava's layout, ``(W, H, C)`` for conv) and with ``record_state`` also ``u:<i>`` and ``v:<i>`` (the neuron's
 integer current and voltage after each step), plus ``seconds`` (wall time of the runs, not
 counting building and compiling the network) and ``build_seconds``; or ``<id>.error.txt``
 with the exception.
@@ -92,8 +92,9 @@ def run_job(job, jobs_dir):
     start = time.perf_counter()
     net = netx.hdf5.Network(net_config=job["hdf5"])
     layers = _layers_with_neurons(net)
-    # [n_in, B*T]: the source sends column (time_step - 1) at every step
-    data = np.moveaxis(x, 1, 0).reshape(B * T, -1).T.astype(np.int32)
+    # [*input_shape, B*T] (Lava's layout): the source sends column (time_step - 1) each step
+    data = np.moveaxis(np.moveaxis(x, 1, 0).reshape((B * T,) + x.shape[2:]), 0, -1)
+    data = data.reshape(tuple(net.inp.shape) + (B * T,)).astype(np.int32)
     source = Source(data=data)
     source.s_out.connect(net.inp)
     sinks = {}
@@ -112,7 +113,8 @@ def run_job(job, jobs_dir):
                     layer.neuron.u.set(np.zeros(layer.neuron.u.shape))
                     layer.neuron.v.set(np.zeros(layer.neuron.v.shape))
                     for syn in _synapses(layer):
-                        syn.a_buff.set(np.zeros(syn.a_buff.shape))
+                        buf = getattr(syn, "a_buff", None) or syn.a_buf  # Conv: a_buf
+                        buf.set(np.zeros(buf.shape))
             t0 = time.perf_counter()
             if record_state:
                 for t in range(T):
@@ -135,7 +137,7 @@ def run_job(job, jobs_dir):
         out = {}
         for i, sink in sinks.items():
             s = sink.data.get()  # [*shape, B*T]
-            s = np.moveaxis(s.reshape(-1, B * T), -1, 0).reshape(B, T, -1)
+            s = np.moveaxis(s, -1, 0).reshape((B, T) + s.shape[:-1])
             out[f"s:{i}"] = np.moveaxis(s, 0, 1)
     finally:
         net.stop()
