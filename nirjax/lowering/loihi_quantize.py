@@ -66,7 +66,8 @@ __all__ = [
 LIMITS: dict[str, tuple[Any, str]] = {
     # name: (value, source)
     "weight_min": (-256, "lava-dl 0.6.0 netx/utils.py optimize_weight_bits (clips mixed-sign "
-                         "weights to [-256, 254]); lava 0.10 weightutils.clip_weights"),
+                         "weights to [-256, 254]); lava 0.10 weightutils.clip_weights (all "
+                         "weights <= 0: clipped to -255)"),
     "weight_max_mixed": (254, "lava-dl 0.6.0 netx/utils.py optimize_weight_bits"),
     "weight_max_excitatory": (255, "lava 0.10 weightutils.clip_weights (8-bit unsigned)"),
     "vth_max": (131071, "lava 0.10 proc/lif/models.py PyLifModelBitAcc: vth unsigned 17-bit"),
@@ -618,8 +619,9 @@ def _check_layer(layer: FloatLayer, dt, scale) -> list[Violation]:
                     name, "decay-range", f"{tau} >= dt = {dt:g}", float(p[tau].min()),
                     f"{tau} below dt: Lava's decay is a fraction d/4096 of the state with "
                     f"d <= 4096"))
-    if v:
-        return v
+    v += _check_synapses(layer)
+    if any(x.rule in ("threshold-positive", "decay-range") for x in v):
+        return v  # the gains below need positive thresholds and decays within range
     c, d, gm, gs = _gains(layer, dt)
     if layer.neuron != "IF":
         if scale == "paper":
@@ -649,6 +651,28 @@ def _check_layer(layer: FloatLayer, dt, scale) -> list[Violation]:
                     "varies within a channel",
                     f"{what} varies across positions of a channel; a convolution shares its "
                     f"kernel across positions"))
+    if (layer.bias is not None and np.any(layer.bias) and layer.neuron == "CubaLIF") or (
+            layer.rec_bias is not None and np.any(layer.rec_bias) and layer.neuron == "CubaLIF"):
+        v.append(Violation(layer.weight_node or name, "bias-current", "bias on v",
+                           "bias on the synaptic current",
+                           "the Affine bias of a CubaLIF layer becomes a membrane bias (netx "
+                           "adds bias << 6 to v): its steady state is kept, the rise through "
+                           "the synaptic current (time constant tau_syn) is not",
+                           severity="warning"))
+    # worst-case synaptic input: the 24-bit current wraps beyond 2**23
+    fan_in = int(np.max(np.count_nonzero(layer.weight.reshape(layer.weight.shape[0], -1),
+                                         axis=1)))
+    if fan_in * 256 * 64 >= 2 ** 23:
+        v.append(Violation(name, "current-overflow", f"fan-in < {2 ** 23 // (256 * 64)}",
+                           fan_in, f"{fan_in} inputs at full weight can carry the 24-bit "
+                           f"current past 2**23, where Lava wraps it", severity="warning"))
+    return v
+
+
+def _check_synapses(layer: FloatLayer) -> list[Violation]:
+    """Rules on a layer's weights and delays (independent of its neuron parameters)."""
+    v: list[Violation] = []
+    name = layer.name
     weights = [layer.weight] + ([layer.rec_weight] if layer.rec_weight is not None else [])
     if all(not np.any(w) for w in weights):
         v.append(Violation(layer.weight_node or name, "weights-nonzero", "a nonzero weight",
@@ -670,21 +694,6 @@ def _check_layer(layer: FloatLayer, dt, scale) -> list[Violation]:
                                "netx's dense_rec gives its recurrent synapses the feed-forward "
                                "delays and drops the weight exponent (lava-dl 0.6.0 "
                                "RecurrentDense)"))
-    if (layer.bias is not None and np.any(layer.bias) and layer.neuron == "CubaLIF") or (
-            layer.rec_bias is not None and np.any(layer.rec_bias) and layer.neuron == "CubaLIF"):
-        v.append(Violation(layer.weight_node or name, "bias-current", "bias on v",
-                           "bias on the synaptic current",
-                           "the Affine bias of a CubaLIF layer becomes a membrane bias (netx "
-                           "adds bias << 6 to v): its steady state is kept, the rise through "
-                           "the synaptic current (time constant tau_syn) is not",
-                           severity="warning"))
-    # worst-case synaptic input: the 24-bit current wraps beyond 2**23
-    fan_in = int(np.max(np.count_nonzero(layer.weight.reshape(layer.weight.shape[0], -1),
-                                         axis=1)))
-    if fan_in * 256 * 64 >= 2 ** 23:
-        v.append(Violation(name, "current-overflow", f"fan-in < {2 ** 23 // (256 * 64)}",
-                           fan_in, f"{fan_in} inputs at full weight can carry the 24-bit "
-                           f"current past 2**23, where Lava wraps it", severity="warning"))
     return v
 
 
@@ -801,6 +810,8 @@ def _auto_vth(all_r, bias_ratio, lo, hi_mixed):
     pos = float(np.max(all_r, initial=0.0))
     neg = float(-np.min(all_r, initial=0.0))
     hi = hi_mixed if neg > 0 else _limit("weight_max_excitatory")
+    if pos == 0:  # all weights <= 0: Lava's clip_weights keeps 8 bits of magnitude
+        lo = max(lo, -_limit("weight_max_excitatory"))
     cands = [float(_limit("vth_max"))]
     if pos > 0:
         cands.append(hi / pos)
@@ -856,8 +867,8 @@ def _quantize_layer(layer: FloatLayer, dt, scale):
     else:
         # netx keeps W @ s exact for weights in its 8-bit range, except where its sign mode
         # (over [W, W_rec]) is mixed but Lava's (per matrix) is not: there Lava's truncation
-        # count goes negative and zeroes the matrix unless the weights fit 7 bits + sign
-        for lo, hi_mixed in ((_limit("weight_min"), _limit("weight_max_mixed")), (-128, 127)):
+        # count goes negative (or its clip bites) unless the weights fit 7 bits + sign
+        for lo, hi_mixed in ((_limit("weight_min"), _limit("weight_max_mixed")), (-127, 127)):
             vth, bad_bias = _auto_vth(all_r, bias_ratio, lo, hi_mixed)
             w_exact = vth * ratio
             w_int = _round_half_away(w_exact).astype(np.int64)

@@ -128,7 +128,8 @@ def kernel_loop(network, x, record_state: bool = False):
     Lava's order within a step, written out: every synapse sends what it accumulated on the
     previous step (``pending``), each neuron layer integrates it and spikes, and each
     synapse then accumulates this step's spikes of the layer before it (or the input) and
-    of its own layer (``dense_rec``) for the next step.
+    of its own layer (``dense_rec``) for the next step. One jitted call per step, in a
+    plain Python loop over the steps.
 
     Args:
         network: a ``LoihiNetwork``.
@@ -149,47 +150,46 @@ def kernel_loop(network, x, record_state: bool = False):
     T, B = x.shape[:2]
     layers = network.layers
     params = [kernel_params(q) for q in layers]
-    syn_fn, syn_state, pending, pending_rec, neuron_state = [], [], [], [], []
-    for q, (syn, rec, neuron) in zip(layers, params):
-        if isinstance(syn, lk.DelayDenseParams):
-            st = lk.delay_dense_init_state(syn, q.max_delay)
-            syn_state.append(jax.tree_util.tree_map(
-                lambda a: jnp.broadcast_to(a, (B,) + a.shape), st))
-            syn_fn.append(jax.vmap(lambda st, s, p=syn: lk.delay_dense_step(p, st, s)))
-        elif isinstance(syn, lk.ConvParams):
-            syn_state.append(None)
-            syn_fn.append(jax.vmap(lambda st, s, p=syn: (st, lk.conv(p, s)),
-                                   in_axes=(None, 0), out_axes=(None, 0)))
-        else:
-            syn_state.append(None)
-            syn_fn.append(jax.vmap(lambda st, s, p=syn: (st, lk.dense(p, s)),
-                                   in_axes=(None, 0), out_axes=(None, 0)))
-        flat = (B, q.size)
-        pending.append(jnp.zeros(flat, jnp.int32))
-        pending_rec.append(jnp.zeros(flat, jnp.int32) if rec is not None else None)
-        neuron_state.append(jax.vmap(lambda _, p=neuron, s=q.shape: lk.cuba_init_state(p, s))(
-            jnp.zeros(B)))
-    cuba = [jax.vmap(lambda st, a, p=neuron: lk.cuba_step(p, st, a)) for _, _, neuron in params]
-    dense_rec = [None if rec is None else jax.vmap(lambda s, p=rec: lk.dense(p, s))
-                 for _, rec, _ in params]
+
+    def init_sample():
+        state = []
+        for q, (syn, rec, neuron) in zip(layers, params):
+            syn_state = (lk.delay_dense_init_state(syn, q.max_delay)
+                         if isinstance(syn, lk.DelayDenseParams) else ())
+            pending = jnp.zeros(q.size, jnp.int32)
+            state.append((syn_state, pending, lk.cuba_init_state(neuron, q.shape)))
+        return state
+
+    def step_sample(state, inp):
+        new, outs = [], []
+        for (q, (syn, rec, neuron)), (syn_state, pending, cuba) in zip(zip(layers, params),
+                                                                      state):
+            cuba, s = lk.cuba_step(neuron, cuba, pending.reshape(q.shape))
+            src = inp.reshape(-1) if q.flatten_before else inp
+            if isinstance(syn, lk.DelayDenseParams):
+                syn_state, acc = lk.delay_dense_step(syn, syn_state, src)
+            elif isinstance(syn, lk.ConvParams):
+                acc = lk.conv(syn, src)
+            else:
+                acc = lk.dense(syn, src)
+            pending = acc.reshape(-1)
+            if rec is not None:  # the recurrent synapse's sum also arrives next step
+                pending = pending + lk.dense(rec, s.reshape(-1))
+            new.append((syn_state, pending, cuba))
+            outs.append((s, cuba.u, cuba.v))
+            inp = s
+        return new, outs
+
+    step = jax.jit(jax.vmap(step_sample))
+    state = jax.vmap(lambda _: init_sample())(jnp.zeros(B))
     spikes = [np.zeros((T, B) + tuple(q.shape), np.int64) for q in layers]
     us = [np.zeros_like(s) for s in spikes] if record_state else []
     vs = [np.zeros_like(s) for s in spikes] if record_state else []
     for t in range(T):
-        inp = jnp.asarray(x[t])
-        for k, q in enumerate(layers):
-            a = pending[k] + (0 if pending_rec[k] is None else pending_rec[k])
-            a = a.reshape((B,) + tuple(q.shape))
-            neuron_state[k], s = cuba[k](neuron_state[k], a)
-            # this step's input spikes, accumulated for the next step (Lava's a_buff)
-            src = inp if not q.flatten_before else inp.reshape(B, -1)
-            syn_state[k], acc = syn_fn[k](syn_state[k], src)
-            pending[k] = acc.reshape(B, -1)
-            if dense_rec[k] is not None:
-                pending_rec[k] = dense_rec[k](s.reshape(B, -1))
+        state, outs = step(state, jnp.asarray(x[t]))
+        for k, (s, u, v) in enumerate(outs):
             spikes[k][t] = np.asarray(s)
             if record_state:
-                us[k][t] = np.asarray(neuron_state[k].u)
-                vs[k][t] = np.asarray(neuron_state[k].v)
-            inp = s
+                us[k][t] = np.asarray(u)
+                vs[k][t] = np.asarray(v)
     return spikes, us, vs
