@@ -363,29 +363,27 @@ def test_every_violation_is_reported_at_once():
 
 
 def test_structural_violations():
-    """Non-chain graphs: an unsupported node, a non-spiking readout, two weights in a row."""
+    """Non-chain graphs: an unsupported node, a non-spiking readout, two weights in a row;
+    parameter violations of the layers that can be read come with them."""
     rng = rng_for("structure")
     aff = lambda o, i: nir.Affine(weight=rng.normal(0, 1, (o, i)).astype(np.float32),
                                   bias=np.zeros(o, np.float32))
     li = nir.LI(tau=np.full(3, 1e-2, np.float32), r=np.ones(3, np.float32),
                 v_leak=np.zeros(3, np.float32))
     g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([4])), "a": aff(3, 4),
-                            "b": aff(3, 3), "n": _lif(3, 2e-3), "ro": aff(2, 3),
-                            "li": li, "output": nir.Output(output_type=np.array([3]))},
-                     edges=[("input", "a"), ("a", "b"), ("b", "n"), ("n", "ro"),
-                            ("n", "li"), ("li", "output")])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        g.nodes["ro"] = aff(2, 3)
-    _, _, v = layers_of(g)
+                            "n": _lif(3, 2e-3, v_reset=0.5), "b": aff(3, 3), "li": li,
+                            "output": nir.Output(output_type=np.array([3]))},
+                     edges=[("input", "a"), ("a", "n"), ("n", "b"), ("b", "li"),
+                            ("li", "output")])
+    _, _, v = Q.check_program(nirjax.build_program(g, 1e-3, Semantics()))
     rules = {(x.node, x.rule) for x in v}
-    assert ("li", "node-type") in rules
-    v2 = layers_of(nir.NIRGraph(
+    assert rules == {("li", "node-type"), ("n", "reset-to-zero")}, rules
+    g2 = nir.NIRGraph(
         nodes={"input": nir.Input(input_type=np.array([4])), "a": aff(3, 4), "b": aff(3, 3),
                "n": _lif(3, 2e-3), "ro": aff(2, 3),
                "output": nir.Output(output_type=np.array([2]))},
-        edges=[("input", "a"), ("a", "b"), ("b", "n"), ("n", "ro"), ("ro", "output")]))[2]
-    rules = {(x.node, x.rule) for x in v2}
+        edges=[("input", "a"), ("a", "b"), ("b", "n"), ("n", "ro"), ("ro", "output")])
+    rules = {(x.node, x.rule) for x in layers_of(g2)[2]}
     assert ("b", "chain") in rules and ("output", "output-spikes") in rules
 
 
@@ -416,6 +414,7 @@ def test_recurrent_and_delays_are_read():
     assert v == []
     a, b = layers
     np.testing.assert_array_equal(a.delay, [[0] * 4, [2] * 4, [5] * 4])
+    np.testing.assert_allclose(a.delay_exact, a.delay, atol=1e-3)
     assert b.rec_node == "rec" and a.delay_nodes == ("d",)
     net = Q.quantize(layers, 1e-3, input_shape=shape)
     assert [q.kind for q in net.layers] == ["dense", "dense_rec"]

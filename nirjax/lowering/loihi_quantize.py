@@ -57,8 +57,8 @@ from ..errors import NirjaxError, NirjaxWarning
 
 __all__ = [
     "LIMITS", "Violation", "LoihiMappingError", "LoihiApproximationWarning", "FloatLayer",
-    "Rounding", "LoihiLayer", "LoihiNetwork", "layers_from_program", "check", "quantize",
-    "resources",
+    "Rounding", "LoihiLayer", "LoihiNetwork", "layers_from_program", "check",
+    "check_program", "quantize", "resources",
 ]
 
 # ----------------------------------------------------------------------------- limits
@@ -152,6 +152,7 @@ class FloatLayer:
         weight_node: the Affine/Linear/Conv2d node, or ``None`` (fed from the input).
         rec_weight, rec_bias, rec_node: the self-recurrent Affine/Linear, if any.
         delay: integer steps ``[n, n_in]`` of the feed-forward synapses, or ``None``.
+        delay_exact: the same delays in (real) steps, ``delay / dt`` before rounding.
         delay_nodes: the Delay nodes that made ``delay``.
         conv: for a Conv2d layer: ``stride``, ``padding``, ``dilation`` (pairs), ``groups``,
             ``input_shape`` and ``shape`` (``[C, H, W]``); else ``None``.
@@ -169,6 +170,7 @@ class FloatLayer:
     rec_bias: np.ndarray | None = None
     rec_node: str | None = None
     delay: np.ndarray | None = None
+    delay_exact: np.ndarray | None = None
     delay_nodes: tuple = ()
     conv: dict | None = None
     flatten_before: bool = False
@@ -320,8 +322,10 @@ def _neuron_params(node, shape) -> dict:
 
 
 def _delay_steps(node, dt, shape):
-    steps = np.floor(_f64(node.delay) / dt + 0.5).astype(np.int64)  # nirjax's Delay rounding
-    return np.broadcast_to(steps, shape).copy()
+    """``(steps, exact)``: a Delay node's delays in whole steps (nirjax's Delay rounding,
+    ``floor(delay/dt + 1/2)``) and in real steps, broadcast to ``shape``."""
+    exact = np.broadcast_to(_f64(node.delay) / dt, shape).copy()
+    return np.floor(exact + 0.5).astype(np.int64), exact
 
 
 def _pair(v) -> tuple:
@@ -362,8 +366,10 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
     def bad(node, rule, limit, value, message):
         violations.append(Violation(node, rule, limit, value, message))
 
+    unsupported = set()
     for n in program.nodes:
         if n.type_name not in _SUPPORTED:
+            unsupported.add(n.name)
             bad(n.name, "node-type", ", ".join(_SUPPORTED), n.type_name,
                 f"{n.type_name} has no netx layer (netx builds Input, Dense, Conv and CUBA "
                 f"neurons; pooling, concat and other neuron models raise NotImplementedError "
@@ -372,8 +378,6 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
         bad(",".join(program.inputs + program.outputs), "single-io", "1 Input, 1 Output",
             f"{len(program.inputs)} Input, {len(program.outputs)} Output",
             "a netx network has one input port and one output port")
-        return (), [], violations
-    if violations:
         return (), [], violations
     inp = nodes[program.inputs[0]]
     input_shape = tuple(inp.out_shape)
@@ -419,6 +423,8 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
                     continue
                 ff.append((None, w.name, post_delays, [], post_flat))
                 continue
+            if w.name in unsupported:
+                continue  # reported as node-type
             if w.type_name not in _WEIGHTS:
                 bad(w.name, "chain", "Affine, Linear or Conv2d", w.type_name,
                     f"{w.type_name} {w.name!r} feeds neuron {n.name!r}; netx needs a weight "
@@ -430,7 +436,7 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
                     f"{w.type_name} with {len(w_src)} inputs: netx layers read one layer")
                 continue
             pre, pre_delays, pre_flat = walk_back(w_src[0])
-            if pre is None:
+            if pre is None or pre in unsupported:
                 continue
             if nodes[pre].type_name in _WEIGHTS:
                 bad(w.name, "chain", "a neuron layer between weight layers",
@@ -441,6 +447,8 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
             entry = (w, pre, post_delays, pre_delays, post_flat or pre_flat)
             (rec if pre == n.name else ff).append(entry)
         if len(ff) != 1:
+            if unsupported and not ff:
+                continue  # fed by an unsupported node (reported)
             bad(n.name, "chain", "1 feed-forward input", len(ff),
                 f"neuron {n.name!r} receives {len(ff)} feed-forward inputs; a netx layer "
                 f"reads exactly one layer")
@@ -492,14 +500,21 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
                     "netx conv layers have no delays (lava-dl 0.6.0 netx/hdf5.py create_conv)")
             else:
                 d = np.zeros(layer.weight.shape, np.int64)
+                exact = np.zeros(layer.weight.shape)
                 for name in pre_delays:  # per input: column j
-                    d += _delay_steps(nodes[name].source, dt, (n_in,))[None, :]
+                    steps, real = _delay_steps(nodes[name].source, dt, (n_in,))
+                    d += steps[None, :]
+                    exact += real[None, :]
                 for name in post_delays:  # per output: row i
-                    d += _delay_steps(nodes[name].source, dt, (layer.size,))[:, None]
-                layer.delay = d
+                    steps, real = _delay_steps(nodes[name].source, dt, (layer.size,))
+                    d += steps[:, None]
+                    exact += real[:, None]
+                layer.delay, layer.delay_exact = d, exact
                 layer.delay_nodes = delay_nodes
         layers.append(layer)
 
+    if unsupported:  # the chain is broken where they sit; the layers found are returned
+        return input_shape, layers, violations
     # the layers must form one chain from the input to the output
     chain, prev = [], inp.name
     remaining = {layer.name: layer for layer in layers}
@@ -531,6 +546,21 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
     if not chain and not violations:
         bad(inp.name, "chain", "at least one neuron layer", 0, "no neuron layer in the graph")
     return input_shape, chain, violations
+
+
+def check_program(program, *, scale: str = "auto") -> tuple[tuple, list, list]:
+    """Every Loihi 2 / netx violation of a compiled program: structure and parameters.
+
+    Args:
+        program: a ``nirjax.Program`` built without latency passes.
+        scale: the mapping :func:`quantize` will use.
+
+    Returns:
+        ``(input_shape, layers, violations)`` (:func:`layers_from_program` followed by
+        :func:`check` on every layer that could be read, so nothing is held back).
+    """
+    input_shape, layers, violations = layers_from_program(program)
+    return input_shape, layers, violations + check(layers, float(program.dt), scale=scale)
 
 
 # ----------------------------------------------------------------------------- design rules
@@ -927,6 +957,10 @@ def _quantize_layer(layer: FloatLayer, dt, scale):
         roundings.append(_rounding(layer.weight_node or name, "bias",
                                    b_exact, bias, 64.0 / state_scale,
                                    "bias mantissa, bias_exp 6 (netx); in units of v"))
+    if layer.delay is not None and layer.delay_exact is not None and not np.array_equal(
+            layer.delay, layer.delay_exact):
+        roundings.append(_rounding(layer.delay_nodes[0], "delay", layer.delay_exact,
+                                   layer.delay, dt, "whole steps, floor(delay/dt + 1/2)"))
     if layer.neuron != "IF":
         roundings.append(_rounding(name, "v_decay", 4096.0 * gm.ravel()[:1], [v_decay],
                                    1.0 / 4096.0, "vDecay/4096 vs dt/tau_mem"))

@@ -80,11 +80,9 @@ def run_lava(jobs, timeout: float = 1800.0) -> dict:
         raise RuntimeError(f"lava environment not found under {peers_dir()}")
     results = {}
     with tempfile.TemporaryDirectory(prefix="nirjax_lava_") as tmp:
-        spec, shapes = [], {}
+        spec = []
         for job_id, path, x, record_state in jobs:
             x = np.asarray(x)
-            if x.ndim == 5:  # NIR [C, H, W] -> Lava's (W, H, C)
-                x = np.transpose(x, (0, 1, 4, 3, 2))
             np.save(os.path.join(tmp, f"{job_id}.x.npy"), x.astype(np.int32))
             spec.append({"id": job_id, "hdf5": os.fspath(path),
                          "record_state": bool(record_state)})
@@ -106,17 +104,11 @@ def run_lava(jobs, timeout: float = 1800.0) -> dict:
             for key, arr in data.items():
                 if ":" in key:
                     kind, idx = key.split(":")
-                    arr = _from_lava_layout(arr)
                     getattr(res, {"s": "spikes", "u": "u", "v": "v"}[kind])[int(idx)] = arr
             results[job["id"]] = res
         with open(os.path.join(tmp, "versions.json")) as f:
             results["versions"] = json.load(f)
     return results
-
-
-def _from_lava_layout(arr):
-    """``[T, B, W, H, C]`` (Lava) -> ``[T, B, C, H, W]`` (NIR); 1-D layers unchanged."""
-    return np.transpose(arr, (0, 1, 4, 3, 2)) if arr.ndim == 5 else arr
 
 
 # ----------------------------------------------------------------------------- nirjax kernels

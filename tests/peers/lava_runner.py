@@ -7,14 +7,15 @@ nirjax. Usage::
     python lava_runner.py --check          # import Lava and netx, print the versions as JSON
     python lava_runner.py JOBS_DIR
 
-``JOBS_DIR/jobs.json`` lists jobs ``{"id", "hdf5", "steps", "record_state", "timing"}``; the
-input is ``<id>.x.npy`` of shape ``[T, B, *input_shape]`` in Lava's layout (event counts; netx's first Dense treats any
-nonzero value as one spike, ``input_message_bits = 0``). For every job this writes
-``<id>.out.npz`` with, for each netx layer ``i`` that has neurons, ``s:<i>`` (its output
-spikes, ``[T, B, *shape]`` in Lava's layout, ``(W, H, C)`` for conv) and with ``record_state`` also ``u:<i>`` and ``v:<i>`` (the neuron's
-integer current and voltage after each step), plus ``seconds`` (wall time of the runs, not
-counting building and compiling the network) and ``build_seconds``; or ``<id>.error.txt``
-with the exception.
+``JOBS_DIR/jobs.json`` lists jobs ``{"id", "hdf5", "record_state"}``; the input is
+``<id>.x.npy`` of shape ``[T, B, *input_shape]`` in NIR's layout (``[C, H, W]`` for images;
+event counts: netx's first synapse treats any nonzero value as one spike,
+``input_message_bits = 0``). For every job this writes ``<id>.out.npz`` with, for each netx
+layer ``i`` that has neurons, ``s:<i>`` (its output spikes, ``[T, B, *shape]``, NIR layout)
+and with ``record_state`` also ``u:<i>`` and ``v:<i>`` (the neuron's integer current and
+voltage after each step), plus ``seconds`` (wall time of the runs, not counting building
+and compiling the network) and ``build_seconds``; or ``<id>.error.txt`` with the exception.
+Lava's own layout is ``(W, H, C)``; the runner converts both ways.
 
 How the network is run (Lava's own processes, called as its users call them):
 
@@ -78,6 +79,11 @@ def _synapses(layer):
     return [getattr(layer, name) for name in ("synapse", "synapse_rec") if hasattr(layer, name)]
 
 
+def _to_nir(a):
+    """``[T, B, W, H, C]`` (Lava) -> ``[T, B, C, H, W]`` (NIR); flat layers unchanged."""
+    return np.transpose(a, (0, 1, 4, 3, 2)) if a.ndim == 5 else a
+
+
 def run_job(job, jobs_dir):
     """Run one netx network on one batch; returns the arrays to save."""
     from lava.lib.dl import netx
@@ -92,9 +98,11 @@ def run_job(job, jobs_dir):
     start = time.perf_counter()
     net = netx.hdf5.Network(net_config=job["hdf5"])
     layers = _layers_with_neurons(net)
-    # [*input_shape, B*T] (Lava's layout): the source sends column (time_step - 1) each step
-    data = np.moveaxis(np.moveaxis(x, 1, 0).reshape((B * T,) + x.shape[2:]), 0, -1)
-    data = data.reshape(tuple(net.inp.shape) + (B * T,)).astype(np.int32)
+    # [*inp.shape, B*T] in Lava's layout: the source sends column (time_step - 1) each step
+    flat = np.moveaxis(x, 1, 0).reshape((B * T,) + x.shape[2:])  # sample after sample
+    if len(net.inp.shape) == 3:  # NIR [C, H, W] -> Lava (W, H, C)
+        flat = np.transpose(flat, (0, 3, 2, 1))
+    data = np.moveaxis(flat.reshape((B * T,) + tuple(net.inp.shape)), 0, -1).astype(np.int32)
     source = Source(data=data)
     source.s_out.connect(net.inp)
     sinks = {}
@@ -138,10 +146,10 @@ def run_job(job, jobs_dir):
         for i, sink in sinks.items():
             s = sink.data.get()  # [*shape, B*T]
             s = np.moveaxis(s, -1, 0).reshape((B, T) + s.shape[:-1])
-            out[f"s:{i}"] = np.moveaxis(s, 0, 1)
+            out[f"s:{i}"] = _to_nir(np.moveaxis(s, 0, 1))
     finally:
         net.stop()
-    out.update(states)
+    out.update({k: _to_nir(v) for k, v in states.items()})
     out["seconds"] = np.array(run_seconds)
     out["build_seconds"] = np.array(build_seconds or 0.0)
     out["layers"] = np.array([i for i, _ in layers])
