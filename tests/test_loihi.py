@@ -460,3 +460,26 @@ def test_kernel_params_follow_the_file():
     assert rec is None and int(neuron.du) == q.i_decay - 1 and int(neuron.dv) == q.v_decay
     s = (rng.random(4) < 0.6).astype(np.int64)
     np.testing.assert_array_equal(np.asarray(lk.dense(syn, jnp.asarray(s))), q.weight @ s)
+
+
+def test_cuba_kernel_reproduces_the_lava_fixed_profile_kernel():
+    """The existing 'lava_fixed' LIF kernel is the CUBA kernel behind a dense synapse with
+    the importer's integers (what Phase B unifies): same u, v and spikes."""
+    from nirjax.kernels import lava_fixed as lf
+
+    rng = rng_for("lava-fixed")
+    n, T = 6, 80
+    coeffs = lf.LavaFixedCoeffs(jnp.full(n, 10, jnp.int32), jnp.full(n, 4095, jnp.int32),
+                                jnp.full(n, 163, jnp.int32), jnp.full(n, 25 << 6, jnp.int32))
+    cuba = lk.CubaParams(jnp.int32(4095), jnp.int32(163), jnp.int32(25),
+                         jnp.zeros(n, jnp.int32), jnp.int32(6))
+    syn = lk.DenseParams(jnp.eye(n, dtype=jnp.int32) * 10, jnp.int32(0))
+    st_a = lf.lif_fixed_init_state(None, (n,), None)
+    st_b = lk.cuba_init_state(cuba, (n,))
+    x = (rng.random((T, n)) < 0.5).astype(np.float32)
+    for t in range(T):
+        st_a, z_a = lf.lif_fixed_step(coeffs, st_a, jnp.asarray(x[t]), None)
+        st_b, z_b = lk.cuba_step(cuba, st_b, lk.dense(syn, jnp.asarray(x[t])))
+        np.testing.assert_array_equal(np.asarray(st_a.v), np.asarray(st_b.v))
+        np.testing.assert_array_equal(np.asarray(st_a.u), np.asarray(st_b.u))
+        np.testing.assert_array_equal(np.asarray(z_a) != 0, np.asarray(z_b) != 0)
