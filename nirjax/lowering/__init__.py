@@ -24,6 +24,9 @@ One module per target family:
   network as sinabs' DYNAP-CNN backend does and maps its layers to Speck's cores;
   ``speck_nir`` reads such a network out of a NIR graph and writes the discretized graph back.
 * SpiNNaker2: ``spinnaker2`` holds its import rules and weight scaling.
+* Loihi 2 (Intel, Lava fixed point, lava-dl netx): ``loihi_quantize`` (NumPy only) maps float
+  NIR layers to netx integer parameters and checks Loihi's design rules; ``loihi_netx``
+  writes and reads netx HDF5 files.
 """
 
 from .violations import (DesignRuleError, MappingRecord, QuantizationRecord, Violation,
