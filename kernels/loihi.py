@@ -16,6 +16,12 @@ the *next* step, and the graph pass that inserts one step of delay per weight la
 the ``lava`` profiles use, ``latency="weights"``) supplies it. So the kernels compose as
 ``a[t] = dense(W, s[t - 1])`` with ``u, v, s = cuba(a[t])``.
 
+The NIR paper's fixed-point importer (``paper/nir_to_lava.py`` with ``fixed_pt=True``, the
+``lava_fixed`` profile) is a special case of the same two kernels: its LIF is a dense synapse
+with the single weight ``int(256*dt/tau)`` on binary events in front of the CUBA neuron with
+``du = 4095`` (:func:`importer_lif_params`, :func:`importer_lif_step`), and its Dense is
+:func:`dense` on graded values with ``weight_exp = 0`` (:func:`importer_dense_params`).
+
 Every function works on one unbatched sample and int32 arrays; none is differentiable.
 """
 
@@ -33,6 +39,7 @@ __all__ = [
     "ConvParams", "conv",
     "CubaParams", "CubaState", "cuba_init_state", "cuba_step",
     "decay", "shift", "wrap_state",
+    "ImporterLifParams", "importer_lif_params", "importer_lif_step", "importer_dense_params",
 ]
 
 STATE_BITS = 24
@@ -106,22 +113,27 @@ class DenseParams(NamedTuple):
     weight_exp: jax.Array
 
 
-def dense(params: DenseParams, s):
+def dense(params: DenseParams, s, num_message_bits: int = 0):
     r"""Lava's bit-accurate Dense accumulation (``PyDenseModelBitAcc.run_spk``), latency aside.
 
-    NIR: Linear/Affine ``y = W x``; Lava with unary (1-bit) input spikes::
+    NIR: Linear/Affine ``y = W x``. Lava, with unary (1-bit) input spikes
+    (``num_message_bits = 0``, what netx builds: any nonzero input is one spike)::
 
         a = shift(W @ [s != 0], weight_exp)      (int32; shift: << e, or >> -e = floor)
 
-    Lava sends ``a`` computed at step t on step t + 1; that step of latency is the graph
-    pass's. Any nonzero input counts as one spike (``num_message_bits = 0``).
+    and with graded spikes (``num_message_bits > 0``) ``a = shift(W @ s, weight_exp)``, the
+    payloads taken as they are. Lava sends ``a`` computed at step t on step t + 1; that step
+    of latency is the graph pass's.
 
     >>> import jax.numpy as jnp
     >>> p = DenseParams(jnp.array([[64, -128]], jnp.int32), jnp.int32(-6))
-    >>> dense(p, jnp.array([1, 1])).tolist()
-    [-1]
+    >>> dense(p, jnp.array([1, 1])).tolist(), dense(p, jnp.array([2, 1]), 24).tolist()
+    ([-1], [0])
     """
-    active = (s != 0).astype(jnp.int32)
+    if num_message_bits > 0:
+        active = jnp.asarray(s).astype(jnp.int32)
+    else:
+        active = (s != 0).astype(jnp.int32)
     acc = jnp.matmul(params.weight, active, preferred_element_type=jnp.int32)
     return shift(acc, params.weight_exp)
 
@@ -298,3 +310,72 @@ def cuba_step(params: CubaParams, state: CubaState, a):
     s = v > jnp.left_shift(jnp.asarray(params.vth, jnp.int32), STATE_SHIFT)
     v = jnp.where(s, 0, v)
     return CubaState(u.astype(jnp.int32), v.astype(jnp.int32)), s.astype(jnp.int32)
+
+
+# ----------------------------------------------------------------------------- the NIR paper's importer
+
+
+class ImporterLifParams(NamedTuple):
+    """A LIF as the NIR paper's fixed-point importer builds it: ``Dense(w) -> LIF``.
+
+    Attributes:
+        w: the input weight of the LIF's own Dense (one per neuron), int32.
+        neuron: the CUBA neuron's :class:`CubaParams`.
+    """
+
+    w: jax.Array
+    neuron: CubaParams
+
+
+def importer_lif_params(tau, v_threshold, dt) -> ImporterLifParams:
+    """The fixed-point conversion of ``paper/nir_to_lava.py`` (``fixed_pt=True``) of a LIF.
+
+    With ``k = dt / tau`` and ``int`` truncating the (positive) values::
+
+        w = int(256 k);  dv = int(4095 k);  du = 4095;  vth = int(131071 v_threshold) >> 9
+
+    no bias (``bias_mant = 0``, ``bias_exp = 6``). ``du + 1 = 4096``: the current keeps nothing
+    of its past, ``u = a << 6``.
+
+    >>> import jax.numpy as jnp
+    >>> p = importer_lif_params(jnp.array([2.5e-3]), jnp.array([0.1]), 1e-4)
+    >>> int(p.w[0]), int(p.neuron.dv[0]), int(p.neuron.vth[0])
+    (10, 163, 25)
+    """
+    k = dt / tau
+    as_int = lambda a: jnp.floor(a).astype(jnp.int32)  # int() of positive values
+    w = as_int(k * 256.0)
+    dv = as_int(k * 4095.0)
+    vth = jnp.right_shift(as_int(v_threshold * 131071.0), 9)
+    neuron = CubaParams(du=jnp.full_like(dv, 4095), dv=dv, vth=vth,
+                        bias_mant=jnp.zeros_like(dv), bias_exp=jnp.int32(STATE_SHIFT))
+    return ImporterLifParams(w, neuron)
+
+
+def importer_lif_step(params: ImporterLifParams, state: CubaState, x):
+    r"""One step of the importer's LIF: its Dense on binary events, then :func:`cuba_step`.
+
+    NIR: LIF. Integers: ``a = w * [x != 0]`` (the LIF's Dense sees events; the ``lava_fixed``
+    profile adds no step of latency here, which reproduces ``lif_lava_cpu_fixed.csv``), then
+    the CUBA update of :func:`cuba_step` with ``du = 4095``, ``bias = 0``. Output 0/1 as int32.
+
+    >>> import jax.numpy as jnp
+    >>> p = importer_lif_params(jnp.array([1e-4]), jnp.array([0.1]), 1e-4)
+    >>> state = cuba_init_state(p.neuron, (1,))
+    >>> state, s = importer_lif_step(p, state, jnp.array([1]))
+    >>> int(state.u[0]), int(s[0])
+    (16384, 1)
+    """
+    a = jnp.where(x != 0, params.w, 0).astype(jnp.int32)
+    return cuba_step(params.neuron, state, a)
+
+
+def importer_dense_params(weight) -> DenseParams:
+    """The importer's fixed-point Dense: ``int(256*weight)`` truncated toward zero, exponent 0
+    (used with graded input: :func:`dense` with ``num_message_bits > 0``).
+
+    >>> import jax.numpy as jnp
+    >>> importer_dense_params(jnp.array([[0.5, -0.3]])).weight.tolist()
+    [[128, -76]]
+    """
+    return DenseParams((jnp.asarray(weight) * 256.0).astype(jnp.int32), jnp.int32(0))

@@ -462,24 +462,21 @@ def test_kernel_params_follow_the_file():
     np.testing.assert_array_equal(np.asarray(lk.dense(syn, jnp.asarray(s))), q.weight @ s)
 
 
-def test_cuba_kernel_reproduces_the_lava_fixed_profile_kernel():
-    """The existing 'lava_fixed' LIF kernel is the CUBA kernel behind a dense synapse with
-    the importer's integers (what Phase B unifies): same u, v and spikes."""
-    from nirjax.kernels import lava_fixed as lf
-
+def test_importer_lif_is_the_cuba_kernel_behind_its_dense():
+    """The lava_fixed profile's LIF (the NIR paper importer's Dense(int(256 dt/tau)) -> LIF)
+    equals Lava's LIF oracle fed a = w [x != 0], with the importer's integers."""
     rng = rng_for("lava-fixed")
     n, T = 6, 80
-    coeffs = lf.LavaFixedCoeffs(jnp.full(n, 10, jnp.int32), jnp.full(n, 4095, jnp.int32),
-                                jnp.full(n, 163, jnp.int32), jnp.full(n, 25 << 6, jnp.int32))
-    cuba = lk.CubaParams(jnp.int32(4095), jnp.int32(163), jnp.int32(25),
-                         jnp.zeros(n, jnp.int32), jnp.int32(6))
-    syn = lk.DenseParams(jnp.eye(n, dtype=jnp.int32) * 10, jnp.int32(0))
-    st_a = lf.lif_fixed_init_state(None, (n,), None)
-    st_b = lk.cuba_init_state(cuba, (n,))
-    x = (rng.random((T, n)) < 0.5).astype(np.float32)
+    tau = np.full(n, 2.5e-3)
+    p = lk.importer_lif_params(jnp.asarray(tau), jnp.full(n, 0.1), 1e-4)
+    assert (int(p.w[0]), int(p.neuron.dv[0]), int(p.neuron.du[0]), int(p.neuron.vth[0])) == (
+        10, 163, 4095, 25)
+    x = (rng.random((T, n)) < 0.5).astype(np.int32) * rng.integers(1, 4, (T, n))
+    s_ref, u_ref, v_ref = lava_lif_oracle(10 * (x != 0), 4095, 163, 25, np.zeros(n, np.int64))
+    state = lk.cuba_init_state(p.neuron, (n,))
     for t in range(T):
-        st_a, z_a = lf.lif_fixed_step(coeffs, st_a, jnp.asarray(x[t]), None)
-        st_b, z_b = lk.cuba_step(cuba, st_b, lk.dense(syn, jnp.asarray(x[t])))
-        np.testing.assert_array_equal(np.asarray(st_a.v), np.asarray(st_b.v))
-        np.testing.assert_array_equal(np.asarray(st_a.u), np.asarray(st_b.u))
-        np.testing.assert_array_equal(np.asarray(z_a) != 0, np.asarray(z_b) != 0)
+        state, z = lk.importer_lif_step(p, state, jnp.asarray(x[t]))
+        np.testing.assert_array_equal(np.asarray(state.u), u_ref[t])
+        np.testing.assert_array_equal(np.asarray(state.v), v_ref[t])
+        np.testing.assert_array_equal(np.asarray(z), s_ref[t])
+    assert s_ref.sum() > 0
