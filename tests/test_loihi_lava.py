@@ -141,9 +141,7 @@ def g_conv(rng):
 def lower(g, dt, scale="auto"):
     shape, layers, violations = Q.layers_from_program(nirjax.build_program(g, dt, Semantics()))
     assert violations == [], violations
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Q.LoihiApproximationWarning)
-        return Q.quantize(layers, dt, input_shape=shape, scale=scale)
+    return Q.quantize(layers, dt, input_shape=shape, scale=scale)
 
 
 # ----------------------------------------------------------------------------- integer edge cases

@@ -24,9 +24,10 @@ One module per target family:
   network as sinabs' DYNAP-CNN backend does and maps its layers to Speck's cores;
   ``speck_nir`` reads such a network out of a NIR graph and writes the discretized graph back.
 * SpiNNaker2: ``spinnaker2`` holds its import rules and weight scaling.
-* Loihi 2 (Intel, Lava fixed point, lava-dl netx): ``loihi_quantize`` (NumPy only) maps float
-  NIR layers to netx integer parameters and checks Loihi's design rules; ``loihi_netx``
-  writes and reads netx HDF5 files.
+* Loihi 2 (Intel, Lava fixed point, lava-dl netx): ``loihi`` registers ``"loihi2"``;
+  ``loihi_quantize`` (NumPy only) reads the netx chain out of a Program, checks Loihi's
+  design rules and maps the float layers to netx's integers, reporting every rounding;
+  ``loihi_netx`` writes and reads netx HDF5 files and reproduces netx's weight packing.
 """
 
 from .violations import (DesignRuleError, MappingRecord, QuantizationRecord, Violation,
@@ -35,6 +36,7 @@ from .core import (TARGET_NAMES, TARGETS, Lowered, LoweringResult, NodeSpec, Tar
                    collapse_ports, get_target, lower, make_program, numpy_params,
                    rebind_program, register_target, resource)
 from . import xylo  # noqa: E402,F401  registers the Xylo targets
+from . import loihi  # noqa: E402,F401  registers the Loihi 2 target
 
 __all__ = ["lower", "Lowered", "LoweringResult", "Target", "TARGETS", "TARGET_NAMES",
            "register_target", "get_target", "resource", "rebind_program", "make_program",

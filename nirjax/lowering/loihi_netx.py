@@ -31,7 +31,8 @@ from ..errors import NirFileError
 from ..kernels import loihi as lk
 from .loihi_quantize import LoihiLayer, LoihiNetwork
 
-__all__ = ["write_netx", "read_netx", "netx_dense_params", "kernel_params"]
+__all__ = ["write_netx", "read_netx", "netx_dense_params", "check_packing", "neuron_params",
+           "kernel_params"]
 
 
 def _type(group, name: str):
@@ -234,6 +235,17 @@ def check_packing(weight, weight_rec=None) -> bool:
     return True
 
 
+def neuron_params(layer: LoihiLayer) -> lk.CubaParams:
+    """The CUBA neuron netx builds from a layer's ``neuron`` group and ``bias``: ``du = iDecay
+    - 1``, ``dv = vDecay``, ``vth = vThMant``, ``bias_mant = bias`` per neuron (conv: per
+    channel), ``bias_exp = 6`` (NumPy int32)."""
+    return lk.CubaParams(du=np.int32(layer.i_decay - 1), dv=np.int32(layer.v_decay),
+                         vth=np.int32(layer.v_th),
+                         bias_mant=(np.zeros(layer.shape, np.int32) if layer.bias is None
+                                    else _bias_per_neuron(layer)),
+                         bias_exp=np.int32(6))
+
+
 def kernel_params(layer: LoihiLayer):
     """The :mod:`nirjax.kernels.loihi` parameters Lava builds from one netx layer.
 
@@ -242,11 +254,7 @@ def kernel_params(layer: LoihiLayer):
         ``ConvParams``, a ``DenseParams`` for ``dense_rec`` (else ``None``), and
         ``CubaParams`` (NumPy int32 arrays).
     """
-    neuron = lk.CubaParams(du=np.int32(layer.i_decay - 1), dv=np.int32(layer.v_decay),
-                           vth=np.int32(layer.v_th),
-                           bias_mant=(np.zeros(layer.shape, np.int32) if layer.bias is None
-                                      else _bias_per_neuron(layer)),
-                           bias_exp=np.int32(6))
+    neuron = neuron_params(layer)
     if layer.kind == "conv":
         c = layer.conv
         syn = lk.ConvParams(layer.weight.astype(np.int32), tuple(c["stride"]),

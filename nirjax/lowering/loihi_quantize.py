@@ -43,6 +43,11 @@ the NIR paper's importer (``paper/nir_to_lava.py``, LIF only): ``vThMant = int(1
 toward zero; bit-exact with ``lif_lava_cpu_fixed.csv``).
 
 No NIR compiler import: this module works on NumPy arrays and the Program's node records.
+Design-rule violations are :class:`~nirjax.lowering.Violation` records; :func:`quantize`
+raises one :class:`~nirjax.lowering.DesignRuleError` (a :class:`~nirjax.LoweringError`)
+listing every error, and returns the approximations as warning-level records (the
+``loihi2`` target, :mod:`nirjax.lowering.loihi`, issues them as
+:class:`~nirjax.errors.LoweringWarning`).
 """
 
 from __future__ import annotations
@@ -53,13 +58,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NirjaxError, NirjaxWarning
+from .violations import DesignRuleError, Violation
 
 __all__ = [
-    "LIMITS", "Violation", "LoihiMappingError", "LoihiApproximationWarning", "FloatLayer",
-    "Rounding", "LoihiLayer", "LoihiNetwork", "layers_from_program", "check",
-    "check_program", "quantize", "resources",
+    "LIMITS", "TARGET", "FloatLayer", "Rounding", "LoihiLayer", "LoihiNetwork",
+    "layers_from_program", "check", "check_program", "quantize", "resources",
 ]
+
+TARGET = "loihi2"
 
 # ----------------------------------------------------------------------------- limits
 
@@ -80,6 +86,8 @@ LIMITS: dict[str, tuple[Any, str]] = {
     "cores": (128, "Intel Loihi 2 technology brief (2021)"),
     "neurons_per_chip": (1_048_576, "Intel Loihi 2 technology brief (2021): 1M neurons"),
     "synapses_per_chip": (120_000_000, "Intel Loihi 2 technology brief (2021): 120M synapses"),
+    "memory_words_per_core": (192 * 1024, "Intel Loihi 2 technology brief (2021): 192 KB of "
+                                          "memory per neuro core (here 1 word = 1 byte)"),
 }
 
 _NEURONS = ("LIF", "CubaLIF", "IF")
@@ -93,47 +101,6 @@ def _limit(name):
 
 
 # ----------------------------------------------------------------------------- records
-
-
-@dataclasses.dataclass(frozen=True)
-class Violation:
-    """One design rule a graph breaks (or, with ``severity="warning"``, an approximation).
-
-    Attributes:
-        node: the NIR node (flat name) it concerns.
-        rule: short rule id, e.g. ``"delay-max"``.
-        limit: what Loihi/netx allows.
-        value: what the graph has.
-        message: the sentence a user reads.
-        severity: ``"error"`` (cannot be lowered) or ``"warning"`` (lowered approximately).
-    """
-
-    node: str
-    rule: str
-    limit: Any
-    value: Any
-    message: str
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        return f"node {self.node!r}: {self.message} [{self.rule}]"
-
-
-class LoihiMappingError(NirjaxError, ValueError):
-    """A graph breaks Loihi 2 / netx design rules; ``violations`` lists every one.
-
-    (Phase B re-exports this as, or replaces it by, ``nirjax.LoweringError``.)
-    """
-
-    def __init__(self, violations):
-        self.violations = tuple(violations)
-        lines = "\n".join(f"  - {v}" for v in self.violations)
-        super().__init__(f"the graph cannot be lowered to loihi2 "
-                         f"({len(self.violations)} violation(s)):\n{lines}")
-
-
-class LoihiApproximationWarning(NirjaxWarning):
-    """Lowering to Loihi 2 changes the graph's behaviour in a stated way."""
 
 
 @dataclasses.dataclass
@@ -199,6 +166,7 @@ class Rounding:
         error: largest absolute error, in the quantity's NIR units.
         relative: ``error`` over the largest ``|exact|`` (0 when that is 0).
         note: how the integer was obtained.
+        scale: integer units per NIR unit (at the largest value; e.g. 4096 for decays).
     """
 
     node: str
@@ -208,6 +176,7 @@ class Rounding:
     error: float
     relative: float
     note: str = ""
+    scale: float = 1.0
 
     def __str__(self) -> str:
         return (f"{self.node}.{self.quantity}: {self.exact:.6g} -> {self.integer} "
@@ -304,12 +273,28 @@ def _f64(x, shape=None):
     return a if shape is None else np.broadcast_to(a, shape).copy()
 
 
-def _neuron_params(node, shape) -> dict:
-    """The NIR fields of a LIF / CubaLIF / IF node as float64 arrays of ``shape``."""
-    kind = type(node).__name__
+class _Fields:
+    """A node's NIR fields: its (possibly overridden) parameters first, else the ``nir`` node.
+
+    ``params`` is the node's NamedTuple of parameters with NIR field names (``None``: none).
+    """
+
+    def __init__(self, source, params=None):
+        self._source = source
+        self._params = params
+
+    def __getattr__(self, field):
+        p = self.__dict__["_params"]
+        if p is not None and field in getattr(p, "_fields", ()):
+            return getattr(p, field)
+        return getattr(self.__dict__["_source"], field, None)
+
+
+def _neuron_params(node, shape, kind) -> dict:
+    """The NIR fields of a LIF / CubaLIF / IF node (``_Fields``) as float64 arrays of
+    ``shape``."""
     p = {"v_threshold": _f64(node.v_threshold, shape), "r": _f64(node.r, shape)}
-    p["v_reset"] = _f64(getattr(node, "v_reset", 0.0) if getattr(node, "v_reset", None)
-                        is not None else 0.0, shape)
+    p["v_reset"] = _f64(node.v_reset if node.v_reset is not None else 0.0, shape)
     if kind == "LIF":
         p["tau"] = _f64(node.tau, shape)
         p["v_leak"] = _f64(node.v_leak, shape)
@@ -317,7 +302,7 @@ def _neuron_params(node, shape) -> dict:
         p["tau_mem"] = _f64(node.tau_mem, shape)
         p["tau_syn"] = _f64(node.tau_syn, shape)
         p["v_leak"] = _f64(node.v_leak, shape)
-        p["w_in"] = _f64(getattr(node, "w_in", 1.0), shape)
+        p["w_in"] = _f64(node.w_in if node.w_in is not None else 1.0, shape)
     return p
 
 
@@ -348,12 +333,15 @@ def _conv_padding(src, name, bad) -> tuple:
     return _pair(src.padding)
 
 
-def layers_from_program(program) -> tuple[tuple, list, list]:
+def layers_from_program(program, params=None) -> tuple[tuple, list, list]:
     """Read a netx chain out of a compiled program (built without latency passes).
 
     Args:
         program: a ``nirjax.Program`` (``nirjax.build_program(graph, dt, Semantics())``):
             flat node names, shapes and the source ``nir`` nodes.
+        params: node name -> parameters (NamedTuples with NIR field names, e.g. a model's
+            fine-tuned ``params``) read instead of the ``nir`` nodes' fields; default: the
+            nodes' own.
 
     Returns:
         ``(input_shape, layers, violations)``: the :class:`FloatLayer` chain in order and
@@ -362,6 +350,10 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
     nodes = {n.name: n for n in program.nodes}
     violations: list[Violation] = []
     dt = float(program.dt)
+    params = dict(params or {})
+
+    def fields(n):
+        return _Fields(n.source, params.get(n.name, n.params))
 
     def bad(node, rule, limit, value, message):
         violations.append(Violation(node, rule, limit, value, message))
@@ -408,7 +400,7 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
         if n.type_name not in _NEURONS:
             continue
         shape = tuple(n.out_shape)
-        params = _neuron_params(n.source, shape)
+        neuron_params = _neuron_params(fields(n), shape, n.type_name)
         ff, rec = [], []
         for src in sources(n.name):
             w_name, post_delays, post_flat = walk_back(src)
@@ -459,13 +451,13 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
             continue
         w, pre, post_delays, pre_delays, flat = ff[0]
         n_in = int(np.prod(nodes[pre].out_shape))
-        layer = FloatLayer(name=n.name, neuron=n.type_name, params=params,
+        layer = FloatLayer(name=n.name, neuron=n.type_name, params=neuron_params,
                            weight=np.eye(int(np.prod(shape))), flatten_before=flat,
                            in_shape=tuple(nodes[pre].out_shape))
         origin_of[n.name] = pre
         if w is not None:
             layer.weight_node = w.name
-            src = w.source
+            src = fields(w)
             if w.type_name == "Conv2d":
                 layer.weight = _f64(src.weight)
                 layer.bias = None if getattr(src, "bias", None) is None else _f64(src.bias)
@@ -490,9 +482,9 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
                     "netx has no recurrent convolution")
                 continue
             layer.rec_node = rw.name
-            layer.rec_weight = _f64(rw.source.weight)
+            layer.rec_weight = _f64(fields(rw).weight)
             if rw.type_name == "Affine":
-                layer.rec_bias = _f64(rw.source.bias).reshape(-1)
+                layer.rec_bias = _f64(fields(rw).bias).reshape(-1)
         delay_nodes = tuple(pre_delays + post_delays)
         if delay_nodes:
             if layer.conv is not None:
@@ -548,18 +540,19 @@ def layers_from_program(program) -> tuple[tuple, list, list]:
     return input_shape, chain, violations
 
 
-def check_program(program, *, scale: str = "auto") -> tuple[tuple, list, list]:
+def check_program(program, *, scale: str = "auto", params=None) -> tuple[tuple, list, list]:
     """Every Loihi 2 / netx violation of a compiled program: structure and parameters.
 
     Args:
         program: a ``nirjax.Program`` built without latency passes.
         scale: the mapping :func:`quantize` will use.
+        params: parameters overriding the nodes' (see :func:`layers_from_program`).
 
     Returns:
         ``(input_shape, layers, violations)`` (:func:`layers_from_program` followed by
         :func:`check` on every layer that could be read, so nothing is held back).
     """
-    input_shape, layers, violations = layers_from_program(program)
+    input_shape, layers, violations = layers_from_program(program, params)
     return input_shape, layers, violations + check(layers, float(program.dt), scale=scale)
 
 
@@ -681,22 +674,49 @@ def _check_layer(layer: FloatLayer, dt, scale) -> list[Violation]:
                     "varies within a channel",
                     f"{what} varies across positions of a channel; a convolution shares its "
                     f"kernel across positions"))
-    if (layer.bias is not None and np.any(layer.bias) and layer.neuron == "CubaLIF") or (
-            layer.rec_bias is not None and np.any(layer.rec_bias) and layer.neuron == "CubaLIF"):
-        v.append(Violation(layer.weight_node or name, "bias-current", "bias on v",
-                           "bias on the synaptic current",
-                           "the Affine bias of a CubaLIF layer becomes a membrane bias (netx "
-                           "adds bias << 6 to v): its steady state is kept, the rise through "
-                           "the synaptic current (time constant tau_syn) is not",
-                           severity="warning"))
-    # worst-case synaptic input: the 24-bit current wraps beyond 2**23
-    fan_in = int(np.max(np.count_nonzero(layer.weight.reshape(layer.weight.shape[0], -1),
-                                         axis=1)))
-    if fan_in * 256 * 64 >= 2 ** 23:
-        v.append(Violation(name, "current-overflow", f"fan-in < {2 ** 23 // (256 * 64)}",
-                           fan_in, f"{fan_in} inputs at full weight can carry the 24-bit "
-                           f"current past 2**23, where Lava wraps it", severity="warning"))
+    if layer.neuron == "CubaLIF" and (
+            (layer.bias is not None and np.any(layer.bias))
+            or (layer.rec_bias is not None and np.any(layer.rec_bias))):
+        b = (0.0 if layer.bias is None else _per_neuron(layer, layer.bias)) + (
+            0.0 if layer.rec_bias is None else layer.rec_bias.reshape(layer.shape))
+        per_step = np.abs(gm * p["r"] * p["w_in"] * b / p["v_threshold"])
+        extra = float(np.max(per_step / gs))
+        steps = float(np.max(1.0 / gs))
+        v.append(Violation(
+            layer.weight_node or name, "bias-current", "bias on v", "bias on the synaptic current",
+            f"the Affine bias of CubaLIF layer {name!r} becomes a membrane bias (netx adds "
+            f"bias << 6 to v): the membrane gets the whole bias from the first step instead of "
+            f"through the synaptic current, which approaches it with time constant tau_syn "
+            f"({steps:.3g} steps); the membrane integrates up to {extra:.3g} threshold(s) more "
+            f"input in all (the steady state is unchanged)", severity="warning"))
     return v
+
+
+def _overflow(q) -> list[Violation]:
+    """The warning that a quantized layer's 24-bit current can wrap (Lava wraps it by one
+    period beyond ``+-2**23``; the float graph has no such limit): the worst case is every
+    input spiking at every step, the current summing ``64 a`` with decay ``iDecay / 4096``
+    (a geometric sum, bounded by ``64 a 4096 / iDecay``)."""
+    w = q.weight.reshape(q.weight.shape[0], -1).astype(np.int64)
+    parts = [w] if q.weight_rec is None else [w, q.weight_rec.astype(np.int64)]
+    pos = sum(np.where(x > 0, x, 0).sum(axis=1) for x in parts)
+    neg = sum(np.where(x < 0, x, 0).sum(axis=1) for x in parts)
+    a_max = int(max(pos.max(initial=0), -neg.min(initial=0)))
+    gain = np.inf if q.i_decay == 0 else 4096.0 / q.i_decay
+    bound = 64.0 * a_max * gain
+    limit = 2 ** 23
+    if bound < limit:
+        return []
+    return [Violation(
+        q.name, "current-overflow", f"|u| < 2**23 = {limit}",
+        "unbounded" if not np.isfinite(bound) else f"{bound:.4g}",
+        f"the 24-bit synaptic current can wrap: with every input spiking at every step it "
+        f"reaches {bound:.4g} (largest summed weight {a_max} x 64"
+        + (f" x 4096/iDecay = {gain:.3g}" if q.i_decay != 4096 else "")
+        + f"), beyond 2**23 - 1 where Lava (and the integer simulation) wraps it to the "
+        f"opposite sign; the float graph does not. It happens only when about "
+        f"{max(1, int(np.ceil(limit / bound * 100)))}% of that worst case is reached",
+        severity="warning")]
 
 
 def _check_synapses(layer: FloatLayer) -> list[Violation]:
@@ -727,45 +747,73 @@ def _check_synapses(layer: FloatLayer) -> list[Violation]:
     return v
 
 
+#: How :func:`resources` estimates memory and cores (stated in every report).
+RESOURCE_NOTE = (
+    "cores and memory words are estimates, not Lava's or Intel's mapping: memory words count "
+    "one 8-bit word per stored synaptic weight (nonzero dense weights; a conv kernel once per "
+    "core) and 6 words per neuron (24-bit u and v), ignoring synapse encoding, routing tables "
+    "and delay buffers (a lower bound); each layer gets max(ceil(neurons / 8192), "
+    "ceil(memory words / 196608)) cores of its own. Limits per chip: 128 cores, 8192 neurons "
+    "and 192 KB per core, 1M neurons, 120M synapses (Intel Loihi 2 technology brief, 2021)")
+
+
+def _weight_count(weight, rec=None) -> int:
+    return int(np.count_nonzero(weight)) + (0 if rec is None else int(np.count_nonzero(rec)))
+
+
 def resources(layers) -> dict:
-    """Neurons, synapses and an estimate of the cores a chain needs (``estimate``: each layer
-    on ``ceil(n / 8192)`` cores, the Loihi 2 neurons-per-core limit, ignoring the 192 KB of
-    synaptic memory per core; source: Intel Loihi 2 technology brief, 2021).
+    """Neurons, synapses, memory words and cores of a chain (float or quantized layers).
+
+    ``synapses``: nonzero weights (a conv kernel weight counts once per output position);
+    ``memory words`` and ``cores`` are estimates (:data:`RESOURCE_NOTE`).
 
     Returns:
-        ``{"layers": {name: {...}}, "total": {...}, "limit": {...}}``.
+        ``{"layers": {name: {"neurons", "synapses", "memory words", "cores"}}, "total":
+        {...}, "limit": {...}, "note": RESOURCE_NOTE}``.
     """
-    per, tot = {}, {"neurons": 0, "synapses": 0, "cores": 0}
+    keys = ("neurons", "synapses", "memory words", "cores")
+    per, tot = {}, dict.fromkeys(keys, 0)
+    per_core = _limit("memory_words_per_core")
     for layer in layers:
         n = int(np.prod(layer.shape))
+        rec = getattr(layer, "rec_weight", None)
+        if rec is None:
+            rec = getattr(layer, "weight_rec", None)
         if layer.conv is not None:
-            syn = int(np.count_nonzero(layer.weight)) * int(np.prod(layer.shape[1:]))
+            kernel = int(np.count_nonzero(layer.weight))
+            syn = kernel * int(np.prod(layer.shape[1:]))
+            neuron_cores = math.ceil(n / _limit("neurons_per_core"))
+            words = 6 * n + kernel * neuron_cores
         else:
-            syn = int(np.count_nonzero(layer.weight))
-        if layer.rec_weight is not None:
-            syn += int(np.count_nonzero(layer.rec_weight))
-        cores = math.ceil(n / _limit("neurons_per_core"))
-        per[layer.name] = {"neurons": n, "synapses": syn, "cores": cores}
-        for k, x in per[layer.name].items():
-            tot[k] += x
+            syn = _weight_count(layer.weight, rec)
+            words = 6 * n + syn
+        cores = max(1, math.ceil(n / _limit("neurons_per_core")), math.ceil(words / per_core))
+        per[layer.name] = {"neurons": n, "synapses": syn, "memory words": words,
+                           "cores": cores}
+        for k in keys:
+            tot[k] += per[layer.name][k]
     return {"layers": per, "total": tot,
             "limit": {"neurons": _limit("neurons_per_chip"),
-                      "synapses": _limit("synapses_per_chip"), "cores": _limit("cores"),
-                      "neurons_per_core": _limit("neurons_per_core")},
-            "note": "cores: estimate, ceil(neurons / 8192) per layer (Intel Loihi 2 brief)"}
+                      "synapses": _limit("synapses_per_chip"),
+                      "memory words": _limit("cores") * per_core, "cores": _limit("cores"),
+                      "neurons_per_core": _limit("neurons_per_core"),
+                      "memory_words_per_core": per_core},
+            "note": RESOURCE_NOTE}
 
 
 def _check_chip(layers) -> list[Violation]:
     r = resources(layers)
     out = []
     for key, rule in (("cores", "cores"), ("neurons", "neurons-per-chip"),
-                      ("synapses", "synapses-per-chip")):
+                      ("synapses", "synapses-per-chip"), ("memory words", "memory")):
         if r["total"][key] > r["limit"][key]:
             big = max(r["layers"], key=lambda n: r["layers"][n][key])
+            estimate = key in ("cores", "memory words")
             out.append(Violation(big, rule, r["limit"][key], r["total"][key],
                                  f"the network needs {r['total'][key]} {key} "
-                                 f"({'estimate' if key == 'cores' else 'count'}); one Loihi 2 "
-                                 f"chip has {r['limit'][key]}"))
+                                 f"({'estimate' if estimate else 'count'}; layer {big!r}: "
+                                 f"{r['layers'][big][key]}); one Loihi 2 chip has "
+                                 f"{r['limit'][key]}"))
     return out
 
 
@@ -779,6 +827,10 @@ def _round_half_away(x):
 def quantize(layers, dt: float, *, input_shape=(), scale: str = "auto") -> LoihiNetwork:
     """Map float layers to netx's integers; raise if any design rule is broken.
 
+    Every layer is checked (:func:`check`) and every layer without an error is quantized, so
+    the error lists the violations of the parameters (ranges, decays, delays, ...) and of
+    the integers (weight and bias ranges, netx's packing) of all layers at once.
+
     Args:
         layers: the :class:`FloatLayer` chain (from :func:`layers_from_program`).
         dt: the time step in seconds.
@@ -788,34 +840,35 @@ def quantize(layers, dt: float, *, input_shape=(), scale: str = "auto") -> Loihi
             mapping, truncating). See the module docstring.
 
     Returns:
-        The :class:`LoihiNetwork`; its ``warnings`` list the approximations (also emitted
-        as :class:`LoihiApproximationWarning`).
+        The :class:`LoihiNetwork`; its ``warnings`` list the approximations (warning-level
+        :class:`~nirjax.lowering.Violation` records, not issued here).
 
     Raises:
-        LoihiMappingError: listing every violated rule.
+        DesignRuleError: (a :class:`~nirjax.LoweringError`) listing every violated rule.
     """
-    import warnings
-
     if scale not in ("auto", "paper"):
-        raise LoihiMappingError([Violation("<options>", "scale", "'auto' or 'paper'", scale,
-                                           f"unknown scale {scale!r}")])
-    violations = check(layers, dt, scale=scale)
-    errors = [x for x in violations if x.severity == "error"]
-    if errors:
-        raise LoihiMappingError(errors)
-    out, roundings = [], []
+        raise DesignRuleError(TARGET, [Violation(
+            "graph", "scale", "'auto' or 'paper'", scale,
+            f"unknown scale {scale!r}; expected 'auto' or 'paper'")])
+    errors, warns, out, roundings = [], [], [], []
     for layer in layers:
+        found = _check_layer(layer, dt, scale)
+        layer_errors = [x for x in found if x.severity == "error"]
+        errors += layer_errors
+        warns += [x for x in found if x.severity != "error"]
+        if layer_errors:
+            continue
         q, r, extra = _quantize_layer(layer, dt, scale)
         errors += extra
         out.append(q)
         roundings += r
+    errors += [x for x in _check_chip(layers) if x.severity == "error"]
     if errors:
-        raise LoihiMappingError(errors)
-    warns = tuple(x for x in violations if x.severity == "warning")
-    for w in warns:
-        warnings.warn(str(w), LoihiApproximationWarning, stacklevel=2)
+        raise DesignRuleError(TARGET, errors)
+    for q in out:
+        warns += _overflow(q)
     return LoihiNetwork(tuple(input_shape), tuple(out), float(dt), scale, tuple(roundings),
-                        warns)
+                        tuple(warns))
 
 
 def _rounding(node, quantity, exact_units, integer, unit, note=""):
@@ -826,11 +879,13 @@ def _rounding(node, quantity, exact_units, integer, unit, note=""):
     err = np.abs(integer - exact_units) * np.abs(unit)
     big = float(np.max(np.abs(exact_units * unit))) if exact_units.size else 0.0
     k = int(np.argmax(np.abs(exact_units))) if exact_units.size else 0
+    u = float(np.abs(unit.ravel()[k])) if unit.size else 0.0
     return Rounding(node, quantity, float(exact_units.ravel()[k] * unit.ravel()[k])
                     if exact_units.size else 0.0,
                     int(integer.ravel()[k]) if integer.size else 0,
                     float(np.max(err)) if err.size else 0.0,
-                    float(np.max(err)) / big if big > 0 else 0.0, note)
+                    float(np.max(err)) / big if big > 0 else 0.0, note,
+                    1.0 / u if u > 0 else 1.0)
 
 
 def _auto_vth(all_r, bias_ratio, lo, hi_mixed):
