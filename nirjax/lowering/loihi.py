@@ -288,7 +288,9 @@ def lower_loihi2(program, params: dict, options: dict) -> LoweringResult:
                            list(structure.inputs), list(structure.outputs))
 
     neurons = [fl.name for fl in layers]
-    record_names = _aliases({n.name for n in integer.nodes}, neurons)
+    program_names = {n.name for n in integer.nodes}
+    record_names = {n.name: (n.name, None) for n in structure.nodes if n.name in program_names}
+    record_names.update(_aliases(program_names, neurons))
     latency = {fl.name: k + 1 for k, fl in enumerate(layers)}
     latency[structure.outputs[0]] = len(layers)
     cuba = [fl.name for fl in layers if fl.neuron == "CubaLIF"]
