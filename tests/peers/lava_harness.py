@@ -3,10 +3,11 @@
 :func:`run_lava` sends netx files and inputs to ``tests/peers/lava_runner.py`` in the
 ``lava`` environment (``tests/peers/setup_peers.sh``; under ``$NIRJAX_PEERS_DIR`` or
 ``.peers/``) and returns each layer's spikes per step (and with ``record_state`` the
-integer ``u`` and ``v``), plus Lava's run time: the benchmark-ready entry point for a batch
-(Lava runs one sample after the other). :func:`kernel_loop` runs the same quantized
-network with :mod:`nirjax.kernels.loihi`, one step at a time in a plain Python loop, with
-the one step of synaptic latency Lava's Dense adds written out as a buffer.
+integer ``u`` and ``v``), plus Lava's run time; :func:`lava_run` is the benchmark entry
+point for a batch (Lava runs one sample after the other). :func:`kernel_loop` runs a
+quantized network with :mod:`nirjax.kernels.loihi`, one step at a time in a plain Python
+loop, with the one step of synaptic latency Lava's Dense adds written out as a buffer (the
+reference for hand-built integer networks; lowered graphs run through ``hw.run``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,46 @@ def run_lava(jobs, timeout: float = 1800.0) -> dict:
         with open(os.path.join(tmp, "versions.json")) as f:
             results["versions"] = json.load(f)
     return results
+
+
+def lava_run(path, x, repeat: int = 3, timeout: float = 3600.0) -> dict:
+    """Lava's fixed-point run of a netx file on a batch: the throughput hook of
+    ``benchmarks/hardware_sim.py``.
+
+    Lava runs one sample after the other (``run_lava``); each of ``repeat`` runs builds the
+    network once (not timed) and times the batch.
+
+    Args:
+        path: the netx HDF5 file (e.g. ``hw.export(path)`` of a ``loihi2`` lowering).
+        x: ``[T, B, *input_shape]`` spikes (nonzero = one spike).
+        repeat: timed runs; the fastest counts.
+        timeout: seconds for all runs.
+
+    Returns:
+        ``{"name", "out", "seconds", "build_seconds", "samples_per_s"}``: ``out`` the last
+        layer's spikes ``[T, B, *shape]`` (int64, as ``hw(x)``), ``seconds`` each run's wall
+        time, ``samples_per_s`` the batch size over the fastest.
+
+    Raises:
+        RuntimeError: the ``lava`` environment is missing, or Lava failed.
+    """
+    x = np.asarray(x)
+    jobs = [(f"run{i}", path, x, False) for i in range(max(1, int(repeat)))]
+    results = run_lava(jobs, timeout=timeout)
+    runs = [results[job[0]] for job in jobs]
+    for r in runs:
+        if r.error is not None:
+            raise RuntimeError(f"Lava failed on {path}:\n{r.error}")
+    out = runs[0].spikes[max(runs[0].spikes)]
+    for r in runs[1:]:
+        if not np.array_equal(r.spikes[max(r.spikes)], out):
+            raise RuntimeError("Lava gave different spikes on two runs of the same batch")
+    seconds = [r.seconds for r in runs]
+    v = results["versions"]
+    return {"name": f"Lava {v.get('lava-nc', '?')} fixed point (lava-dl {v.get('lava-dl', '?')} "
+                    f"netx, Loihi2SimCfg fixed_pt)",
+            "out": out, "seconds": seconds, "build_seconds": [r.build_seconds for r in runs],
+            "samples_per_s": x.shape[1] / min(seconds)}
 
 
 # ----------------------------------------------------------------------------- nirjax kernels
