@@ -56,7 +56,10 @@ tree reduction of depth ``log2(C)`` over the sources, computed for all targets a
 
 A cheap exact shortcut (:func:`deliver`): when even the sum of only the positive (only the
 negative) contributions of all sources keeps every target inside 16 bits, no partial sum can
-saturate and the result is ``x + counts @ weights``: two integer matrix products and a test.
+saturate and the result is ``x + counts @ weights``: two integer matrix products and a test
+(or, with the sources' weights stacked once as ``[max(w, 0) | min(w, 0)]`` by
+:func:`split_weights`, ONE product; in float32 where :func:`float32_exact` proves every
+partial sum below ``2**24``, so the float product is the exact integer).
 :func:`deliver` takes that branch with ``lax.cond`` when it holds for every element of the
 call, else the tree. Called on a whole batch (every function here broadcasts over leading
 batch dimensions) the test covers the batch; under ``vmap`` the ``cond`` becomes a select
@@ -93,7 +96,7 @@ __all__ = [
     "STATE_MIN", "STATE_MAX", "MAX_INPUT_EVENTS", "MAX_HIDDEN_SPIKES", "MAX_READOUT_SPIKES",
     "sat16", "wrap16", "decay", "shifted_weight",
     "Delivery", "identity_delivery", "compose", "apply_delivery", "events_delivery",
-    "EventSource", "deliver",
+    "EventSource", "deliver", "split_weights", "float32_exact",
     "XyloNeuronParams", "XyloNeuronState", "neuron_init_state", "neuron_step", "neuron_update",
     "fire",
     "XyloHiddenParams", "XyloHiddenState", "hidden_init_state", "hidden_step",
@@ -264,7 +267,50 @@ class EventSource(NamedTuple):
     max_events: int
 
 
-def deliver(x, sources, fast_path: bool = True):
+def split_weights(sources, dtype=jnp.int32):
+    """Every source's shifted weights, stacked, as ``[positive parts | negative parts]``.
+
+    Args:
+        sources: ``(weights (C, N, S), shift)`` pairs, in delivery order.
+        dtype: int32, or float32 when every sum the shortcut computes stays below ``2**24``
+            in magnitude (then float32 matrix products are exact; see
+            :func:`float32_exact`).
+
+    Returns:
+        ``(sum C, 2*N*S)``: row ``c`` holds ``max(w_c, 0)`` then ``min(w_c, 0)``, flattened,
+        for :func:`deliver`'s ``split``.
+
+    >>> import jax.numpy as jnp
+    >>> split_weights([(jnp.array([[[3]], [[-2]]]), 1)]).tolist()
+    [[6, 0], [0, -4]]
+    """
+    ws = [shifted_weight(w, shift).reshape(jnp.shape(w)[0], -1) for w, shift in sources]
+    w = jnp.concatenate(ws, 0)
+    return jnp.concatenate([jnp.maximum(w, 0), jnp.minimum(w, 0)], 1).astype(dtype)
+
+
+def float32_exact(sources) -> bool:
+    """Whether float32 products of event counts and shifted weights are exact for ``sources``.
+
+    ``sources``: ``(weights, shift, max_events)`` with concrete (NumPy) weights. True when,
+    for every target, ``sum_c max_events_c * |w_c << shift|`` is below ``2**24``: every
+    partial sum of such products is then an integer float32 represents exactly.
+
+    >>> import numpy as np
+    >>> float32_exact([(np.full((16, 4, 1), 127), 0, 15)]), float32_exact([(np.full((999, 4, 1), -128), 8, 31)])
+    (True, False)
+    """
+    import numpy as np
+
+    total = 0
+    for w, shift, max_events in sources:
+        w = np.asarray(w, np.int64)
+        shifted = ((np.left_shift(w, int(shift)) + 2 ** 15) & 0xFFFF) - 2 ** 15
+        total = total + max_events * np.sum(np.abs(shifted), axis=0)
+    return bool(np.max(total, initial=0) < 2 ** 24)
+
+
+def deliver(x, sources, fast_path: bool = True, split=None):
     r"""Apply every source's events, in order, to the states ``x`` (exactly).
 
     Chip (integers): for each source in order, for each of its events,
@@ -281,6 +327,9 @@ def deliver(x, sources, fast_path: bool = True):
         sources: a sequence of :class:`EventSource` (counts ``(..., C)``, weights
             ``(C, N, S)``).
         fast_path: try the unsaturated shortcut first.
+        split: optional :func:`split_weights` of the sources (computed once, outside the time
+            loop): the shortcut is then ONE matrix product of all sources' clipped counts
+            with it (in its dtype: float32 only where :func:`float32_exact` holds).
 
     Returns:
         The states after all events, like ``x``.
@@ -301,12 +350,21 @@ def deliver(x, sources, fast_path: bool = True):
 
     if not fast_path or not sources:
         return exact(x)
-    pos = neg = 0
-    for s in sources:
-        k = jnp.clip(jnp.asarray(s.counts, jnp.int32), 0, s.max_events)
-        w = shifted_weight(s.weights, s.shift)
-        pos = pos + jnp.einsum("...c,cns->...ns", k, jnp.maximum(w, 0))
-        neg = neg + jnp.einsum("...c,cns->...ns", k, jnp.minimum(w, 0))
+    if split is not None:
+        k = jnp.concatenate([jnp.clip(jnp.asarray(s.counts, jnp.int32), 0, s.max_events)
+                             for s in sources], -1)
+        pn = jnp.matmul(k.astype(split.dtype), split,
+                        precision=jax.lax.Precision.HIGHEST).astype(jnp.int32)
+        half = pn.shape[-1] // 2
+        pos = pn[..., :half].reshape(x.shape)
+        neg = pn[..., half:].reshape(x.shape)
+    else:
+        pos = neg = 0
+        for s in sources:
+            k = jnp.clip(jnp.asarray(s.counts, jnp.int32), 0, s.max_events)
+            w = shifted_weight(s.weights, s.shift)
+            pos = pos + jnp.einsum("...c,cns->...ns", k, jnp.maximum(w, 0))
+            neg = neg + jnp.einsum("...c,cns->...ns", k, jnp.minimum(w, 0))
     safe = jnp.all((x + pos <= STATE_MAX) & (x + neg >= STATE_MIN))
     return jax.lax.cond(safe, lambda x: x + pos + neg, exact, x)
 
@@ -441,7 +499,7 @@ def hidden_init_state(params: XyloHiddenParams) -> XyloHiddenState:
 
 
 def hidden_step(params: XyloHiddenParams, state: XyloHiddenState, counts,
-                fast_path: bool = True):
+                fast_path: bool = True, split=None):
     r"""The fused integer rule of Xylo's hidden population (input Linear + recurrent Linear +
     CubaLIF): one step.
 
@@ -457,13 +515,16 @@ def hidden_step(params: XyloHiddenParams, state: XyloHiddenState, counts,
         state: :class:`XyloHiddenState`.
         counts: input event counts ``(Nin,)`` of this step, integers in ``[0, 255]``.
         fast_path: see :func:`deliver`.
+        split: optional ``split_weights([(w_in, shift_in), (w_rec, shift_rec)])`` (see
+            :func:`deliver`).
 
     Returns:
         ``(state, spikes)``: spikes ``(Nhid,)`` int32 in ``0..31`` (also kept in the state).
     """
     i_syn = deliver(state.i_syn, [
         EventSource(counts, params.w_in, params.shift_in, MAX_INPUT_EVENTS),
-        EventSource(state.spikes, params.w_rec, params.shift_rec, MAX_HIDDEN_SPIKES)], fast_path)
+        EventSource(state.spikes, params.w_rec, params.shift_rec, MAX_HIDDEN_SPIKES)], fast_path,
+        split)
     neuron, spikes = neuron_update(params.neuron, i_syn, state.v, MAX_HIDDEN_SPIKES)
     return XyloHiddenState(neuron.i_syn, neuron.v, spikes), spikes
 
@@ -499,7 +560,7 @@ def readout_init_state(params: XyloReadoutParams) -> XyloReadoutState:
 
 
 def readout_step(params: XyloReadoutParams, state: XyloReadoutState, hidden_spikes,
-                 fast_path: bool = True):
+                 fast_path: bool = True, split=None):
     r"""The fused integer rule of Xylo's readout (Linear + CubaLIF): one step.
 
     NIR: ``CubaLIF(hidden) -> Linear(w_out) -> CubaLIF(readout)``. Chip (integers): the
@@ -513,12 +574,13 @@ def readout_step(params: XyloReadoutParams, state: XyloReadoutState, hidden_spik
         state: :class:`XyloReadoutState`.
         hidden_spikes: the hidden population's spikes ``(Nhid,)`` of THIS step.
         fast_path: see :func:`deliver`.
+        split: optional ``split_weights([(w_out, shift_out)])`` (see :func:`deliver`).
 
     Returns:
         ``(state, spikes)``: readout spikes ``(Nout,)``, int32 0 or 1.
     """
     i_syn = deliver(state.i_syn, [EventSource(state.pending, params.w_out, params.shift_out,
-                                              MAX_HIDDEN_SPIKES)], fast_path)
+                                              MAX_HIDDEN_SPIKES)], fast_path, split)
     neuron, out = neuron_update(params.neuron, i_syn, state.v, MAX_READOUT_SPIKES)
     pending = jnp.asarray(hidden_spikes, jnp.int32)
     return XyloReadoutState(neuron.i_syn, neuron.v, pending), out

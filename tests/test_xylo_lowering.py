@@ -237,3 +237,82 @@ def test_fast_path_off_gives_the_same_result():
     a = _lower(g, "xylo-imu", 1e-3)(xs)
     b = _lower(g, "xylo-imu", 1e-3, fast_path=False)(xs)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_weight_shift_option_scales_the_layers_and_still_equals_the_reference():
+    base = _lower(_braille(), "xylo-audio2", 1e-4)
+    hw = _lower(_braille(), "xylo-audio2", 1e-4, weight_shift="auto")
+    a, b = base.details.arrays, hw.details.arrays
+    k_h, k_o = b["weight_shift_in"], b["weight_shift_out"]
+    # threshold 34 << 6 = 2176 <= 4096 < 34 << 7 (the 'auto' rule: 2**12 headroom)
+    assert (np.max(a["threshold"]) << k_h) <= 4096 < (np.max(a["threshold"]) << (k_h + 1))
+    assert b["weight_shift_rec"] == k_h and k_h > 0 and k_o > 0
+    np.testing.assert_array_equal(b["threshold"], a["threshold"] << k_h)
+    np.testing.assert_array_equal(b["threshold_out"], a["threshold_out"] << k_o)
+    np.testing.assert_array_equal(b["weights_in"], a["weights_in"])
+    xs = np.random.default_rng(4).integers(0, 3, (50, 2, 12))
+    _check_against_oracle(hw, xs)
+    assert "weight shifts: hidden" in hw.report()
+    with pytest.raises(nirjax.LoweringError, match="weight_shift"):
+        nirjax.lower(_braille(), "xylo-audio2", dt=1e-4, weight_shift=9)
+
+
+def test_float_semantics_is_the_chip_update_with_a_binary_readout():
+    sem = nirjax.lowering.TARGETS["xylo-audio2"].semantics(_braille())
+    assert sem.for_node("lif2", "CubaLIF").spikes == "binary"
+    hidden = sem.for_node("lif1.lif", "CubaLIF")
+    assert (hidden.spikes, hidden.reset, hidden.threshold_test, hidden.synapse,
+            hidden.cuba_current, hidden.form, hidden.integrator) == (
+        "multi", "subtract", ">=", "add_decay", "new", "decay", "euler")
+
+
+def test_hardware_aware_transform_rounds_to_what_the_chip_holds():
+    import jax
+
+    from nirjax import train
+
+    g = _braille()
+    model = nirjax.compile(g, dt=1e-4,
+                           semantics=nirjax.lowering.TARGETS["xylo-audio2"].semantics(g))
+    transform = train.hardware_aware(model, "xylo-audio2")
+    q = transform(model.params)
+    hw = _lower(model, "xylo-audio2", None)
+    hq = _lower(model, "xylo-audio2", None, params=q)
+    a = hw.details.arrays
+    s_h = hw.details.scales["hidden"][0]
+    s_o = hw.details.scales["readout"][0]
+    # the transform's values are the chip's integers over the layer scale
+    np.testing.assert_allclose(np.asarray(q["fc1"].weight).T * s_h, a["weights_in"][:, :, 0],
+                               atol=1e-3)
+    np.testing.assert_allclose(np.asarray(q["fc2"].weight).T * s_o, a["weights_out"], atol=1e-3)
+    np.testing.assert_allclose(np.asarray(q["lif1.lif"].v_threshold) * s_h, a["threshold"],
+                               atol=1e-3)
+    dt = 1e-4
+    np.testing.assert_allclose(np.asarray(q["lif1.lif"].tau_mem), dt * 2.0 ** a["dash_mem"],
+                               rtol=1e-6)
+    # lowering the transformed parameters gives the same chip
+    for key in ("weights_in", "weights_rec", "weights_out", "threshold", "threshold_out",
+                "dash_mem", "dash_syn", "dash_mem_out", "dash_syn_out"):
+        np.testing.assert_array_equal(hq.details.arrays[key], a[key])
+    # straight-through: the gradient of the rounded weights is the identity
+    grad = jax.grad(lambda p: transform(p)["fc1"].weight.sum())(model.params)
+    np.testing.assert_array_equal(np.asarray(grad["fc1"].weight), 1.0)
+    assert float(np.abs(np.asarray(grad["fc2"].weight)).sum()) == 0.0
+    # the float model with the chip's values agrees closely with the chip (integer decays,
+    # saturation and the spike limits are all that differ)
+    xs = np.random.default_rng(2).integers(0, 2, (120, 16, 12))
+    hws = _lower(model, "xylo-audio2", None, params=q, weight_shift="auto")
+    c = nirjax.compare(model, hws, xs, params=q)
+    assert c.agreement("xylo-audio2", "lif1.lif") > 0.95
+
+
+def test_hardware_aware_errors():
+    from nirjax import train
+
+    model = nirjax.compile(_braille(), dt=1e-4)
+    with pytest.raises(nirjax.LoweringError, match="unknown target"):
+        train.hardware_aware(model, "xylo-audio9")
+    with pytest.raises(nirjax.LoweringError, match="method='global'"):
+        train.hardware_aware(model, "xylo-audio2", method="channel")
+    with pytest.raises(nirjax.LoweringError, match="no option"):
+        train.hardware_aware(model, "xylo-audio2", nonsense=1)

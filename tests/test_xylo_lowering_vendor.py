@@ -7,7 +7,8 @@ biases; a saturating regime with 16-bit saturated currents and membranes, 31-spi
 and input counts beyond 15): the graph is lowered with :func:`nirjax.lower`, exported with
 ``hw.export(path)``, and XyloSim is built from that file as it is
 (``XyloSim.from_specification(**np.load(path))``: the export round trip) and run sample by
-sample. ``hw.run`` (the integer program through the compiled scan, batched and jitted) must
+sample (Braille also with ``weight_shift="auto"``: weights applied ``<< k``). ``hw.run``
+(the integer program through the compiled scan, batched and jitted) must
 give the same output spikes, hidden spikes, membranes and synaptic currents (hidden and
 readout) at every step for every sample, bit for bit.
 
@@ -52,11 +53,11 @@ def _skip_or_fail():
     pytest.skip(msg)
 
 
-def _lower(graph, target, dt):
+def _lower(graph, target, dt, **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", nirjax.LoweringWarning)
         warnings.simplefilter("ignore", nirjax.ResetAmbiguityWarning)
-        return nirjax.lower(graph, target, dt=dt)
+        return nirjax.lower(graph, target, dt=dt, **options)
 
 
 @functools.lru_cache(maxsize=None)
@@ -68,10 +69,12 @@ def _vendor():
     with tempfile.TemporaryDirectory() as tmp:
         cases = dict(CASES)
         cases["braille"] = ("xylo-audio2", None, "braille")
+        cases["braille_shift"] = ("xylo-audio2", None, "braille_shift")
         for i, (cid, (target, layers, regime)) in enumerate(cases.items()):
             rng = np.random.default_rng(500 + i)
-            if regime == "braille":
-                hw = _lower(BRAILLE, target, 1e-4)
+            if regime.startswith("braille"):
+                hw = _lower(BRAILLE, target, 1e-4,
+                            **({"weight_shift": "auto"} if regime == "braille_shift" else {}))
                 xs = (rng.random((T, B, 12)) < 0.3).astype(np.int64) * rng.integers(1, 3, (T, B, 12))
             else:
                 g = xylo_cases.random_nir(rng, target, layers, regime=regime)
@@ -101,7 +104,7 @@ def test_vendor_versions():
     assert versions["samna_imported"] is False
 
 
-@pytest.mark.parametrize("case", list(CASES) + ["braille"])
+@pytest.mark.parametrize("case", list(CASES) + ["braille", "braille_shift"])
 def test_lowered_simulation_equals_xylosim_at_every_step(case):
     results, _, lowered, inputs = _results()
     vendor = results[case]

@@ -176,7 +176,7 @@ def _profile_name(sem: Semantics, given: Any, taken: set) -> str:
 
 
 def compare(graph, xs, dt: Any = None, profiles: Sequence | Mapping = ("nir", "exact"), *,
-            nodes: Sequence[str] | None = None, dtype=None) -> Comparison:
+            nodes: Sequence[str] | None = None, dtype=None, params=None) -> Comparison:
     """Simulate ``graph`` under several profiles and compare their spikes; or compare a float
     model with its lowering to a chip: ``compare(model, hw, xs)``.
 
@@ -192,9 +192,12 @@ def compare(graph, xs, dt: Any = None, profiles: Sequence | Mapping = ("nir", "e
         nodes: names of the nodes to compare (default: every spiking node and the Output
             nodes present in every profile's program).
         dtype: passed to :func:`nirjax.compile`.
+        params: with ``compare(model, hw, xs)`` only: the float model's parameters to run
+            (default ``model.params``), e.g. fine-tuned ones.
 
     Returns:
-        A :class:`Comparison`; ``str()`` of it is a table.
+        A :class:`Comparison` (a :class:`HardwareComparison` for ``compare(model, hw, xs)``);
+        ``str()`` of it is a table.
 
     >>> import nir, numpy as np, nirjax
     >>> g = nir.NIRGraph.from_list(nir.Affine(np.eye(1), np.zeros(1)),
@@ -208,7 +211,9 @@ def compare(graph, xs, dt: Any = None, profiles: Sequence | Mapping = ("nir", "e
     from ..lowering import Lowered
 
     if isinstance(xs, Lowered):
-        return compare_hardware(graph, xs, dt, nodes=nodes, dtype=dtype)
+        return compare_hardware(graph, xs, dt, nodes=nodes, dtype=dtype, params=params)
+    if params is not None:
+        raise SemanticsError("compare: params= applies to compare(model, hw, xs) only")
     if dt is None:
         raise SemanticsError("compare(graph, xs, dt, profiles): dt is required")
     if isinstance(graph, (str, pathlib.Path)):
@@ -295,7 +300,7 @@ class HardwareComparison(Comparison):
 
 
 def compare_hardware(model, hw, xs, *, nodes: Sequence[str] | None = None,
-                     dtype=None) -> HardwareComparison:
+                     dtype=None, params=None) -> HardwareComparison:
     """A float model and its chip simulation on the same inputs (``compare(model, hw, xs)``).
 
     Args:
@@ -306,6 +311,7 @@ def compare_hardware(model, hw, xs, *, nodes: Sequence[str] | None = None,
         nodes: graph node names to compare (default: the Output nodes and every spiking
             node the chip maps).
         dtype: the float model's dtype when it is compiled here.
+        params: the float model's parameters (default ``model.params``).
 
     Returns:
         A :class:`HardwareComparison`.
@@ -337,7 +343,8 @@ def compare_hardware(model, hw, xs, *, nodes: Sequence[str] | None = None,
             model.program.node(n)  # a GraphError naming the model's nodes if unknown
     ys_hw, rec_hw = hw.run(xs, record=chosen)
     floats = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), xs)
-    ys_f, _, rec_f = model.run(model.params, floats, None, record=chosen)
+    ys_f, _, rec_f = model.run(model.params if params is None else params, floats, None,
+                               record=chosen)
     latency = {n: int(hw.latency.get(n, 0)) for n in chosen}
     values = {"float": {}, hw.target: {}}
     steps = batch = 0

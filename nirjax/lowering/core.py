@@ -84,6 +84,15 @@ class Target:
         doc: one line saying what the target is and what backs its simulation.
         options: option name -> one line of documentation, the ``**options`` of
             :func:`lower` this target accepts (any other name is refused).
+        fake_quant: ``fake_quant(program, options) -> transform`` (optional): a
+            ``params -> params`` function putting the target's quantization in a float
+            model's forward pass with straight-through gradients (what
+            :func:`nirjax.train.hardware_aware` returns); ``None``: not available.
+        semantics: ``semantics(graph) -> Semantics`` (optional): the float semantics whose
+            discrete update is closest to the chip's for ``graph`` (a ``nir.NIRGraph`` or a
+            path), e.g. to compile the model a user fine-tunes for the chip.
+        default_dt: the ``dt`` :func:`lower` uses when none is given, for chips without
+            time constants (Speck: a step is one bin of events); ``None``: ``dt`` is required.
     """
 
     name: str
@@ -91,6 +100,9 @@ class Target:
     family: str
     doc: str
     options: Mapping = dataclasses.field(default_factory=dict)
+    fake_quant: Callable | None = None
+    semantics: Any = None
+    default_dt: float | None = None
 
 
 _REGISTRY: dict[str, Target] = {}
@@ -99,7 +111,8 @@ TARGETS = types.MappingProxyType(_REGISTRY)
 
 
 def register_target(name: str, lower_fn: Callable, *, family: str, doc: str,
-                    options: Mapping | None = None) -> Target:
+                    options: Mapping | None = None, fake_quant: Callable | None = None,
+                    semantics: Any = None, default_dt: float | None = None) -> Target:
     """Register (or replace) the target ``name``.
 
     Args:
@@ -111,6 +124,9 @@ def register_target(name: str, lower_fn: Callable, *, family: str, doc: str,
         family: the chip family.
         doc: one line for listings and error messages.
         options: option name -> doc of the options the target accepts.
+        fake_quant: see :class:`Target`.
+        semantics: see :class:`Target`.
+        default_dt: ``dt`` when :func:`lower` gets none (chips without time constants).
 
     Returns:
         The :class:`Target`.
@@ -126,7 +142,11 @@ def register_target(name: str, lower_fn: Callable, *, family: str, doc: str,
     if not callable(lower_fn):
         raise LoweringError(f"target {name!r}: lower_fn must be callable, got "
                             f"{type(lower_fn).__name__}")
-    target = Target(name, lower_fn, str(family), str(doc), types.MappingProxyType(dict(options or {})))
+    if fake_quant is not None and not callable(fake_quant):
+        raise LoweringError(f"target {name!r}: fake_quant must be callable or None")
+    target = Target(name, lower_fn, str(family), str(doc),
+                    types.MappingProxyType(dict(options or {})), fake_quant, semantics,
+                    None if default_dt is None else float(check_dt(default_dt)))
     _REGISTRY[name] = target
     return target
 
@@ -190,6 +210,10 @@ class LoweringResult:
             (e.g. Xylo's readout: 1); :func:`nirjax.compare` aligns by it.
         options: :class:`~nirjax.compiler.CompiledGraph` options for the integer program.
         details: the target's own description (e.g. the Xylo ``XyloSpec``), or ``None``.
+        check: ``check(xs, state)``, called by :meth:`Lowered.run` after every run with the
+            validated inputs and the final :class:`~nirjax.compiler.GraphState`; it warns
+            (or raises) when the run left the range in which the simulation is exact (e.g.
+            Speck's float32 sums); ``None``: no check.
     """
 
     program: Program
@@ -205,6 +229,7 @@ class LoweringResult:
     latency: dict = dataclasses.field(default_factory=dict)
     options: dict = dataclasses.field(default_factory=dict)
     details: Any = None
+    check: Callable | None = None
 
 
 def numpy_params(params: Mapping) -> dict:
@@ -414,14 +439,28 @@ class Lowered:
         if not isinstance(result, LoweringResult):
             raise LoweringError(f"target {target.name!r}: its lowering function returned "
                                 f"{type(result).__name__}, not a LoweringResult")
-        if not result.program.table.integer:
+        if result.program.table.dtype is None:
             raise LoweringError(f"target {target.name!r}: the lowered program is bound to the "
-                                f"{result.program.table.name!r} table, which is not integer")
+                                f"{result.program.table.name!r} table, which fixes no dtype (a "
+                                f"chip's table fixes its arithmetic: int32, or float32 where "
+                                f"the chip's neurons compute in float, as SpiNNaker2's)")
         self._target = target
         self._result = result
         self.source = source
         self.options = dict(options or {})
         self.model = CompiledGraph(result.program, options=result.options)
+        # the chip's parameters are fixed: compile them in as constants (XLA specializes the
+        # step on them, measurably faster on CPU than passing them as arguments)
+        consts = jax.tree_util.tree_map(np.asarray, self.model.params)
+
+        def simulate(xs, record):
+            if record:
+                ys, state, rec = self.model.run(consts, xs, None, record=record)
+                return ys, state, tuple(rec[r] for r in record)
+            ys, state = self.model.run(consts, xs)
+            return ys, state, ()
+
+        self._simulate = jax.jit(simulate, static_argnames=("record",))
 
     # ------------------------------------------------------------------ description
 
@@ -647,11 +686,11 @@ class Lowered:
         """
         xs = self._check_inputs(xs)
         users, items = self._record_items(record)
-        if items:
-            ys, _, recs = self.model.run(self.model.params, xs, None, record=items)
-        else:
-            ys, _ = self.model.run(self.model.params, xs)
-            recs = {}
+        xs = jax.tree_util.tree_map(lambda a: jnp.asarray(a, self.model.dtype), xs)
+        ys, state, values = self._simulate(xs, items)
+        if self._result.check is not None:
+            self._result.check(xs, state)
+        recs = dict(zip(items, values))
         rec = {}
         for item, name, field in users:
             pnode, index = self.record_names.get(name, (name, None))
@@ -740,7 +779,8 @@ def lower(graph, target: str, dt: float | None = None, *, params: Mapping | None
             (:class:`~nirjax.CompiledGraph`: its dt, semantics and parameters are used).
         target: a target name: ``"xylo-audio2"``, ``"xylo-audio3"``, ``"xylo-imu"``,
             ``"loihi2"``, ``"speck"``, ``"spinnaker2"`` (see :data:`TARGETS`).
-        dt: the time step (required for a graph or path; a model brings its own).
+        dt: the time step (required for a graph or path unless the target has a
+            ``default_dt``; a model brings its own).
         params: node name -> parameters overriding the graph's or the model's (e.g.
             ``model.params`` after fine-tuning): float parameters are lowered directly.
         semantics: the float semantics the graph is read under (default: the NIR spec); not
@@ -763,6 +803,8 @@ def lower(graph, target: str, dt: float | None = None, *, params: Mapping | None
         valid = ", ".join(f"{k} ({v})" for k, v in tgt.options.items()) or "none"
         raise LoweringError(f"target {tgt.name!r} has no option(s) {', '.join(unknown)}; its "
                             f"options: {valid}")
+    if dt is None and not isinstance(graph, CompiledGraph):
+        dt = tgt.default_dt
     program, np_params = _source_program(graph, dt, semantics, params)
     result = tgt.lower_fn(program, np_params, dict(options))
     lowered = Lowered(tgt, result, program, options)

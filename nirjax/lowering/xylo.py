@@ -39,19 +39,69 @@ Export: the ``.npz`` of ``XyloSim.from_specification``'s keyword arrays (scalars
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import nir
 import numpy as np
 
 from ..errors import LoweringError
+from ..semantics import Semantics
 from ..kernels import xylo as xk
-from ..rules.xylo import XYLO, XyloPopulationConfig
+from ..rules.xylo import XYLO, XyloPopulationConfig, dot_dtype
 from .core import LoweringResult, NodeSpec, make_program, register_target, resource
 from .violations import MappingRecord, split_violations
 from .xylo_nir import GAINS, program_nodes, network_from_nodes
 from .xylo_quantize import COMPAT, TARGETS as XYLO_TARGETS, XyloSpec, quantize_network
 from .xylo_rules import check_design_rules, resources as spec_resources
 
-__all__ = ["lower_xylo", "OPTIONS", "xylo_to_nir"]
+__all__ = ["lower_xylo", "OPTIONS", "xylo_to_nir", "FLOAT_SEMANTICS", "float_semantics",
+           "fake_quantize"]
+
+#: The float semantics whose discrete update is the chip's without its integer arithmetic:
+#: a synaptic current that decays in the step it receives input (``i = a_s*(i + W x)``),
+#: a membrane integrating the new current with unit gains and the bias ``v_leak`` per step
+#: (``v = a_m*v + i + v_leak``), decay factors ``1 - dt/tau`` (the chip's ``1 - 2**-dash``
+#: when ``tau = dt*2**dash``), several spikes per step (``floor(v/threshold)`` for
+#: ``v >= threshold``), subtractive reset, state starting at 0. It differs from the chip
+#: only by integer rounding of the decays, 16-bit saturation, the 31-spike (hidden) and
+#: 1-spike (readout) limits, the 15-event input limit and the readout's step of latency.
+#: Rockpool's ``LIFTorch`` is this update with exponential decays (the ``rockpool``
+#: profile).
+FLOAT_SEMANTICS = Semantics(
+    name="xylo-float", form="decay", integrator="euler", input_gain="unit",
+    ignore=("r", "v_reset", "w_in"), reset="subtract", threshold_test=">=", spikes="multi",
+    initial_v="zero", cuba_current="new", synapse="add_decay")
+
+
+def float_semantics(graph, dt: float = 1e-3) -> Semantics:
+    """:data:`FLOAT_SEMANTICS` for ``graph``, its readout node firing at most one spike per
+    step as the chip's readout does (``spikes="binary"``, subtractive reset).
+
+    Args:
+        graph: the ``nir.NIRGraph`` (or a path to a ``.nir`` file) to be lowered to Xylo.
+        dt: any valid time step (only the graph's structure is read).
+
+    Returns:
+        A :class:`~nirjax.Semantics` to compile the float model with.
+
+    Raises:
+        LoweringError: the graph does not have Xylo's shape (every violation listed).
+    """
+    import pathlib
+
+    from ..compiler import build_program
+    from ..io import read
+
+    if isinstance(graph, (str, pathlib.Path)):
+        graph = read(graph)
+    program = build_program(graph, dt, Semantics(), table="float")
+    params = {n.name: n.params for n in program.nodes if n.params is not None}
+    nodes, edges, inputs, outputs = program_nodes(program, params)
+    net, violations = network_from_nodes(nodes, edges, inputs, outputs, dt, "ignore")
+    errors, _ = split_violations(violations)
+    if net is None or errors:
+        _raise("xylo", errors)
+    return FLOAT_SEMANTICS.override(net.names.readout, spikes="binary")
 
 INPUT_RANGE = (0, 255)
 
@@ -65,7 +115,49 @@ OPTIONS = {
     "gains": "'fold' (default: the float model's gains folded into thresholds/biases, exact) "
              "or 'ignore' (thresholds as they are, as Rockpool's importer)",
     "fast_path": "use the kernel's exact unsaturated shortcut (default True; same results)",
+    "weight_shift": "0 (default: Rockpool's configuration), 0..8, or 'auto': every weight "
+                    "applied << k and thresholds/biases scaled by 2**k, the same network with "
+                    "k more bits of state resolution (less rounding in the bit-shift decays)",
 }
+
+
+def _choose_shift(thresholds, biases, requested) -> int:
+    """The weight shift for one layer: ``requested``, or with ``"auto"`` the largest ``k <=
+    8`` keeping ``max threshold << k <= 4096`` (2**12: three bits of headroom above the
+    threshold for 16-bit currents and membranes) and the biases within 16 bits."""
+    if requested != "auto":
+        return int(requested)
+    top = max(int(np.max(np.abs(thresholds), initial=0)), 1)
+    big = int(np.max(np.abs(biases), initial=0))
+    k = 0
+    while k < 8 and (top << (k + 1)) <= 4096 and (big << (k + 1)) <= 2 ** 15 - 1:
+        k += 1
+    return k
+
+
+def _apply_shift(spec: XyloSpec, requested) -> tuple:
+    """Shift a spec's layers (see the ``weight_shift`` option); returns ``(k_hidden,
+    k_readout)``. The float network each represents is unchanged (exact powers of two)."""
+    import dataclasses as dc
+
+    a = spec.arrays
+    k_h = _choose_shift(a["threshold"], a["bias"], requested)
+    k_o = _choose_shift(a["threshold_out"], a["bias_out"], requested)
+    for key, k in (("threshold", k_h), ("bias", k_h), ("threshold_out", k_o),
+                   ("bias_out", k_o)):
+        a[key] = np.asarray(a[key]).astype(np.int64) << k
+    a["weight_shift_in"], a["weight_shift_rec"], a["weight_shift_out"] = k_h, k_h, k_o
+    names = spec.names
+    hidden = {names.hidden_label(), names.weights_in, "+".join(names.weights_rec)}
+    scaled = []
+    for r in spec.records:
+        if r.quantity in ("weight", "threshold", "bias"):
+            k = k_h if r.node in hidden else k_o
+            r = dc.replace(r, scale=r.scale * 2 ** k)
+        scaled.append(r)
+    spec.records = scaled
+    spec.scales = dict(spec.scales, weight_shift=(k_h, k_o))
+    return k_h, k_o
 
 
 def _semantic_notes(nodes, neurons, program) -> list:
@@ -84,6 +176,8 @@ def _semantic_notes(nodes, neurons, program) -> list:
         if sem.spikes != "multi" and name != neurons[-1]:
             diffs.append("fires at most one spike per step (the chip up to 31 per hidden "
                          "neuron)")
+        if sem.spikes == "multi" and name == neurons[-1]:
+            diffs.append("fires several spikes per step (the chip's readout at most 1)")
         if sem.form != "decay" or sem.integrator != "euler":
             diffs.append(f"decays as form {sem.form!r} / integrator {sem.integrator!r} (the "
                          f"chip: x -= x >> dash, i.e. the factor 1 - 2**-dash)")
@@ -258,6 +352,9 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
     compat = options.get("compat", "rockpool")
     gains = options.get("gains", "fold")
     fast_path = bool(options.get("fast_path", True))
+    shift = options.get("weight_shift", 0)
+    if not (shift == "auto" or (isinstance(shift, (int, np.integer)) and 0 <= shift <= 8)):
+        raise LoweringError(f"weight_shift={shift!r}; expected an int in 0..8 or 'auto'")
     if compat not in COMPAT:
         raise LoweringError(f"compat={compat!r}; expected one of {COMPAT}")
     if gains not in GAINS:
@@ -271,6 +368,7 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
         errors, _ = split_violations(violations)
         _raise(target_name, errors)
     spec = quantize_network(net, target, method=method, fuzzy_scaling=fuzzy, compat=compat)
+    shifts = _apply_shift(spec, shift) if shift else (0, 0)
     violations = violations + check_design_rules(spec)
     errors, warnings = split_violations(violations)
     if errors:
@@ -287,10 +385,10 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
     specs = [
         NodeSpec(inp, "Input", (n_in,), (n_in,), None, source_of[inp].config, "input"),
         NodeSpec(hidden_name, "CubaLIF", (n_in,), (n_hid,), kp.hidden,
-                 XyloPopulationConfig("hidden", fast_path), "op",
+                 XyloPopulationConfig("hidden", fast_path, dot_dtype(kp.hidden)), "op",
                  source=source_of[hidden_nodes[0]].source),
         NodeSpec(readout_name, "CubaLIF", (n_hid,), (n_out,), kp.readout,
-                 XyloPopulationConfig("readout", fast_path), "op"),
+                 XyloPopulationConfig("readout", fast_path, dot_dtype(kp.readout)), "op"),
         NodeSpec(out, "Output", (n_out,), (n_out,), None, source_of[out].config, "output"),
     ]
     if inp not in source_of or out not in source_of:
@@ -336,6 +434,10 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
              + (" (fuzzy scaling)" if fuzzy else "")
              + (", Rockpool's quantizer bugs fixed" if compat == "fixed" else
                 " (its configuration exactly, quantizer bugs included: see warnings)"),
+             f"weight shifts: hidden {shifts[0]}, readout {shifts[1]}"
+             + (" (Rockpool's configuration)" if shifts == (0, 0) else
+                " (weights applied << k, thresholds and biases scaled by 2**k: the same "
+                "network with more state resolution)"),
              f"gains={gains!r}: " + ("the float model's gains are folded into the thresholds "
                                      "and biases" if gains == "fold" else
                                      "thresholds taken as they are (Rockpool's importer)"),
@@ -349,7 +451,10 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
         program=integer, resources=_resources(spec, nodes, edges, names),
         quantization=list(spec.records), mapping=mapping, export=spec.export,
         to_nir=lambda: xylo_to_nir(spec), record_names=record_names, notes=notes,
-        warnings=list(warnings), input_range=INPUT_RANGE, latency=latency, options={},
+        warnings=list(warnings), input_range=INPUT_RANGE, latency=latency,
+        # integer programs are never differentiated; the plain one-scan program has the
+        # least per-step overhead for the chip's two fused populations
+        options={"optimize": False, "fast_backward": False},
         details=spec)
 
 
@@ -357,6 +462,130 @@ def _raise(target_name, errors):
     from .violations import DesignRuleError
 
     raise DesignRuleError(target_name, errors)
+
+
+def _snap_tau(tau, dt):
+    """``dt * 2**round(log2(tau/dt))`` with a straight-through gradient."""
+    q = dt * 2.0 ** jnp.round(jnp.log2(tau / dt))
+    return tau + jax.lax.stop_gradient(q - tau)
+
+
+def _ste_round(x):
+    return x + jax.lax.stop_gradient(jnp.round(x) - x)
+
+
+def _gains_jnp(sem, p, dt, gains):
+    """``(S, k)``: the chip's state is the float model's divided by ``S``; its per-step bias
+    is ``k * v_leak`` (see :func:`nirjax.lowering.xylo_nir.neuron_units`)."""
+    ignore = tuple(getattr(sem, "ignore", ()) or ())
+    one = jnp.ones_like(p.tau_mem)
+    if gains == "ignore":
+        return one, one
+    r = one if "r" in ignore else p.r
+    w_in = one if "w_in" in ignore else p.w_in
+    g_s, g_m = w_in * dt / p.tau_syn, r * dt / p.tau_mem
+    form = getattr(sem, "form", "nir")
+    input_gain = getattr(sem, "input_gain", "nir")
+    k_leak = 0 * one if "v_leak" in ignore else one
+    if form == "decay" and input_gain == "unit":
+        return one, k_leak
+    if form == "decay" and input_gain == "input":
+        return g_s, k_leak * (dt / p.tau_mem) / g_s
+    s = g_s * g_m
+    if form == "decay" and input_gain == "threshold":
+        s = jnp.where(jnp.all(jnp.abs(s - 1) <= 1e-8 + 1e-5), one, s)
+    return s, k_leak * (dt / p.tau_mem) / s
+
+
+def fake_quantize(program, options: dict | None = None):
+    """The Xylo quantization as a differentiable parameter transform (straight-through).
+
+    Returns ``transform(params) -> params``: the float parameters the chip represents, in
+    the float model's own units, with gradients passing straight through every rounding
+    (``x + stop_gradient(q(x) - x)``):
+
+    * time constants snap to ``dt * 2**dash``, ``dash = round(log2(tau/dt))``;
+    * weights round to the layer's 8-bit grid: ``round(w*s)/s`` with Rockpool's global
+      scales, ``s = 127 / max(|w_in|, |w_rec|, |bias|)`` for the hidden layer and ``127 /
+      max(|w_out|, |bias_out|)`` for the readout (computed from the values, not
+      differentiated);
+    * thresholds and biases round on the same grid in the chip's units (the float model's
+      gains ``S`` folded in, as the lowering does with ``gains="fold"``).
+
+    Lowering ``transform(params)`` gives the chip the same integers the transform rounded to
+    (``nirjax.lower(model, target, params=transform(params))``). Thresholds that overflow 16
+    bits (which make Rockpool rescale a layer) are not modelled.
+
+    Args:
+        program: the float model's Program (``model.program``).
+        options: the lowering options: ``gains`` (``"fold"`` default, or ``"ignore"``),
+            ``method`` (only ``"global"``), ``compat`` (either; the readout bias is rounded
+            on the readout's grid: with ``compat="rockpool"`` the chip then holds it
+            ``s_h/s_o`` times too large, which the lowering reports as a warning).
+
+    Raises:
+        LoweringError: the graph cannot be lowered to Xylo (every violation listed), or an
+            option the transform does not model.
+    """
+    options = dict(options or {})
+    gains = options.get("gains", "fold")
+    compat = options.get("compat", "rockpool")
+    # weight_shift and fast_path do not change the float values the chip represents
+    if options.get("method", "global") != "global" or options.get("fuzzy_scaling", False):
+        raise LoweringError("the Xylo fine-tuning transform models method='global' without "
+                            "fuzzy scaling only")
+    if compat not in COMPAT or gains not in GAINS:
+        raise LoweringError(f"compat must be one of {COMPAT} and gains one of {GAINS}")
+    structure = _structure(program)
+    params0 = {n.name: n.params for n in program.nodes if n.params is not None}
+    nodes, edges, inputs, outputs = program_nodes(structure, params0)
+    semantics_of = {n.name: n.semantics for n in program.nodes}
+    net, violations = network_from_nodes(nodes, edges, inputs, outputs, program.dt, gains)
+    errors, _ = split_violations(violations)
+    if net is None or errors:
+        _raise("xylo", errors)
+    names = net.names
+    dt = program.dt
+    hidden = [h for h, _, _ in names.hidden]
+    rec = [w for w in names.weights_rec if w in nodes]
+    outs = list(names.weights_out)
+
+    def transform(params):
+        params = dict(params)
+        units = {}
+        for n in hidden + [names.readout]:
+            p = params[n]
+            p = p._replace(tau_mem=_snap_tau(p.tau_mem, dt), tau_syn=_snap_tau(p.tau_syn, dt))
+            s_gain, k_bias = _gains_jnp(semantics_of.get(n), p, dt, gains)
+            params[n] = p
+            units[n] = (s_gain, k_bias)
+
+        def layer_scale(weights, biases):
+            m = jnp.max(jnp.stack([jnp.max(jnp.abs(w)) for w in weights + biases]))
+            return jax.lax.stop_gradient(jnp.where(m > 0, 127.0 / m, 1.0))
+
+        def chip_bias(n):
+            return units[n][1] * params[n].v_leak
+
+        s_h = layer_scale([params[names.weights_in].weight] + [params[w].weight for w in rec],
+                          [chip_bias(h) for h in hidden])
+        s_o = layer_scale([params[w].weight for w in outs], [chip_bias(names.readout)])
+        for w in [names.weights_in] + rec:
+            params[w] = params[w]._replace(weight=_ste_round(params[w].weight * s_h) / s_h)
+        for w in outs:
+            params[w] = params[w]._replace(weight=_ste_round(params[w].weight * s_o) / s_o)
+        for n, scale in [(h, s_h) for h in hidden] + [(names.readout, s_o)]:
+            p = params[n]
+            s_gain, k_bias = units[n]
+            th = _ste_round(p.v_threshold / s_gain * scale) / scale * s_gain
+            safe_k = jnp.where(k_bias != 0, k_bias, 1.0)
+            leak = jnp.where(k_bias != 0,
+                             _ste_round(k_bias * p.v_leak * scale) / scale / safe_k,
+                             p.v_leak)
+            params[n] = p._replace(v_threshold=th, v_leak=leak)
+        return params
+
+    return transform
 
 
 def _register():
@@ -369,7 +598,8 @@ def _register():
     for name, doc in docs.items():
         register_target(name, lambda program, params, options, _n=name:
                         lower_xylo(program, params, options, _n),
-                        family="xylo", doc=doc, options=OPTIONS)
+                        family="xylo", doc=doc, options=OPTIONS, fake_quant=fake_quantize,
+                        semantics=float_semantics)
 
 
 _register()

@@ -51,7 +51,7 @@ from ..kernels import xylo as xk
 from .float import RULES as FLOAT_RULES
 from .table import Rule, RuleTable, register_table
 
-__all__ = ["XYLO", "XyloPopulationConfig", "population_step"]
+__all__ = ["XYLO", "XyloPopulationConfig", "XyloCoeffs", "population_step", "dot_dtype"]
 
 
 class XyloPopulationConfig(NamedTuple):
@@ -60,10 +60,33 @@ class XyloPopulationConfig(NamedTuple):
     Attributes:
         role: ``"hidden"`` or ``"readout"``.
         fast_path: use :func:`~nirjax.kernels.xylo.deliver`'s exact unsaturated shortcut.
+        dot: the dtype of the shortcut's one matrix product (``"int32"``, or ``"float32"``
+            where :func:`~nirjax.kernels.xylo.float32_exact` holds for the population's
+            weights: exact and faster on CPUs).
     """
 
     role: str
     fast_path: bool = True
+    dot: str = "int32"
+
+
+class XyloCoeffs(NamedTuple):
+    """What a population's step uses: its parameters and the split weight matrix of
+    :func:`~nirjax.kernels.xylo.split_weights` (computed once per run, outside the loop)."""
+
+    params: object
+    split: jax.Array
+
+
+def dot_dtype(params) -> str:
+    """``"float32"`` when the shortcut's float32 product is exact for a population's
+    (concrete) parameters, else ``"int32"`` (:func:`~nirjax.kernels.xylo.float32_exact`)."""
+    if isinstance(params, xk.XyloHiddenParams):
+        sources = [(params.w_in, params.shift_in, xk.MAX_INPUT_EVENTS),
+                   (params.w_rec, params.shift_rec, xk.MAX_HIDDEN_SPIKES)]
+    else:
+        sources = [(params.w_out, params.shift_out, xk.MAX_HIDDEN_SPIKES)]
+    return "float32" if xk.float32_exact(sources) else "int32"
 
 
 def _refuse_params(name, node):
@@ -77,10 +100,10 @@ def _config(name, node, in_shape, out_shape, semantics, dt, options):
     return XyloPopulationConfig("hidden")
 
 
-def _plain_step(role, fast_path, params, state, x):
+def _plain_step(role, fast_path, coeffs, state, x):
     if role == "hidden":
-        return xk.hidden_step(params, state, x, fast_path)
-    return xk.readout_step(params, state, x, fast_path)
+        return xk.hidden_step(coeffs.params, state, x, fast_path, coeffs.split)
+    return xk.readout_step(coeffs.params, state, x, fast_path, coeffs.split)
 
 
 def _batched_step(role: str, fast_path: bool):
@@ -131,8 +154,9 @@ def population_step(coeffs, state, x, cfg: XyloPopulationConfig):
     spikes through ``w_out``; at most 1 spike).
 
     Args:
-        coeffs: :class:`~nirjax.kernels.xylo.XyloHiddenParams` or
-            :class:`~nirjax.kernels.xylo.XyloReadoutParams`.
+        coeffs: :class:`XyloCoeffs` (the population's
+            :class:`~nirjax.kernels.xylo.XyloHiddenParams` or
+            :class:`~nirjax.kernels.xylo.XyloReadoutParams` and their split weights).
         state: the population's state.
         x: input event counts ``(Nin,)`` (hidden) or hidden spike counts ``(Nhid,)``
             (readout) of this step.
@@ -151,7 +175,12 @@ def _init_state(params, cfg, shape, dtype):
 
 
 def _prepare(params, cfg):
-    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.int32), params)
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.int32), params)
+    if cfg.role == "hidden":
+        sources = [(params.w_in, params.shift_in), (params.w_rec, params.shift_rec)]
+    else:
+        sources = [(params.w_out, params.shift_out)]
+    return XyloCoeffs(params, xk.split_weights(sources, jnp.dtype(cfg.dot)))
 
 
 XYLO = register_table(RuleTable("xylo", {
