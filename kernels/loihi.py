@@ -355,7 +355,8 @@ def importer_lif_params(tau, v_threshold, dt) -> ImporterLifParams:
 def importer_lif_step(params: ImporterLifParams, state: CubaState, x):
     r"""One step of the importer's LIF: its Dense on binary events, then :func:`cuba_step`.
 
-    NIR: LIF. Integers: ``a = w * [x != 0]`` (the LIF's Dense sees events; the ``lava_fixed``
+    NIR: LIF ``tau v' = (v_leak - v) + r x`` (the importer reads ``tau`` and ``v_threshold``
+    only). Integers: ``a = w * [x != 0]`` (the LIF's Dense sees events; the ``lava_fixed``
     profile adds no step of latency here, which reproduces ``lif_lava_cpu_fixed.csv``), then
     the CUBA update of :func:`cuba_step` with ``du = 4095``, ``bias = 0``. Output 0/1 as int32.
 

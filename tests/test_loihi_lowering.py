@@ -151,6 +151,16 @@ def test_lava_fixed_profile_is_the_same_arithmetic():
     assert hw.program.table is model.program.table
 
 
+def test_lava_fixed_profile_refuses_what_its_importer_cannot_map():
+    g = graph({"input": nir.Input(input_type=np.array([2])),
+               "fc": nir.Linear(weight=np.eye(2, dtype=np.float32)), "n": if_(2),
+               "output": nir.Output(output_type=np.array([2]))},
+              [("input", "fc"), ("fc", "n"), ("n", "output")])
+    with pytest.raises(nirjax.LoweringError, match=r"IF node 'n'.*nirjax.lower\(graph, 'loihi2'"):
+        nirjax.compile(g, dt=DT, semantics="lava_fixed")
+    assert np.asarray(lower_quiet(g)(np.ones((3, 1, 2), np.int64))).shape == (3, 1, 2)
+
+
 # ----------------------------------------------------------------------------- design rules
 
 

@@ -132,9 +132,11 @@ def _node_specs(structure, flat, latency_flat, net, layers, inserted):
                                 "op")
             continue
         dense, rec = netx_dense_params(q.weight, q.weight_rec)
-        src = [s for s, d in latency_flat.edges if d == w][0]
-        in_shape = out_shape.get(src, (int(q.weight.shape[1]),))
-        type_name = originals[w].type_name if w in originals else "Linear"
+        if w in originals:
+            type_name, in_shape = originals[w].type_name, tuple(originals[w].in_shape)
+        else:  # the synapse added in front of a neuron: it reads what the neuron read
+            src = [s for s, d in latency_flat.edges if d == w][0]
+            type_name, in_shape = "Linear", out_shape[src]
         n_out = tuple(originals[q.name].in_shape)
         specs[w] = NodeSpec(w, type_name, in_shape, n_out, dense,
                             NetxDenseConfig(in_shape, n_out), "op",
