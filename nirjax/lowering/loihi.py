@@ -112,12 +112,9 @@ def _node_specs(structure, flat, latency_flat, net, layers, inserted):
     originals = {n.name: n for n in structure.nodes}
     dt = float(structure.dt)
     specs = {}
-    by_weight, by_rec = {}, {}
+    by_weight = {}
     for q, fl in zip(net.layers, layers):
-        w = fl.weight_node or inserted[fl.name]
-        by_weight[w] = q
-        if fl.rec_node is not None:
-            by_rec[fl.rec_node] = q
+        by_weight[fl.weight_node or inserted[fl.name]] = q
         specs[fl.name] = NodeSpec(fl.name, fl.neuron, tuple(originals[fl.name].in_shape),
                                   tuple(q.shape), neuron_params(q),
                                   NetxNeuronConfig(tuple(q.shape)), "op")
@@ -132,12 +129,13 @@ def _node_specs(structure, flat, latency_flat, net, layers, inserted):
                                 "op")
             continue
         dense, rec = netx_dense_params(q.weight, q.weight_rec)
+        n_out = tuple(originals[q.name].in_shape)
         if w in originals:
             type_name, in_shape = originals[w].type_name, tuple(originals[w].in_shape)
+            n_out = tuple(originals[w].out_shape)
         else:  # the synapse added in front of a neuron: it reads what the neuron read
             src = [s for s, d in latency_flat.edges if d == w][0]
             type_name, in_shape = "Linear", out_shape[src]
-        n_out = tuple(originals[q.name].in_shape)
         specs[w] = NodeSpec(w, type_name, in_shape, n_out, dense,
                             NetxDenseConfig(in_shape, n_out), "op",
                             source=flat.nodes[w].node)
