@@ -105,19 +105,20 @@ def g_delays(rng, dt):
         ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")])
 
 
-def g_conv(rng):
+def g_conv(rng, stride=1, padding=1, dilation=1, groups=1, cin=2, cout=3):
     """Conv2d -> IF -> Flatten -> Affine -> LIF (netx conv, flatten, dense)."""
-    cin, cout, hw = 2, 3, (7, 6)
-    conv = nir.Conv2d(input_shape=hw, weight=rng.normal(0, 1, (cout, cin, 3, 3)).astype(
-        np.float32), stride=1, padding=1, dilation=1, groups=1,
+    hw = (7, 6)
+    conv = nir.Conv2d(input_shape=hw, weight=rng.normal(0, 1, (cout, cin // groups, 3, 3)).astype(
+        np.float32), stride=stride, padding=padding, dilation=dilation, groups=groups,
         bias=rng.normal(0, 0.1, cout).astype(np.float32))
-    n = cout * hw[0] * hw[1]
+    out_hw = [(h + 2 * padding - dilation * 2 - 1) // stride + 1 for h in hw]
+    n = cout * out_hw[0] * out_hw[1]
     return graph({
         "input": nir.Input(input_type=np.array([cin, *hw])),
         "conv": conv,
-        "if1": if_((cout, *hw), thr=1.5),
+        "if1": if_((cout, *out_hw), thr=1.5),
         "flat": nir.Flatten(start_dim=0, end_dim=-1, input_type={"input": np.array(
-            [cout, *hw])}),
+            [cout, *out_hw])}),
         "fc": nir.Affine(weight=rng.normal(0, 0.5, (5, n)).astype(np.float32),
                          bias=np.zeros(5, np.float32)),
         "lif": lif(5, 2e-3),

@@ -58,6 +58,8 @@ def _cases():
         "recurrent": _lower(g_recurrent(rng), DT),
         "delays": _lower(g_delays(rng, DT), DT),
         "conv": _lower(g_conv(rng), DT),
+        "conv_strided": _lower(g_conv(rng, stride=2, padding=0, dilation=1), DT),
+        "conv_dilated": _lower(g_conv(rng, dilation=2, padding=2, cout=4), DT),
         "direct": _lower(g_direct(rng), DT),
         "braille_bias": _lower(_read("braille_bias_zero"), 1e-4),
         "braille_subtract": _lower(_read("braille_subtract"), 1e-4),
