@@ -8,11 +8,13 @@ For each target it runs the SAME graph and the SAME input batch through
 * the vendor's simulator in its own environment (``tests/peers/setup_peers.sh``):
   ``xylo``: XyloSim (Rockpool 3.1.0 + xylosim 0.1.3), built from ``hw.export(path)``, run
   sample by sample as its API requires; ``speck``: sinabs 3.1.3's discretized
-  ``DynapcnnNetwork`` forward (``tests/peers/speck_harness.py``), when the ``speck`` target
-  is registered; ``loihi2``: Lava 0.10's fixed-point simulation
-  (``Loihi2SimCfg(select_tag="fixed_pt")``) of the netx file ``hw.export(path)`` writes,
-  one sample after the other as Lava runs them (``tests/peers/lava_harness.py:lava_run``;
-  the network is built once per timed run, the build not timed).
+  ``DynapcnnNetwork`` forward, and ``spinnaker2`` (nirjax only: no vendor simulator
+  installs), through ``benchmarks/hardware_sim_speck.py`` (``speck_case``,
+  ``spinnaker2_case``) when those targets are registered; ``loihi2``: Lava 0.10's
+  fixed-point simulation (``Loihi2SimCfg(select_tag="fixed_pt")``) of the netx file
+  ``hw.export(path)`` writes, one sample after the other as Lava runs them
+  (``tests/peers/lava_harness.py:lava_run(path, x, repeat) -> {"out", "seconds",
+  "samples_per_s"}``; the network is built once per timed run, the build not timed).
 
 It first checks that both give identical output spikes at every step (a row whose spikes
 differ has no valid ratio and is marked so), then reports samples/s of each and the ratio
@@ -21,7 +23,7 @@ lowering is missing is reported as skipped, with the reason.
 
 Usage::
 
-    python benchmarks/hardware_sim.py [--targets xylo,speck,loihi2] [--steps 300]
+    python benchmarks/hardware_sim.py [--targets xylo,speck,loihi2,spinnaker2] [--steps 300]
                                       [--batch 32] [--repeat 3] [--out results.json]
 
 Timings depend on the machine and its load; this script makes no claim by itself.
@@ -43,6 +45,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT / "tests" / "data" / "paper"
 
 #: target family -> (chip target, graph file, dt)
@@ -50,6 +53,7 @@ CASES = {
     "xylo": ("xylo-audio2", DATA / "braille_noDelay_noBias_subtract.nir", 1e-4),
     "speck": ("speck", DATA / "cnn_sinabs.nir", 1e-4),
     "loihi2": ("loihi2", DATA / "braille_noDelay_noBias_subtract.nir", 1e-4),
+    "spinnaker2": ("spinnaker2", DATA / "braille_noDelay_noBias_subtract.nir", 1e-4),
 }
 
 
@@ -117,22 +121,7 @@ def xylo_vendor(hw, xs: np.ndarray, repeat: int = 3) -> dict:
             "samples_per_s": xs.shape[1] / float(np.min(seconds))}
 
 
-def speck_vendor(hw, xs: np.ndarray, repeat: int = 3, path=None) -> dict:
-    """sinabs' discretized DynapcnnNetwork forward on the same graph and input."""
-    import speck_harness
-
-    if speck_harness.sinabs_python() is None:
-        raise Skipped("no sinabs environment")
-    results, versions = speck_harness.run_sinabs([{"id": "sim", "graph": str(path), "x": xs}])
-    if results["sim"].error:
-        raise RuntimeError(results["sim"].error)
-    timing = speck_harness.sinabs_throughput(str(path), xs, repeats=repeat)
-    return {"name": f"sinabs {versions.get('sinabs', '?')} DynapcnnNetwork",
-            "out": results["sim"].arrays["out"], "seconds": timing["seconds"],
-            "samples_per_s": timing["samples_per_s"]}
-
-
-def loihi_vendor(hw, xs: np.ndarray, repeat: int = 3, path=None) -> dict:
+def loihi_vendor(hw, xs: np.ndarray, repeat: int = 3) -> dict:
     """Lava's fixed-point simulation through ``tests/peers/lava_harness.py`` (when present)."""
     try:
         import lava_harness
@@ -140,6 +129,8 @@ def loihi_vendor(hw, xs: np.ndarray, repeat: int = 3, path=None) -> dict:
         raise Skipped("no tests/peers/lava_harness.py in this checkout") from None
     if not hasattr(lava_harness, "lava_run"):
         raise Skipped("tests/peers/lava_harness.py has no lava_run(path, x, repeat)")
+    if lava_harness.lava_python() is None:
+        raise Skipped(f"no lava environment under {lava_harness.peers_dir()}")
     with tempfile.TemporaryDirectory() as tmp:
         out_path = os.path.join(tmp, "net.h5")
         hw.export(out_path)
@@ -148,7 +139,47 @@ def loihi_vendor(hw, xs: np.ndarray, repeat: int = 3, path=None) -> dict:
     return result
 
 
-VENDORS = {"xylo": xylo_vendor, "speck": speck_vendor, "loihi2": loihi_vendor}
+VENDORS = {"xylo": xylo_vendor, "loihi2": loihi_vendor}
+
+
+def _speck_module():
+    try:
+        import hardware_sim_speck
+    except ImportError:
+        raise Skipped("benchmarks/hardware_sim_speck.py (the speck/spinnaker2 cases) is not "
+                      "in this checkout") from None
+    return hardware_sim_speck
+
+
+def external_case(family: str, steps: int, batch: int, repeat: int) -> dict:
+    """The speck and spinnaker2 rows, from ``benchmarks/hardware_sim_speck.py`` (their
+    lowering's own cases: Speck compares the spike counts of every layer with sinabs)."""
+    target, path, _ = CASES[family]
+    row = {"family": family, "target": target, "graph": path.name, "steps": steps,
+           "batch": batch}
+    try:
+        from nirjax.lowering import TARGETS
+
+        if target not in TARGETS:
+            raise Skipped(f"target {target!r} is not registered in this checkout")
+        module = _speck_module()
+        case = (module.speck_case(batch=batch, steps=steps, repeats=repeat) if family == "speck"
+                else module.spinnaker2_case(batch=batch, steps=steps, repeats=repeat))
+    except Skipped as why:
+        row["skipped"] = str(why)
+        return row
+    row["graph"] = case.get("graph", row["graph"])
+    row.update(nirjax_samples_per_s=case["nirjax_samples_per_s"],
+               nirjax_seconds=case["nirjax_seconds"], nirjax_compile_s=None)
+    if "vendor_error" in case:
+        row["skipped"] = f"no vendor comparison: {case['vendor_error'].splitlines()[0]}"
+        return row
+    identical = bool(case["identical"])
+    row.update(identical_spikes=identical, output_spikes=case.get("spikes"),
+               vendor=case["vendor"], vendor_samples_per_s=case["vendor_samples_per_s"],
+               vendor_seconds=case["vendor_seconds"],
+               ratio=case["ratio"] if identical else None)
+    return row
 
 
 def inputs_for(hw, steps: int, batch: int, rate: float, seed: int = 0) -> np.ndarray:
@@ -163,13 +194,15 @@ def inputs_for(hw, steps: int, batch: int, rate: float, seed: int = 0) -> np.nda
 
 def measure(family: str, steps: int, batch: int, repeat: int, rate: float) -> dict:
     """One row: the family's default graph through nirjax and the vendor simulator."""
+    if family in ("speck", "spinnaker2"):
+        return external_case(family, steps, batch, repeat)
     target, path, dt = CASES[family]
     row = {"family": family, "target": target, "graph": path.name, "steps": steps,
            "batch": batch}
     try:
         hw = lower(target, path, dt)
         xs = inputs_for(hw, steps, batch, rate)
-        vendor = VENDORS[family](hw, xs, repeat, **({} if family == "xylo" else {"path": path}))
+        vendor = VENDORS[family](hw, xs, repeat)
     except Skipped as why:
         row["skipped"] = str(why)
         return row
@@ -190,8 +223,8 @@ def measure(family: str, steps: int, batch: int, repeat: int, rate: float) -> di
 def main(argv=None) -> dict:
     """Command line entry point; returns the results dict."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--targets", default="xylo,speck,loihi2",
-                        help="comma-separated families: xylo, speck, loihi2")
+    parser.add_argument("--targets", default="xylo,speck,loihi2,spinnaker2",
+                        help="comma-separated families: xylo, speck, loihi2, spinnaker2")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)
@@ -209,14 +242,17 @@ def main(argv=None) -> dict:
           f"where spikes are identical)")
     for r in rows:
         if "skipped" in r:
-            print(f"  {r['target']:<12} skipped: {r['skipped']}")
+            done = (f" (nirjax alone: {r['nirjax_samples_per_s']:.1f} samples/s)"
+                    if "nirjax_samples_per_s" in r else "")
+            print(f"  {r['target']:<12} skipped: {r['skipped']}{done}")
             continue
         ratio = f"x{r['ratio']:.1f}" if r["ratio"] is not None else "spikes differ: no ratio"
         print(f"  {r['target']:<12} {r['graph']}: identical spikes {r['identical_spikes']} "
               f"({r['output_spikes']} output spikes)")
         print(f"    {r['vendor']:<48} {r['vendor_samples_per_s']:12.1f}")
         print(f"    {'nirjax (lowered, jitted, batched)':<48} {r['nirjax_samples_per_s']:12.1f}  "
-              f"{ratio}  (compile {r['nirjax_compile_s']:.2f} s)")
+              f"{ratio}" + (f"  (compile {r['nirjax_compile_s']:.2f} s)"
+                            if r.get("nirjax_compile_s") is not None else ""))
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps(result, indent=2))
     return result

@@ -10,8 +10,9 @@ Runs one Xylo configuration (default: the NIR paper's Braille graph lowered to A
   over time, ``vmap``-ed over the batch (compile time excluded and reported apart).
 
 Before timing it checks that both give identical output spikes at every step. Reports
-samples per second of each and the ratio. The lowering's own compiled simulation (Phase B
-of issue 10: ``nirjax.lower(...)``) is meant to replace the kernel row.
+samples per second of each and the ratio. ``benchmarks/hardware_sim.py`` times the public
+path instead (``nirjax.lower(...)`` and ``hw(xs)``: the integer program through the compiled
+scan); this script times the bare kernel.
 
 Usage::
 

@@ -146,7 +146,8 @@ _STEPS = {(role, fast): _batched_step(role, fast) for role in ("hidden", "readou
 def population_step(coeffs, state, x, cfg: XyloPopulationConfig):
     r"""The rule step of a fused Xylo population (hidden or readout), one sample.
 
-    Chip (integers): see :func:`nirjax.kernels.xylo.hidden_step` (``cfg.role ==
+    NIR: ``Linear(s) -> CubaLIF``: ``tau_syn di/dt = -i + W x``, ``tau_mem dv/dt = -v + i +
+    b``, spike and subtract the threshold. Chip (integers): see :func:`nirjax.kernels.xylo.hidden_step` (``cfg.role ==
     "hidden"``: input events then the previous step's recurrent events, each saturating to
     16 bits; decay ``x -= decay(x, dash)``; ``v = sat16(v + sat16(sat16(-decay(v) +
     sum(i)) + bias))``; up to 31 spikes, ``v -= n * threshold``) and
