@@ -105,7 +105,7 @@ def test_lava_fixed_point_is_bit_exact():
 
 def test_lava_fixed_integer_decay():
     """decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12), exact over the 24-bit range."""
-    from nirjax.kernels.lava_fixed import decay
+    from nirjax.kernels.loihi import decay
 
     rng = rng_for("lava-decay")
     x = rng.integers(-(2 ** 23) + 1, 2 ** 23, 2000).astype(np.int64)
@@ -115,9 +115,10 @@ def test_lava_fixed_integer_decay():
 
 
 def test_lava_fixed_rejects_other_neurons():
-    """The 'loihi' rule table has no CubaLIF: a design-rule error naming the type and nodes."""
-    g = read_quiet(nirjax.example_path("braille_bias_zero"))
-    with pytest.raises(nirjax.LoweringError, match="CubaLIF.*'lif1.lif'"):
+    """The profile maps what the NIR paper's importer maps (LIF, Affine/Linear): a CubaLIF is a
+    design-rule error naming the type and the node, and pointing to the loihi2 target."""
+    g = read_quiet(nirjax.example_path("braille_subtract"))
+    with pytest.raises(nirjax.LoweringError, match="CubaLIF.*'lif1.lif'.*'loihi2'"):
         nirjax.compile(g, dt=DT, semantics="lava_fixed")
 
 

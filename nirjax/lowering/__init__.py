@@ -26,6 +26,10 @@ One module per target family:
   the discretized graph back.
 * SpiNNaker2: ``spinnaker2`` holds py-spinnaker2's import rules and int8 weight scaling and
   registers ``"spinnaker2"``.
+* Loihi 2 (Intel, Lava fixed point, lava-dl netx): ``loihi`` registers ``"loihi2"``;
+  ``loihi_quantize`` (NumPy only) reads the netx chain out of a Program, checks Loihi's
+  design rules and maps the float layers to netx's integers, reporting every rounding;
+  ``loihi_netx`` writes and reads netx HDF5 files and reproduces netx's weight packing.
 
 ``source.flat_graph`` rebuilds the NIR graph a float Program stands for (with the parameters
 being lowered), for targets whose vendor toolchain reads NIR.
@@ -38,6 +42,7 @@ from .core import (TARGET_NAMES, TARGETS, Lowered, LoweringResult, NodeSpec, Tar
                    rebind_program, register_target, resource)
 from . import xylo  # noqa: E402,F401  registers the Xylo targets
 from . import speck, spinnaker2  # noqa: E402,F401  register "speck" and "spinnaker2"
+from . import loihi  # noqa: E402,F401  registers the Loihi 2 target
 
 __all__ = ["lower", "Lowered", "LoweringResult", "Target", "TARGETS", "TARGET_NAMES",
            "register_target", "get_target", "resource", "rebind_program", "make_program",

@@ -316,7 +316,7 @@ def lava_fixed() -> Semantics:
     r"""Lava's bit-accurate fixed-point LIF (``PyLifModelBitAcc``, src/lava/proc/lif/models.py,
     the model of Loihi 2), through the NIR paper's importer with ``fixed_pt=True``
     (paper/nir_to_lava.py): the integer rule table ``"loihi"`` (:mod:`nirjax.rules.loihi`,
-    kernels in :mod:`nirjax.kernels.lava_fixed`), selected by ``arithmetic="loihi"``.
+    kernels in :mod:`nirjax.kernels.loihi`), selected by ``arithmetic="loihi"``.
 
     Discrete updates (integers; ``w = int(256*dt/tau)``, ``dv = int(4095*dt/tau)``, ``du =
     4095``, ``vth = int(131071*theta) >> 9``; ``decay(x, d) = sign(x)*((|x|*(4096-d)) >> 12)``)::
@@ -333,7 +333,9 @@ def lava_fixed() -> Semantics:
     Dense, no bias: a nonzero bias is refused). LIF nodes only (the importer supports Affine
     and LIF; other types raise a LoweringError naming them). Values are int32: ``record`` of
     ``v`` gives Lava's integer voltage, bit-exact to the published ``lif_lava_cpu_fixed.csv``;
-    the outputs are not differentiable.
+    the outputs are not differentiable. The same arithmetic with Loihi 2's general mapping
+    (CUBA LIF/CubaLIF/IF, convolutions, biases, delays, a netx file for Lava) is the
+    ``loihi2`` lowering target: ``nirjax.lower(graph, "loihi2", dt=...)``.
     """
     return Semantics(name="lava_fixed", arithmetic="loihi", initial_v="zero",
                      ignore=("r", "v_leak", "v_reset"), latency="weights")
