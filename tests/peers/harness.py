@@ -37,6 +37,7 @@ FRAMEWORKS = {
     "sinabs": ("sinabs", "sinabs"),
     "spyx1": ("spyx", "spyx1"),
     "spyx01": ("spyx01", "spyx"),
+    "nengo": ("nengo", "nengo"),
 }
 DT = 1e-4
 F32 = np.float32
@@ -69,6 +70,8 @@ class Case:
         description: a short text for reports.
         expect_error: for a case that pins a peer's bug: text its exception must contain.
         v_tolerance: allowed membrane difference, relative to the largest |v| (at least 1).
+        out_tolerance: for outputs that are not spikes (e.g. an LI's value): two outputs
+            count as identical within ``out_tolerance * max(1, |peer output|)``; 0: exact.
     """
 
     id: str
@@ -81,6 +84,7 @@ class Case:
     description: str = ""
     expect_error: str = ""
     v_tolerance: float = 1e-5
+    out_tolerance: float = 0.0
 
 
 # ----------------------------------------------------------------------------- portable graphs
@@ -242,6 +246,9 @@ def _cell_maker(rng, framework, cell, recurrent=False):
         if framework == "norse":
             return _cubalif(rng, n, r=rng.uniform(0.5, 2.0, n), w_in=rng.uniform(0.5, 2.0, n),
                             v_leak=rng.uniform(-0.1, 0.1, n))
+        if framework == "nengo":  # the paper's conversion: one r, tau and threshold per layer
+            return _cubalif(rng, n, ts, tm, r=np.full(n, rng.uniform(0.5, 2.0), F32),
+                            w_in=rng.uniform(0.5, 2.0, n).astype(F32))
         if framework in ("snntorch", "spyx01"):  # snnTorch's convention: r = tau_mem/dt
             return _cubalif(rng, n, ts, tm, r=(tm / F32(DT)).astype(F32),
                             w_in=np.full(n, rng.uniform(0.5, 2.0), F32))
@@ -417,7 +424,28 @@ def cases_for(framework: str, n_random: int = 2, braille_batches: int = 3) -> li
         cases.append(Case("lif_task_released", paper_path("lif_rockpool.nir"), lif_x, prof,
                           job={"type_check": False, "released": True}, expect_error="tau_mem",
                           description="Rockpool bug: from_nir reads nir.LIF.tau_mem"))
+    elif framework == "nengo":
+        cases += nengo_paper_cases(braille_batches)
     cases += random_cases(framework, n_random)
+    return cases
+
+
+def nengo_paper_cases(braille_batches: int = 3) -> list:
+    """The NIR paper graphs as the paper ran them in Nengo (``nengo_runner.py``): the LIF task
+    (membrane recorded in Nengo's units, ``voltage = v / v_threshold``, as in lif_nengo.csv;
+    the ``nengo`` profile records the same), both Braille RSNNs (Nengo resets to 0 in both:
+    the "subtract" graph is run as the paper ran it) and the CNN."""
+    lif_x = lif_task_input()
+    cases = [Case("lif_task", paper_path("lif_norse.nir"), lif_x, "nengo", record=("1",),
+                  description="NIR paper LIF task (lif_norse.nir)")]
+    for reset, name in (("zero", "braille_noDelay_bias_zero.nir"),
+                        ("subtract", "braille_noDelay_noBias_subtract.nir")):
+        for b in range(braille_batches):
+            cases.append(Case(f"braille_{reset}_b{b}", paper_path(name), braille_input(100 + b),
+                              "nengo", record=("lif1.lif",),
+                              description=f"Braille ({reset} graph) batch {b}"))
+    cases.append(Case("cnn", paper_path("cnn_sinabs.nir"), _cnn_input(300, 2), "nengo",
+                      description="NIR paper CNN, 300 steps (Nengo: about 2 s)"))
     return cases
 
 
@@ -442,12 +470,17 @@ def random_cases(framework: str, n: int) -> list:
         "spyx01": ["chain_LIF", "chain_CubaLIF", "rec_CubaLIF"],
         "sinabs": ["chain_LIF", "conv"],
         "rockpool": ["chain_LIF", "chain_CubaLIF", "rec_CubaLIF"],
+        "nengo": ["chain_LIF", "chain_CubaLIF", "rec_CubaLIF", "chain_IF", "chain_LI", "conv",
+                  "rec_LIF"],
     }[framework]
     for kind in kinds:
         for i in range(n):
             rng = np.random.default_rng(_seed(framework, kind, i))
             job, record = {}, ()
             T, B = 120, 3
+            if framework == "nengo":
+                out.append(nengo_case(rng, kind, i))
+                continue
             if kind == "chain_IF":  # snnTorch imports IF as Leaky(beta=0.9) (a bug, pinned)
                 n_in, n_out = int(rng.integers(4, 10)), int(rng.integers(3, 8))
                 g = chain_graph([("fc1", _weights(rng, n_out, n_in, 1.5, bias=0.05)),
@@ -487,6 +520,80 @@ def random_cases(framework: str, n: int) -> list:
                 job.update(_chain_meta(g))
             out.append(Case(f"{kind}_{i}", g, x, prof, job=job, record=record, description=desc))
     return out
+
+
+def nengo_case(rng, kind: str, i: int) -> Case:
+    """A seeded random graph within the NIR paper's Nengo conversion (``nengo_runner.py``):
+    LIF with ``r = 1``, ``v_leak = 0`` (its ``tau`` is made per-neuron in odd cases: the
+    conversion uses ``tau[0]`` for the whole layer); CubaLIF with one ``tau_syn``, ``tau_mem``,
+    ``r`` and threshold per layer (float32, so Nengo's ``w_in*r`` is a float32 product), any
+    ``w_in``; IF with ``r = 1``; LI (the last layer of ``chain_LI``) with any ``r`` and
+    ``v_leak``, which the conversion does not read. A LIF spike is ``1/dt`` in Nengo, so weights
+    after a LIF layer are scaled by ``dt``. ``rec_LIF`` pins Nengo's refusal of a cycle without
+    a synapse."""
+    T, B = 120, 3
+
+    def lif(n):
+        tau = (rng.uniform(2e-3, 5e-3, n) if i % 2 else np.full(n, rng.uniform(2e-3, 5e-3)))
+        return _lif(rng, n, tau=tau.astype(F32), thr=float(rng.uniform(0.5, 1.5)))
+
+    def cuba(n):
+        return _cubalif(rng, n, np.full(n, rng.uniform(1.5e-3, 4e-3), F32),
+                        np.full(n, rng.uniform(3e-3, 8e-3), F32),
+                        r=np.full(n, rng.uniform(0.5, 2.0), F32), w_in=rng.uniform(0.5, 2.0, n),
+                        thr=float(rng.uniform(0.5, 1.5)))
+
+    def scale(cell, k):  # an input spike moves v by ~ w*dt/tau (LIF) or w*w_in*r*dt/tau_syn
+        base = 0.6 * 3e-3 / DT * (2.0 if cell == "CubaLIF" else 1.0)
+        return base * (DT if cell == "LIF" and k > 1 else 1.0)
+
+    if kind.startswith("chain") or kind == "rec_LIF":
+        cell = kind.split("_")[1]
+        sizes = [int(rng.integers(4, 10)), int(rng.integers(6, 16)), int(rng.integers(3, 8))]
+        layers, make = [], {"LIF": lif, "CubaLIF": cuba, "LI": lif}.get(cell)
+        for k in range(1, len(sizes)):
+            last = k == len(sizes) - 1
+            n = sizes[k]
+            if cell == "IF":
+                neuron = nir.IF(r=np.ones(n, F32), v_threshold=np.full(n, 0.8, F32),
+                                v_reset=np.zeros(n, F32))
+                w = _weights(rng, n, sizes[k - 1], 1.5, affine=bool(k % 2), bias=0.05)
+            elif cell == "LI" and last:
+                # r and v_leak are not read by the conversion (a Lowpass has unit DC gain)
+                neuron = nir.LI(tau=np.full(n, rng.uniform(2e-3, 6e-3), F32),
+                                r=rng.uniform(0.5, 2.0, n).astype(F32),
+                                v_leak=rng.uniform(-0.2, 0.2, n).astype(F32))
+                w = _weights(rng, n, sizes[k - 1], 1e-4 * scale("LIF", 1), bias=0.0)
+            else:
+                neuron = make(n)
+                w = _weights(rng, n, sizes[k - 1], 6.0 * scale(cell if cell != "LI" else "LIF", k),
+                             affine=bool(rng.integers(2)), bias=0.1)
+            layers += [(f"fc{k}", w), (f"n{k}", neuron)]
+        g = chain_graph(layers, sizes[0])
+        desc = f"random chain {'-'.join(map(str, sizes))} {cell}"
+        record = ("n1",)
+        if kind == "rec_LIF":
+            n = sizes[1]
+            g.nodes["w_rec"] = _weights(rng, n, n, 1e-3, affine=False)
+            g.edges += [("n1", "w_rec"), ("w_rec", "n1")]
+            return Case(f"{kind}_{i}", g, spikes(rng, (T, B, sizes[0]), 0.15), "nengo",
+                        expect_error="Input graph has cycles",
+                        description="Nengo refuses a LIF <-> Linear cycle: no synapse on it")
+        return Case(f"{kind}_{i}", g, spikes(rng, (T, B, sizes[0]), 0.15), "nengo",
+                    record=record, description=desc,
+                    out_tolerance=1e-5 if cell == "LI" else 0.0)  # LI: a filtered value
+    if kind == "rec_CubaLIF":
+        n_in, n_h, n_o = int(rng.integers(4, 10)), int(rng.integers(8, 20)), int(rng.integers(3, 7))
+        g = recurrent_graph(rng, n_in, n_h, n_o, "CubaLIF", "nengo", affine_rec=bool(i % 2))
+        for name in ("fc1", "lif1.w_rec"):  # a bias exercises the Lowpass (it is filtered too)
+            if isinstance(g.nodes[name], nir.Affine):
+                g.nodes[name].bias = rng.normal(0, 0.2, g.nodes[name].bias.shape).astype(F32)
+        return Case(f"{kind}_{i}", g, spikes(rng, (T, B, n_in), 0.15), "nengo",
+                    record=("lif1.lif",), description=f"random recurrent {n_in}-{n_h}(rec)-{n_o} CubaLIF")
+    g = conv_graph(rng, "nengo")
+    return Case(f"{kind}_{i}", g, spikes(rng, (40, 2, 2, 12, 12), 0.15), "nengo",
+                description="random conv stack 2x12x12 (Conv2d, IF, SumPool2d, Flatten, Affine); "
+                            "conv bias unused")
 
 
 def _seed(*parts):
@@ -627,12 +734,16 @@ def agreement(case: Case, peer: PeerResult, ours) -> Agreement:
     out, recs = ours
     theirs = np.asarray(peer.out, np.float64).reshape(out.shape)
     ours_f = np.asarray(out, np.float64)
-    diff = np.argwhere(theirs != ours_f)
+    if case.out_tolerance:
+        same = np.abs(theirs - ours_f) <= case.out_tolerance * np.maximum(1.0, np.abs(theirs))
+    else:
+        same = theirs == ours_f
+    diff = np.argwhere(~same)
     first = tuple(int(i) for i in diff[0][:2]) + (int(np.ravel_multi_index(
         diff[0][2:], out.shape[2:])) if out.ndim > 2 else 0,) if len(diff) else None
     errs = [np.max(np.abs(peer.records[n].reshape(recs[n].shape) * case.v_scale - recs[n]))
             for n in case.record if n in peer.records]
     v_range = max((float(np.max(np.abs(recs[n]))) for n in case.record), default=float("nan"))
-    return Agreement(float(np.mean(theirs == ours_f)), int(ours_f.size), first,
+    return Agreement(float(np.mean(same)), int(ours_f.size), first,
                      float(max(errs)) if errs else float("nan"), float(theirs.sum()),
                      float(ours_f.sum()), v_range)

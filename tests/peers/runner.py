@@ -1,4 +1,4 @@
-"""Run NIR graphs in a peer framework (Norse, snnTorch, Spyx, Sinabs, Rockpool).
+"""Run NIR graphs in a peer framework (Norse, snnTorch, Spyx, Sinabs, Rockpool, Nengo).
 
 Launched by ``tests/peers/harness.py`` with the Python of a peer environment made by
 ``tests/peers/setup_peers.sh``; it imports the peer package, never nirjax. Usage::
@@ -37,6 +37,8 @@ released package's behaviour; for snnTorch, ``"snntorch_path": "released"`` call
   ``dt`` (Sinabs counts time in steps; the NIR paper did the same), input ``[B*T, ...]``.
 * ``rockpool``: ``rockpool.nn.modules.from_nir(graph)`` after aliasing ``nir.LIF.tau_mem`` to
   ``tau`` (its importer reads a field ``nir.LIF`` does not have); one call on ``[B, T, N]``.
+* ``nengo``: Nengo has no importer; the graph is converted with the NIR paper's conventions
+  (``nengo_runner.py`` beside this file) and run by ``nengo.Simulator``, one sample at a time.
 """
 
 from __future__ import annotations
@@ -404,6 +406,15 @@ def run_rockpool(graph, x, job):
     return result, {"rockpool": rockpool.__version__, "inferred_dt": dts}
 
 
+# ----------------------------------------------------------------------------- Nengo
+
+
+def run_nengo(graph, x, job):
+    from nengo_runner import run_nengo as run  # beside this file; needs nengo
+
+    return run(graph, x, job)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -414,6 +425,7 @@ RUNNERS = {
     "spyx01": lambda g, x, job: run_spyx(g, x, job, "0.1"),
     "sinabs": run_sinabs,
     "rockpool": run_rockpool,
+    "nengo": run_nengo,
 }
 
 
