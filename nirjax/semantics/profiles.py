@@ -21,6 +21,7 @@ Profiles (``nirjax.PROFILES``; each function below documents one):
 ``lava``      Lava's floating-point CUBA LIF, through the NIR paper's ``nir_to_lava``
 ``lava_fixed`` Lava's bit-accurate fixed-point LIF (Loihi 2), LIF only
 ``spinnaker2`` py-spinnaker2 ``s2_nir.from_nir`` with the NIR paper's configuration
+``nengo``     Nengo 4.1.0 running the graph as the NIR paper's scripts convert it
 ============  ===========================================================================
 
 The discrete updates are written with ``k = dt/tau``, ``x`` the node's summed input at the
@@ -45,7 +46,7 @@ from .core import PROFILE_DOCS, PROFILES, Semantics
 
 __all__ = [
     "norse", "snntorch", "spyx", "spyx1", "sinabs", "rockpool", "lava", "lava_fixed",
-    "spinnaker2",
+    "spinnaker2", "nengo",
 ]
 
 
@@ -370,7 +371,92 @@ def spinnaker2() -> Semantics:
                      cycle_break="neuron")
 
 
-for _fn in (norse, snntorch, spyx, spyx1, sinabs, rockpool, lava, lava_fixed, spinnaker2):
+def nengo() -> Semantics:
+    r"""Nengo 4.1.0 running a NIR graph converted as the NIR paper converted it.
+
+    Nengo has no NIR importer; the paper's conversions are the NIR repository's
+    ``paper/01_lif/lif_nengo.ipynb``, ``paper/03_rnn/nir_to_nengo.py`` and
+    ``paper/02_cnn/nengo_import.py`` (facts from Nengo's nengo/neurons.py, synapses.py,
+    builder/connection.py, builder/ensemble.py, utils/simulator.py; kernels:
+    :mod:`nirjax.kernels.nengo`). The conversion makes every LIF, CubaLIF and IF an
+    ``Ensemble`` whose neurons are driven directly (``J = gain*x``, bias 0), every
+    Affine/Linear a Python ``Node`` (``W @ x + b``), Input/Output/Flatten/LI pass-through
+    Nodes, Conv2d and SumPool2d ``nengo.Convolution`` transforms, and every edge a
+    ``Connection`` without synapse, except edges into a CubaLIF or an LI: those carry a
+    ``nengo.synapses.Lowpass``. Discrete updates (``v`` is Nengo's ``voltage``, in units of
+    the threshold; nengo/neurons.py L667-699)::
+
+        LIF     J = x/v_threshold;  v' = v - (J - v)*expm1(-dt/tau[0])  one tau per layer
+                z = H(v' - 1);  v = 0 where z, else max(v', 0)          output z/dt
+        CubaLIF X' = a*X + b*x on the incoming edges, read one step later (a Lowpass of
+                tau' = -dt/log(1 - dt/tau_syn[0]), so a = exp(-dt/tau') = 1 - dt/tau_syn,
+                b = -expm1(-dt/tau'));  J = ((w_in*r[0])/v_threshold)*X
+                v' = v - (J - v)*expm1(-dt/tau_mem[0]);  z, v as for LIF   output z
+        IF      v' = v + dt*(((1/v_threshold)/dt)*x);  z = H(v' - 1);  v = 0 where z
+                (no floor)                                                output z
+        LI      X' = a*X + b*x, a = exp(-dt/tau[0]), b = -expm1(-dt/tau[0]), read one
+                step later: the output is the filter                      output X
+        start   v = 0, X = 0 (tau_ref = 0: the refractory time never shortens a step)
+
+    Departures from the NIR spec and why: the membrane is floored at 0 (``nengo.LIF``'s
+    ``min_voltage``); LIF and IF do not read ``r``, ``v_leak`` or ``v_reset``, CubaLIF not
+    ``v_leak`` or ``v_reset``, LI not ``r`` or ``v_leak`` (a Lowpass has unit gain): every
+    reset goes to 0, so the Braille "subtract" graph runs with reset to 0; one ``tau``,
+    ``tau_mem``, ``tau_syn`` and CubaLIF ``r`` per layer (the first element; gradients reach
+    that element only); LIF spikes are Dirac-like (``1/dt``, ``amplitude = 1``) while CubaLIF
+    and IF spikes are 1 (``amplitude = dt``); the CubaLIF synapse decays like the spec's
+    forward Euler but its output arrives one step later, and the membrane integrates
+    exactly; Conv2d biases are dropped (nengo_import.py builds a bare ``nengo.Convolution``)
+    and so is SumPool2d padding. The scripts ``assert`` ``r = 1`` and ``v_leak = 0`` (LIF,
+    IF, CubaLIF's ``v_leak``) and one ``r``, ``v_threshold``, ``tau_syn``, ``tau_mem`` per
+    CubaLIF layer: nirjax runs such graphs anyway with the formulas above and compile warns
+    (:class:`~nirjax.NirjaxWarning`) naming each value it does not read, as it does for a
+    nonzero dropped bias or padding. Not converted by the scripts (compile warns): I,
+    CubaLI, Scale, Threshold, Delay, Conv1d, AvgPool2d, run with the spec's exact
+    equations (``integrator='exact'``).
+
+    Graph: edges into a CubaLIF or LI read last step's filter (Nengo builds synapses in
+    update mode and runs its operators as sets, incs, reads, then updates): nirjax inserts a
+    one-step ``Delay`` node named ``"<src>-><dst>"`` on each such edge (``latency=
+    'synapse'``) and the neuron filters the delayed input. Every other edge, Nodes included,
+    is evaluated within the step in topological order, so each CubaLIF/LI layer adds one
+    step of latency, LIF and IF none, and an Affine bias on an edge into a CubaLIF is
+    filtered and delayed like any input. Only a CubaLIF or LI can close a cycle: Nengo
+    refuses a LIF <-> Affine loop (``BuildError: Input graph has cycles``), and so does
+    nirjax (``cycle_break='none'``: a :class:`~nirjax.SemanticsError` naming the loop).
+    Input step n is Nengo's step at time ``(n+1)*dt`` (``PresentInput``) and the output is
+    that step's value. ``record`` of ``v`` gives Nengo's ``voltage`` (``lif_nengo.csv``'s
+    second column); a CubaLIF's ``i_syn`` is the summed filter state ``X``.
+
+    Precision: Nengo computes in float64; the CubaLIF's ``w_in*r[0]`` is a product in the
+    file's dtype (float32 for a float32 file, as NumPy rounds the script's expression),
+    ``tau'`` in float64 as under the NumPy 1 the paper ran; several edges into one neuron are
+    summed before the gain (Nengo adds ``gain*x`` per connection) and one filter runs on
+    their sum (Nengo filters each connection): both differ from Nengo by rounding only.
+    Compiled with ``dtype="float64"`` (``jax_enable_x64``) the profile follows Nengo to
+    float64 rounding (Lowpass coefficients within a few units in the last place of Nengo's
+    Pade matrix exponential; exp/log/expm1 of XLA) and is the recommended setting for
+    spike-identity. In the default float32 every output matched Nengo on the test cases
+    (the LIF task, both Braille graphs, the paper CNN, random chains and recurrent layers;
+    ``tests/test_conformance_peers.py``), but a spike can flip where Nengo's float64
+    membrane comes within float32 rounding of the threshold: not guaranteed.
+    """
+    return (Semantics(name="nengo", form="nengo", integrator="exact", initial_v="zero",
+                      cuba_current="new", v_min="zero", latency="synapse",
+                      cycle_break="none", imports=_NENGO_IMPORTS)
+            .override_type("LIF", spike_amplitude="dirac")
+            .override_type("IF", v_min="none")
+            .override_type("Conv2d", ignore=("bias",))
+            .override_type("SumPool2d", ignore=("padding",)))
+
+
+# the node types the NIR paper's Nengo scripts convert
+_NENGO_IMPORTS = ("Input", "Output", "Affine", "Linear", "LIF", "CubaLIF", "IF", "LI",
+                  "Flatten", "Conv2d", "SumPool2d")
+
+
+for _fn in (norse, snntorch, spyx, spyx1, sinabs, rockpool, lava, lava_fixed, spinnaker2,
+            nengo):
     PROFILES[_fn.__name__] = _fn()
     PROFILE_DOCS[_fn.__name__] = _fn.__doc__
 PROFILE_DOCS["nir"] = ("The NIR 1.0.8 specification with forward Euler: v' = v + dt/tau*((v_leak"
