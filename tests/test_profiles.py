@@ -25,7 +25,7 @@ from builders import read_quiet, rng_for
 DATA = pathlib.Path(__file__).parent / "data" / "paper"
 DT = 1e-4
 ALL_PROFILES = ("nir", "exact", "norse", "snntorch", "spyx", "spyx1", "sinabs", "rockpool",
-                "lava", "lava_fixed", "spinnaker2")
+                "lava", "lava_fixed", "spinnaker2", "nengo")
 
 
 def csv(name):
@@ -49,12 +49,14 @@ LIF_TASK = {
     "spyx": ("lif_norse", "lif_spyx", 1e-7),
     "rockpool": ("lif_rockpool", "lif_rockpool", 1e-6),
     "sinabs": ("lif_norse", "lif_sinabs", 1e-7),  # input column is the paper's 0.04 * spikes
+    "nengo": ("lif_norse", "lif_nengo", 1e-6),  # v is Nengo's voltage, v/v_threshold
 }
 PUBLISHED_STEPS = {
     "exact": [460, 510, 710, 760], "norse": [460, 510, 710, 760],
     "snntorch": [460, 510, 710, 760], "spinnaker2": [460, 510, 710, 760],
     "nir": [460, 510, 710, 760], "lava": [461, 511, 711, 761], "spyx": [461, 511, 711, 761],
     "rockpool": [450, 500, 710, 760], "sinabs": [450, 500, 710, 760],
+    "nengo": [460, 510, 710, 760],
 }
 
 
