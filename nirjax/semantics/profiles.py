@@ -227,6 +227,7 @@ def sinabs() -> Semantics:
                 v = v' - n*theta              subtractive reset, same step
         IF      v' = v + x; n as above; v = v' - n*theta; v = max(v + theta, 0) - theta
                                               (lower clamp at -theta, min_v_mem = -theta)
+        LI      v' = a*v + x  (ExpLeak; from_nir requires r = 1 and v_leak = 0)
         CubaLIF (a Sinabs LIF with tau_syn; sinabs.from_nir itself does not map CubaLIF)
                 i = b*(i + x)  (b = exp(-dt/tau_syn));  v' = a*v + i;  then as LIF
         start   v = 0, i = 0
@@ -244,7 +245,8 @@ def sinabs() -> Semantics:
                       ignore=("r", "v_leak", "v_reset"), reset="subtract", threshold_test=">=",
                       spikes="multi", initial_v="zero", cuba_current="new",
                       synapse="add_decay")
-            .override_type("IF", v_min="-threshold"))
+            .override_type("IF", v_min="-threshold")
+            .override_type("LI", synapse="decay_add"))  # ExpLeak: v = a*v + x
 
 
 def rockpool() -> Semantics:
@@ -252,19 +254,25 @@ def rockpool() -> Semantics:
     lif_neuron_torch.py, lif_torch.py).
 
     LIF becomes ``LIFNeuronTorch``, CubaLIF ``LIFTorch``, a CubaLIF <-> Affine/Linear subgraph
-    ``LIFTorch(has_rec=True)``. Discrete updates (``a = exp(-dt/tau_mem)``, ``b =
-    exp(-dt/tau_syn)``)::
+    ``LIFTorch(has_rec=True)``, LI ``ExpSynTorch`` (exp_syn_torch.py). Discrete updates
+    (``a = exp(-dt/tau_mem)``, ``b = exp(-dt/tau_syn)``, LI ``b = exp(-dt/tau)``, each
+    rounded as PyTorch computes ``torch.exp(-dt / tau)``: ``Tensor.__rtruediv__`` takes the
+    reciprocal and multiplies, ``exp((1/tau) * (-dt))``, ``rate='reciprocal'``)::
 
         LIF     v' = (a*v + x) + v_leak          the input is NOT scaled; v_leak is a bias
         CubaLIF i = b*(i + x);  v' = (a*v + i) + v_leak     the current decays in the step
                                                              it receives input; v uses it
-        both    n = floor(v'/theta) if v' >= theta else 0   (multi-spike, inclusive test)
+        both    n = min(floor(v'/theta), 2**16) if v' >= theta else 0
+                                  (multi-spike, inclusive test, at most max_spikes_per_dt
+                                   = 2**16 per step: StepPWL in lif_torch.py)
                 v = v' - n*theta                             (subtractive reset, same step)
+        LI      i = b*(i + x)     output i (an exponential synapse: isyn += x; isyn *= b)
         start   v = 0, i = 0
 
     Departures from the NIR spec and why: exponential decay without the ``(1 - a)*r`` factor
     and ``r``, ``w_in``, ``v_reset`` ignored (nir.py passes ``tau_mem``, ``tau_syn``,
-    ``threshold``, ``bias=v_leak`` and a dt only); Rockpool infers its ``dt`` from ``r`` as
+    ``threshold``, ``bias=v_leak`` and a dt only; an LI's ``r`` and ``v_leak`` too, and its
+    input decays in the step it arrives); Rockpool infers its ``dt`` from ``r`` as
     ``min(tau/(1+r))``, which fits only Rockpool's own exporter (``lif_rockpool.nir``: 9.992e-5
     instead of 1e-4); the profile uses the ``dt`` given to compile. The NIR paper's Rockpool
     trace is ``lif_rockpool.nir`` (Linear weight 0.04) run natively with ``dt = 1e-4``.
@@ -272,13 +280,18 @@ def rockpool() -> Semantics:
     Recurrence (``has_rec``): ``i = b*(i + x + z_prev @ W_rec)`` - last step's spikes, the
     Affine bias dropped with a warning (as Rockpool does). Known Rockpool defects not
     reproduced: ``from_nir`` fails on every ``nir.LIF`` (``'LIF' object has no attribute
-    'tau_mem'``; the tests alias it), LI becomes ``ExpSynTorch(tau.int())`` (tau truncated),
-    and a flat recurrent graph runs its cycle across calls, not steps.
+    'tau_mem'``; the tests alias it); it builds an LI as ``ExpSynTorch(tau=tau.int())``, so
+    every ``tau`` below 1 s becomes 0 (the synapse outputs 0) and a one-element LI raises
+    ``AttributeError: 'float' object has no attribute 'int'`` (pinned by the tests): the
+    profile simulates the ``ExpSynTorch`` that Rockpool exports as LI, with the graph's
+    ``tau``; a flat recurrent graph runs its cycle across calls, not steps.
     """
-    return Semantics(name="rockpool", form="decay", integrator="exact", input_gain="unit",
-                     ignore=("r", "v_reset", "w_in"), reset="subtract", threshold_test=">=",
-                     spikes="multi", initial_v="zero", cuba_current="new",
-                     synapse="add_decay", cycle_break="neuron", recurrent_bias="drop")
+    return (Semantics(name="rockpool", form="decay", integrator="exact", input_gain="unit",
+                      ignore=("r", "v_reset", "w_in"), reset="subtract", threshold_test=">=",
+                      spikes="multi", max_spikes=2.0 ** 16, initial_v="zero",
+                      cuba_current="new", synapse="add_decay", rate="reciprocal",
+                      cycle_break="neuron", recurrent_bias="drop")
+            .override_type("LI", ignore=("r", "v_leak", "v_reset", "w_in")))
 
 
 def lava() -> Semantics:
