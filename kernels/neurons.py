@@ -384,8 +384,11 @@ def decayed(c, v, x):
 
 
 def add_decayed(c, v, x):
-    """The decay form of an exponential synapse that decays in the step it receives input:
-    ``a*(v + g*x) + c`` (Rockpool's ``ExpSynTorch``: ``isyn += x; isyn *= a``)."""
+    """The decay form of an exponential synapse that decays in the step it receives input.
+
+    Continuous: ``tau dv/dt = -v`` between inputs, each input ``g*x`` added at the start of
+    its step. Discrete: ``v' = a*(v + g*x) + c`` with ``a = exp(-dt/tau)`` (``c.leak = a``,
+    ``c.r = g``, ``c.v_leak = c``; Rockpool's ``ExpSynTorch``: ``isyn += x; isyn *= a``)."""
     return c.leak * (v + c.r * x) + c.v_leak
 
 
