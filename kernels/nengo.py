@@ -38,6 +38,14 @@ coefficients above and the summation order of matrix products. In float32 they a
 update rounded to float32, which flips occasional spikes against Nengo.
 
 All functions work on one unbatched sample of any shape (parameters broadcast against it).
+
+The ``nengo`` profile (:func:`nirjax.profiles.nengo`) composes its neurons from the small
+pieces at the end of this module (:func:`membrane`, :func:`lowpass`, :func:`cuba_membrane`,
+with :func:`lowpass_coeffs`, :func:`cubalif_tau_syn` and :func:`paper_gain_product` computing
+the conversion constants from the NIR parameters inside the compiled program, so gradients
+reach them); the whole-step functions above (:func:`lif_step` with its refractory
+bookkeeping, :func:`if_step`, :func:`lowpass_step`) are the same updates in Nengo's own
+structure, checked against Nengo by ``tests/test_nengo.py``.
 """
 
 from __future__ import annotations
