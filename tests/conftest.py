@@ -1,5 +1,7 @@
 """Shared fixtures and configuration of the nirjax test suite.
 
+* Strict rank promotion (``jax_numpy_rank_promotion='raise'``): library code broadcasts
+  explicitly, so an axis mix-up fails instead of broadcasting silently.
 * ``x64``: run a test with ``jax_enable_x64`` on (models compiled inside it are float64), so
   comparisons against the float64 NumPy oracles (``tests/oracle.py``) can be tight.
 * ``read_paper``: ``nirjax.read`` of a paper file, with the expected
@@ -25,6 +27,8 @@ import pytest
 
 import nirjax
 from builders import paper_path, read_quiet
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
 
