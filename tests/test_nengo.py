@@ -97,7 +97,8 @@ class KernelBackend:
         return nk.if_init_state(shape, self.dtype), self._stepper(nk.if_step, params, dt, shape)
 
     def _stepper(self, kernel, params, dt, shape):
-        step = jax.jit(lambda state, x: kernel(params, state, x, dt))  # params broadcast
+        # one sample per call, vmapped over the batch (the kernels work on one sample)
+        step = jax.jit(jax.vmap(lambda state, x: kernel(params, state, x, dt)))
 
         def run(state, inputs):
             x = jnp.zeros(shape, self.dtype)
