@@ -102,12 +102,37 @@ PATCH
   echo "[$name] built in $((SECONDS - start)) s"
 }
 
-make_env torch yes nir==1.0.8 nirtorch==2.6 norse==1.1.0 snntorch==1.0.0 rockpool==3.1.0
-make_env sinabs yes sinabs==3.1.3
-make_env spyx no spyx==1.0.0 nir==1.0.8 jax==0.10.2 jaxlib==0.10.2 flax==0.12.8
-make_env spyx01 no spyx==0.1.20 dm-haiku==0.0.17 nir==1.0.8 jax==0.10.2 jaxlib==0.10.2
-make_env neurobench yes neurobench==2.3.0 snntorch==1.0.0 nir==1.0.8 nirtorch==2.6
-make_env nengo no nengo==4.1.0 nir==1.0.8
-make_env xylo yes rockpool==3.1.0 xylosim==0.1.3 nir==1.0.8 nirtorch==2.6
-make_lava_env lava
+# The environments are independent: build them in parallel (NIRJAX_PEERS_JOBS at a time,
+# default 4), each one's output in DIR/NAME.log, and fail if any build failed.
+JOBS="${NIRJAX_PEERS_JOBS:-4}"
+PIDS=() NAMES=()
+build() {  # build NAME FUNCTION ARGS...: run one env build in the background
+  local name="$1"; shift
+  wanted "$name" || return 0
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+  ( "$@" > "$DIR/$name.log" 2>&1 ) &
+  PIDS+=($!) NAMES+=("$name")
+}
+build torch make_env torch yes nir==1.0.8 nirtorch==2.6 norse==1.1.0 snntorch==1.0.0 rockpool==3.1.0
+build sinabs make_env sinabs yes sinabs==3.1.3
+build spyx make_env spyx no spyx==1.0.0 nir==1.0.8 jax==0.10.2 jaxlib==0.10.2 flax==0.12.8
+build spyx01 make_env spyx01 no spyx==0.1.20 dm-haiku==0.0.17 nir==1.0.8 jax==0.10.2 jaxlib==0.10.2
+build neurobench make_env neurobench yes neurobench==2.3.0 snntorch==1.0.0 nir==1.0.8 nirtorch==2.6
+build nengo make_env nengo no nengo==4.1.0 nir==1.0.8
+build xylo make_env xylo yes rockpool==3.1.0 xylosim==0.1.3 nir==1.0.8 nirtorch==2.6
+build lava make_lava_env lava
+FAILED=()
+for i in "${!PIDS[@]}"; do
+  if wait "${PIDS[$i]}"; then
+    tail -n 1 "$DIR/${NAMES[$i]}.log"
+  else
+    echo "[${NAMES[$i]}] FAILED; its log:" >&2
+    cat "$DIR/${NAMES[$i]}.log" >&2
+    FAILED+=("${NAMES[$i]}")
+  fi
+done
+if [ "${#FAILED[@]}" -gt 0 ]; then
+  echo "peer environments failed: ${FAILED[*]}" >&2
+  exit 1
+fi
 echo "peer environments ready under $DIR"
