@@ -350,7 +350,7 @@ def test_lower_command_writes_the_speck_files(tmp_path):
     import argparse
 
     from builders import paper_path
-    from nirjax.lowering import command
+    from nirjax.cli import lower as command
 
     args = command.add_arguments(argparse.ArgumentParser()).parse_args(
         [str(paper_path("cnn_sinabs")), "--target", "speck", "-o", str(tmp_path / "cnn.nir")])
