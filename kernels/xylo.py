@@ -82,7 +82,7 @@ weight node cannot hand its target a sum. Two layers of API:
   :class:`EventSource`, with the shortcut) and :func:`neuron_update`.
 
 Aliases (xylosim's per-neuron spike copies) are not modelled; nirjax never produces them and
-``nirjax.lowering.xylo_quantize.load_spec`` refuses a specification that has them.
+``nirjax.lowering.xylo.quantize.load_spec`` refuses a specification that has them.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ import pytest
 
 import nirjax
 from nirjax.kernels import loihi as lk
-from nirjax.lowering import loihi_quantize as Q
-from nirjax.lowering.loihi_netx import (check_packing, kernel_params, netx_dense_params,
+from nirjax.lowering.loihi import quantize as Q
+from nirjax.lowering.loihi.netx import (check_packing, kernel_params, netx_dense_params,
                                         read_netx, write_netx)
 from nirjax.semantics import Semantics
 

@@ -1,6 +1,6 @@
 """Loihi 2 lowering against Lava itself: netx HDF5 files run in Lava's fixed-point simulator.
 
-Each case is a netx file written by ``nirjax.lowering.loihi_netx.write_netx`` (from a NIR
+Each case is a netx file written by ``nirjax.lowering.loihi.netx.write_netx`` (from a NIR
 graph through ``layers_from_program`` and ``quantize``, or from integer layers built here to
 hit Lava's edge cases). ``lava.lib.dl.netx.hdf5.Network(net_config=path)`` loads it in the
 ``lava`` environment (lava-nc 0.10.0, lava-dl 0.6.0; ``tests/peers/setup_peers.sh``) and runs
@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 import nirjax
-from nirjax.lowering import loihi_quantize as Q
-from nirjax.lowering.loihi_netx import check_packing, write_netx
+from nirjax.lowering.loihi import quantize as Q
+from nirjax.lowering.loihi.netx import check_packing, write_netx
 from nirjax.semantics import Semantics
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "peers"))

@@ -273,7 +273,7 @@ def test_report_resources_and_export(tmp_path):
                 "Intel Loihi 2 technology brief", "vThMant", "iDecay", "lif1 weight"[:4]):
         assert key in text, key
     hw.export(tmp_path / "net.net")
-    from nirjax.lowering.loihi_netx import read_netx
+    from nirjax.lowering.loihi.netx import read_netx
     f = read_netx(tmp_path / "net.net")["layers"]
     assert [x["type"] for x in f] == ["input", "dense_rec", "dense"]
 

@@ -10,7 +10,7 @@ import nir
 import numpy as np
 
 from nirjax.cli import lower as command
-from nirjax.lowering import xylo_quantize as xq
+from nirjax.lowering.xylo import quantize as xq
 
 BRAILLE = os.path.join(os.path.dirname(__file__), "data", "paper",
                        "braille_noDelay_noBias_subtract.nir")

@@ -22,8 +22,8 @@ import pytest
 
 import nirjax
 from builders import chain, rng_for
-from nirjax.lowering import speck as speck_target
-from nirjax.lowering import speck_quantize as sq
+from nirjax.lowering.speck import target as speck_target
+from nirjax.lowering.speck import quantize as sq
 from nirjax.rules import get_table
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "peers"))

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "peers"))
 import speck_harness as sh  # noqa: E402
 
 import nirjax  # noqa: E402
-from nirjax.lowering import speck_nir, speck_quantize as sq  # noqa: E402
+from nirjax.lowering.speck import from_nir as speck_nir, quantize as sq  # noqa: E402
 
 pytestmark = pytest.mark.peers
 

@@ -3,7 +3,7 @@ r"""The ``"speck"`` rule table: Speck / DYNAP-CNN as sinabs 3.1.3 simulates it, 
 Same keys as the float table, for the NIR types a DYNAP-CNN core runs (``weight -> IAF ->
 sum pooling``, sinabs ``backend/dynapcnn/dynapcnn_layer.py``). Every value on the graph's
 edges is an integer (spike counts, integer currents); the parameters are the integers of
-``DynapcnnNetwork(..., discretize=True)`` (:mod:`nirjax.lowering.speck_quantize`):
+``DynapcnnNetwork(..., discretize=True)`` (:mod:`nirjax.lowering.speck.quantize`):
 
 =========================  ===========================================================
 NIR type                   integer rule
@@ -35,7 +35,7 @@ bounded by ``sum_k |W_k| s_k + |b|``; for one layer that is ``S * s_max + |b|`` 
 largest ``sum |W_o|`` over outputs and ``s_max`` the largest input count. The IF state
 carries ``peak``, the largest spike count one neuron emitted in one step so far (bookkeeping,
 not chip state), so that after a run the bound can be evaluated with the counts that
-actually occurred (:func:`nirjax.lowering.speck.check_float32_range`).
+actually occurred (:func:`nirjax.lowering.speck.target.check_float32_range`).
 
 Any other NIR type is a :class:`~nirjax.LoweringError` (naming every one). A graph can be
 compiled with this table directly when it holds the integers already (the ``.nir`` that

@@ -177,7 +177,7 @@ def kernel_loop(network, x, record_state: bool = False):
     import jax.numpy as jnp
 
     from nirjax.kernels import loihi as lk
-    from nirjax.lowering.loihi_netx import kernel_params
+    from nirjax.lowering.loihi.netx import kernel_params
 
     x = np.asarray(x)
     T, B = x.shape[:2]

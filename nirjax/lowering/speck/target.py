@@ -3,12 +3,12 @@ r"""The ``"speck"`` target: a convolutional NIR graph on SynSense Speck (DYNAP-C
 ``nirjax.lower(graph, "speck", dt=...)`` does what sinabs 3.1.3's DYNAP-CNN backend does to
 the same network, and then runs it with nirjax's compiled scan:
 
-1. read the graph as ``sinabs.from_nir`` reads it (:mod:`nirjax.lowering.speck_nir`): a
+1. read the graph as ``sinabs.from_nir`` reads it (:mod:`nirjax.lowering.speck.from_nir`): a
    chain ``Input -> [Flatten] -> (Conv2d | Affine | Linear) -> IF -> [SumPool2d |
    AvgPool2d]* -> [Flatten] -> ... -> Output``, one chip layer (core) per weight node, each
    IF an integrate-and-fire neuron with subtractive reset, several spikes per step and a
    lower clamp at ``-v_threshold``;
-2. check every design rule at once (:data:`~nirjax.lowering.speck_quantize.RULES`: square
+2. check every design rule at once (:data:`~nirjax.lowering.speck.quantize.RULES`: square
    kernels up to 16, strides 1/2/4/8, padding 0..7, sum pooling 1/2/4, one threshold per
    layer, a core's memory, at most 9 layers, a valid core assignment, ...): a graph that
    breaks any raises one :class:`~nirjax.LoweringError` listing them all (its
@@ -16,7 +16,7 @@ the same network, and then runs it with nirjax's compiled scan:
 3. discretize each layer as ``DynapcnnNetwork(..., discretize=True)`` (one scale per layer:
    8-bit weights and bias, 16-bit threshold and lower clamp; ``1/(kh*kw)`` of an AvgPool2d
    folded into the next layer's weights) and assign cores as the Speck 2F builder's
-   ``map_layers_to_cores`` (:mod:`nirjax.lowering.speck_quantize`);
+   ``map_layers_to_cores`` (:mod:`nirjax.lowering.speck.quantize`);
 4. rebind the graph's float Program, node for node, to the ``"speck"`` rule table
    (:mod:`nirjax.rules.speck`) with the integer parameters; :class:`~nirjax.Lowered` runs it
    with :class:`~nirjax.compiler.CompiledGraph` (int32, jitted, batched, one scan).
@@ -30,7 +30,7 @@ the same time step: no latency between cores).
 Exactness: convolution and Linear layers are computed by nirjax's float kernels on the
 integer weights in float32 at full precision, which is exact while every partial sum stays
 within ``2**24`` (:mod:`nirjax.rules.speck`); sinabs' own forward is float32 as well. The
-worst-case bound (:func:`~nirjax.lowering.speck_quantize.count_bounds`) is loose for deep
+worst-case bound (:func:`~nirjax.lowering.speck.quantize.count_bounds`) is loose for deep
 networks, so every run checks the bound again with the spike counts that occurred
 (:func:`check_float32_range`) and warns (:class:`~nirjax.errors.LoweringWarning`) if a layer
 may have left the exact range.
@@ -38,7 +38,7 @@ may have left the exact range.
 ``hw.export(path)`` writes the discretized graph as ``.nir`` (integer values stored as
 floats, AvgPool2d as SumPool2d, each IF's lower clamp, scale and core in its metadata) and
 ``<path>.speck.json`` with the core assignment and memory use (:mod:`~nirjax.lowering.
-speck_nir`); ``hw.to_nir()`` returns that graph. Compiling the exported file with the
+speck.from_nir`); ``hw.to_nir()`` returns that graph. Compiling the exported file with the
 ``"speck"`` table (``semantics=Semantics(arithmetic="speck")``) gives the same simulation,
 and sinabs discretizes it to the same integers (every scale 1).
 
@@ -55,17 +55,17 @@ import jax.numpy as jnp
 import nir
 import numpy as np
 
-from ..errors import LoweringWarning
-from ..semantics import PROFILES
-from ..kernels import conv as conv_k
-from ..kernels import linear as linear_k
-from ..kernels import speck as speck_k
-from ..rules.speck import SPECK
-from . import speck_nir
-from . import speck_quantize as sq
-from .core import LoweringResult, rebind_program, register_target, resource
-from .source import flat_graph
-from .violations import MappingRecord, QuantizationRecord, raise_violations
+from ...errors import LoweringWarning
+from ...semantics import PROFILES
+from ...kernels import conv as conv_k
+from ...kernels import linear as linear_k
+from ...kernels import speck as speck_k
+from ...rules.speck import SPECK
+from . import from_nir as speck_nir
+from . import quantize as sq
+from ..core import LoweringResult, rebind_program, register_target, resource
+from ..source import flat_graph
+from ..violations import MappingRecord, QuantizationRecord, raise_violations
 
 __all__ = ["lower_speck", "check_float32_range", "layer_nodes", "fake_quantize",
            "INPUT_RANGE"]
@@ -219,12 +219,12 @@ def _mapping(graph: nir.NIRGraph, network: sq.SpeckNetwork) -> list:
 def check_float32_range(network: sq.SpeckNetwork, max_input: int, peaks: Sequence[int]) -> list:
     """The layers where a run may have left float32's exact range (empty: none).
 
-    The proof of :func:`~nirjax.lowering.speck_quantize.count_bounds`, with ``max_input``
+    The proof of :func:`~nirjax.lowering.speck.quantize.count_bounds`, with ``max_input``
     the largest input count of the run and ``peaks`` the largest spike count one neuron of
     each layer emitted in one step (the IF states' ``peak``).
 
     Returns:
-        The :class:`~nirjax.lowering.speck_quantize.CountBound` of every layer whose bound
+        The :class:`~nirjax.lowering.speck.quantize.CountBound` of every layer whose bound
         exceeds the exact range.
     """
     bounds = sq.count_bounds(network, max(int(max_input), 0), observed=list(peaks))
@@ -318,7 +318,7 @@ def _ste(x, q):
 
 
 def _scale_jnp(values, bits):
-    """:func:`~nirjax.lowering.speck_quantize.discretization_scale` in float32 jnp (no
+    """:func:`~nirjax.lowering.speck.quantize.discretization_scale` in float32 jnp (no
     gradient: the scale is a constant of the rounding)."""
     v = jax.lax.stop_gradient(jnp.ravel(jnp.asarray(values, jnp.float32)))
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1

@@ -8,7 +8,7 @@ dataset ``type`` and ``shape`` (NIR/slayer order ``[C, H, W]``; netx reverses it
 * ``layer/0``: ``type = input``, ``shape``: the network input, with no ``neuron`` group, so
   netx creates no layer for it and feeds the network's input straight into the first
   synapse (binary spikes, ``input_message_bits = 0``);
-* per :class:`~nirjax.lowering.loihi_quantize.LoihiLayer`: ``type = dense`` (or
+* per :class:`~nirjax.lowering.loihi.quantize.LoihiLayer`: ``type = dense`` (or
   ``dense_rec`` with ``weight_rec``, or ``conv`` with ``stride``, ``padding``, ``dilation``,
   ``groups``), integer ``weight`` ``[out, in]``, optional ``delay`` ``[out, in]`` (steps) and
   ``bias`` ``[out]``, and ``neuron/{type: CUBA, iDecay, vDecay, vThMant, refDelay: 1,
@@ -27,9 +27,9 @@ import os
 import h5py
 import numpy as np
 
-from ..errors import NirFileError
-from ..kernels import loihi as lk
-from .loihi_quantize import LoihiLayer, LoihiNetwork
+from ...errors import NirFileError
+from ...kernels import loihi as lk
+from .quantize import LoihiLayer, LoihiNetwork
 
 __all__ = ["write_netx", "read_netx", "netx_dense_params", "check_packing", "neuron_params",
            "kernel_params"]
@@ -44,7 +44,7 @@ def write_netx(path, network: LoihiNetwork) -> None:
 
     Args:
         path: the file to write (overwritten).
-        network: the quantized chain (:func:`~nirjax.lowering.loihi_quantize.quantize`).
+        network: the quantized chain (:func:`~nirjax.lowering.loihi.quantize.quantize`).
 
     Raises:
         NirFileError: the file cannot be written.

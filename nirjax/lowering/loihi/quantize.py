@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from .violations import DesignRuleError, Violation
+from ..violations import DesignRuleError, Violation
 
 __all__ = [
     "LIMITS", "TARGET", "FloatLayer", "Rounding", "LoihiLayer", "LoihiNetwork",
@@ -913,7 +913,7 @@ def _auto_vth(all_r, bias_ratio, lo, hi_mixed):
 
 
 def _quantize_layer(layer: FloatLayer, dt, scale):
-    from .loihi_netx import check_packing  # netx's packing; that module imports this one
+    from .netx import check_packing  # netx's packing; that module imports this one
 
     name = layer.name
     p = layer.params

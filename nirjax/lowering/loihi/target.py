@@ -3,8 +3,8 @@
 ``nirjax.lower(graph, "loihi2", dt=1e-3)`` runs these passes over the graph's float
 :class:`~nirjax.compiler.Program`:
 
-1. **Shape and design rules** (:func:`~nirjax.lowering.loihi_quantize.layers_from_program`,
-   :func:`~nirjax.lowering.loihi_quantize.quantize`): the graph must be a netx chain ``Input
+1. **Shape and design rules** (:func:`~nirjax.lowering.loihi.quantize.layers_from_program`,
+   :func:`~nirjax.lowering.loihi.quantize.quantize`): the graph must be a netx chain ``Input
    -> [Delay] -> Affine/Linear/Conv2d -> [Delay] -> LIF/CubaLIF/IF -> ... -> Output`` (Flatten
    between a conv and a dense layer, an optional self-recurrent Affine/Linear per layer, a
    neuron fed straight from the input or the previous layer gets a dense synapse of its
@@ -24,7 +24,7 @@
    one scan) and equals Lava's ``Loihi2SimCfg(select_tag="fixed_pt")`` run of the exported
    file at every step, every layer (``tests/test_loihi_lowering_vendor.py``).
 
-Export: the lava-dl netx HDF5 file (:func:`~nirjax.lowering.loihi_netx.write_netx`) that
+Export: the lava-dl netx HDF5 file (:func:`~nirjax.lowering.loihi.netx.write_netx`) that
 ``lava.lib.dl.netx.hdf5.Network(net_config=path)`` loads. ``to_nir()``: the quantized network
 as NIR (:func:`loihi_to_nir`). Inputs are binary spikes (0 or 1 per element and step: netx's
 input synapse counts any nonzero value as one spike). ``run(record=[...])`` takes the graph's
@@ -38,16 +38,16 @@ from __future__ import annotations
 import nir
 import numpy as np
 
-from ..compiler.passes import graph_pass
-from ..errors import LoweringError
-from ..graph.flat import FlatGraph, FlatNode
-from ..rules.loihi import LOIHI, ConvWeight, NetxConvConfig, NetxDenseConfig, NetxNeuronConfig
-from ..semantics import Semantics
-from . import loihi_quantize as Q
-from .core import (LoweringResult, NodeSpec, collapse_ports, make_program, register_target,
+from ...compiler.passes import graph_pass
+from ...errors import LoweringError
+from ...graph.flat import FlatGraph, FlatNode
+from ...rules.loihi import LOIHI, ConvWeight, NetxConvConfig, NetxDenseConfig, NetxNeuronConfig
+from ...semantics import Semantics
+from . import quantize as Q
+from ..core import (LoweringResult, NodeSpec, collapse_ports, make_program, register_target,
                    resource)
-from .loihi_netx import netx_dense_params, neuron_params, write_netx
-from .violations import DesignRuleError, MappingRecord, QuantizationRecord
+from .netx import netx_dense_params, neuron_params, write_netx
+from ..violations import DesignRuleError, MappingRecord, QuantizationRecord
 
 __all__ = ["lower_loihi2", "loihi_to_nir", "OPTIONS", "INPUT_RANGE"]
 
@@ -70,7 +70,7 @@ def _structure(program):
     sem = program.semantics
     if sem.latency == "none" and sem.cycle_break == "dfs" and sem.recurrent_bias == "keep":
         return program
-    from ..compiler import build_program
+    from ...compiler import build_program
 
     return build_program(program.graph, program.dt, Semantics(), table="float")
 
@@ -263,7 +263,7 @@ def lower_loihi2(program, params: dict, options: dict) -> LoweringResult:
 
     Returns:
         The :class:`~nirjax.lowering.LoweringResult` (``details``: the
-        :class:`~nirjax.lowering.loihi_quantize.LoihiNetwork` written to the netx file).
+        :class:`~nirjax.lowering.loihi.quantize.LoihiNetwork` written to the netx file).
 
     Raises:
         LoweringError: every violation of the chain's shape, of Loihi's ranges and of the

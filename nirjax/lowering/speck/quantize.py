@@ -59,8 +59,8 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from .violations import DesignRuleError, Violation
-from .violations import raise_violations as _raise
+from ..violations import DesignRuleError, Violation
+from ..violations import raise_violations as _raise
 
 __all__ = [
     "WEIGHT_BITS", "STATE_BITS", "DEFAULT_MIN_V_MEM", "CORE_MEMORY", "N_CORES",
