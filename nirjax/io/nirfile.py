@@ -983,8 +983,9 @@ def write(path, graph, *, compression: str | int | None = "gzip", compression_op
             accepts.
         graph: a ``nir.NIRGraph``, or a :class:`~nirjax.CompiledGraph` (exported first with
             its current parameters).
-        compression, compression_opts: h5py's compression filter for arrays (default
-            gzip), as for ``nir.write``.
+        compression: h5py's compression filter for arrays (default gzip), as for
+            ``nir.write``.
+        compression_opts: the filter's options (h5py's ``compression_opts``).
 
     Every field is written as a dataset (``None`` fields are left out, as NIR readers expect),
     arrays keep their dtype, and the version written is the installed ``nir`` version. A
