@@ -531,6 +531,16 @@ def test_init_state_of_a_huge_batch_is_refused():
     model.init_state(100)
 
 
+def test_run_of_a_huge_input_view_is_refused_before_the_copy():
+    """A broadcast view of 10**9 steps costs nothing until it is cast: run checks the
+    estimate (inputs and outputs of every step) first."""
+    model = nirjax.compile(_lif_graph(), dt=DT)
+    n = model.input_shapes["input"][0]
+    xs = np.broadcast_to(np.float32(1), (10 ** 9, 2, n))
+    with pytest.raises(nirjax.LimitError, match=r"a run of 1000000000 steps.*inputs and outputs"):
+        model(xs)
+
+
 # ----------------------------------------------------------------------------- 6. run time
 
 

@@ -190,9 +190,10 @@ class CompiledGraph:
             entry to a ``[T, B, ...]`` array.
         """
         check_params(params, self.params)
-        xs, batch, steps = check_inputs(self.program, xs, self.dtype, per_step=False)
         rec_items = check_record(self.program, record, self.dtype)
-        check_memory(self.memory, batch, steps, what=f"a run of {steps} steps")
+        xs, batch, steps = check_inputs(
+            self.program, xs, self.dtype, per_step=False,
+            before_cast=lambda b, t: check_memory(self.memory, b, t, what=f"a run of {t} steps"))
         if state is None:
             state = self._init_jit(params, batch)
         self._check_state(state, batch)

@@ -32,12 +32,15 @@ class MemoryEstimate(NamedTuple):
         step: every node's output for one step (what one step of the program holds).
         outputs: the graph's outputs for one step (``run`` returns them for every step).
         largest: ``(node, bytes)`` of the nodes needing most, largest first (at most 3).
+        inputs: the graph's inputs for one step (``run`` takes them for every step, cast to
+            the compute dtype).
     """
 
     state: int
     step: int
     outputs: int
     largest: tuple
+    inputs: int = 0
 
 
 def _nbytes(tree) -> int:
@@ -75,8 +78,10 @@ def estimate_memory(program: Program, dtype) -> MemoryEstimate:
     step = sum(math.prod(int(d) for d in n.out_shape) * itemsize for n in program.nodes)
     outputs = sum(math.prod(int(d) for d in program.node(o).out_shape) * itemsize
                   for o in program.outputs)
+    inputs = sum(math.prod(int(d) for d in program.node(i).out_shape) * itemsize
+                 for i in program.inputs)
     largest = tuple(sorted(per_node.items(), key=lambda kv: -kv[1])[:3])
-    return MemoryEstimate(state, step, outputs, largest)
+    return MemoryEstimate(state, step, outputs, largest, inputs)
 
 
 def check_memory(estimate: MemoryEstimate, batch: int = 1, steps: int = 0,
@@ -86,7 +91,7 @@ def check_memory(estimate: MemoryEstimate, batch: int = 1, steps: int = 0,
     Args:
         estimate: from :func:`estimate_memory`.
         batch: samples.
-        steps: steps of outputs a run returns (0: none counted).
+        steps: steps of inputs and outputs a run takes and returns (0: none counted).
         what: how to name the operation in the message.
 
     Raises:
@@ -94,14 +99,15 @@ def check_memory(estimate: MemoryEstimate, batch: int = 1, steps: int = 0,
             gives the bytes, the largest nodes and how to raise the limit.
     """
     limit = limits().max_memory_bytes
-    need = batch * (estimate.state + estimate.step) + steps * batch * estimate.outputs
+    per_step = estimate.outputs + estimate.inputs
+    need = batch * (estimate.state + estimate.step) + steps * batch * per_step
     if need <= limit:
         return
     top = ", ".join(f"{name!r} {format_bytes(b)}" for name, b in estimate.largest)
     parts = [f"state {format_bytes(batch * estimate.state)}",
              f"one step's values {format_bytes(batch * estimate.step)}"]
     if steps:
-        parts.append(f"{steps} steps of outputs {format_bytes(steps * batch * estimate.outputs)}")
+        parts.append(f"{steps} steps of inputs and outputs {format_bytes(steps * batch * per_step)}")
     raise LimitError(
         f"{what} needs an estimated {format_bytes(need)} for {batch} sample(s) "
         f"({', '.join(parts)}); per sample the largest nodes are {top}. That exceeds the limit "

@@ -197,7 +197,8 @@ def _real_dtype(dtype) -> bool:
         return False
 
 
-def check_inputs(program: Program, xs, dtype, *, per_step: bool) -> tuple[dict, int, int | None]:
+def check_inputs(program: Program, xs, dtype, *, per_step: bool,
+                 before_cast=None) -> tuple[dict, int, int | None]:
     """Validate inputs and normalize them to a dict of ``dtype`` arrays keyed by Input name.
 
     Args:
@@ -206,6 +207,8 @@ def check_inputs(program: Program, xs, dtype, *, per_step: bool) -> tuple[dict, 
             those keyed by Input node name.
         dtype: the dtype of the program's values (an integer program takes whole numbers).
         per_step: whether ``xs`` is one step.
+        before_cast: called as ``before_cast(batch, T)`` once the shapes are checked and
+            before any input is copied (the memory check of ``run``).
 
     Returns:
         ``(inputs, batch, T)`` (``T`` is ``None`` per step).
@@ -260,14 +263,18 @@ def check_inputs(program: Program, xs, dtype, *, per_step: bool) -> tuple[dict, 
                 f"inputs {first!r} and {name!r} disagree on time/batch axes: "
                 f"{tuple(xs[first].shape[:lead_n])} vs {tuple(x.shape[:lead_n])}"
             )
-        if jnp.issubdtype(dtype, jnp.integer):
-            _check_integral(name, x, program.table)
-        out[name] = jnp.asarray(x, dtype)
     if batch == 0:
         raise InputError("the batch axis is empty")
     if steps == 0:
         raise InputError(f"the time axis is empty: the inputs {lead} have T = 0 steps; give at "
                          f"least one step")
+    if before_cast is not None:
+        before_cast(batch, steps)
+    for name in names:
+        x = xs[name]
+        if jnp.issubdtype(dtype, jnp.integer):
+            _check_integral(name, x, program.table)
+        out[name] = jnp.asarray(x, dtype)
     return out, batch, steps
 
 
