@@ -3,7 +3,7 @@
 Usage::
 
     python tests/fuzz_campaign.py --cases 3000 --seed 1 [--surfaces file,graph,...]
-        [--timeout 60] [--memory-gb 8] [--show 20] [--json out.json]
+        [--timeout 60] [--memory-gb 8] [--show 20] [--json out.json] [--log out.jsonl]
 
 Each case (see ``tests/fuzzlib.py``) runs in a worker process with an address-space limit
 (``--memory-gb``) and a wall-clock limit per case (``--timeout``): a case that runs past it
@@ -97,6 +97,8 @@ def main(argv=None):
     ap.add_argument("--memory-gb", type=int, default=8, help="address-space limit per worker")
     ap.add_argument("--show", type=int, default=15, help="non-clean cases to print")
     ap.add_argument("--json", help="write every outcome to this file")
+    ap.add_argument("--log", help="append every outcome to this file as it happens (one JSON "
+                                  "object a line), so an interrupted campaign can be counted")
     ap.add_argument("--recycle", type=int, default=100,
                     help="start a fresh worker after this many cases (bounds its memory)")
     args = ap.parse_args(argv)
@@ -108,6 +110,7 @@ def main(argv=None):
     worker = Worker(args.memory_gb, workdir)
     counts = {s: collections.Counter() for s in surfaces}
     records = []
+    log = open(args.log, "a") if args.log else None
     start = time.time()
     per = max(1, args.cases // len(surfaces))
     for i in range(per):
@@ -132,10 +135,15 @@ def main(argv=None):
             counts[surface][outcome] += 1
             records.append({"surface": surface, "seed": seed, "outcome": outcome,
                             "detail": detail})
+            if log is not None:
+                log.write(json.dumps(records[-1]) + "\n")
+                log.flush()
         if (i + 1) % 10 == 0:
             done = sum(sum(c.values()) for c in counts.values())
             print(f"... {done} cases, {time.time() - start:.0f} s", file=sys.stderr, flush=True)
     worker.kill()
+    if log is not None:
+        log.close()
 
     total = collections.Counter()
     print(f"{'surface':<10} " + " ".join(f"{k:>9}" for k in
