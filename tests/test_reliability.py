@@ -164,6 +164,19 @@ def test_read_and_write_accept_file_objects(make):
     np.testing.assert_array_equal(back.nodes["lif"].tau, g.nodes["lif"].tau)
 
 
+def test_compile_takes_a_file_object_and_bytes_path(tmp_path):
+    """nirjax.compile reads what nirjax.read reads: a binary file object or a bytes path."""
+    g = _lif_graph()
+    xs = np.ones((4, 2) + nirjax.compile(g, dt=DT).input_shapes["input"], np.float32)
+    want = np.asarray(nirjax.compile(g, dt=DT)(xs))
+    buf = io.BytesIO()
+    nirjax.write(buf, g)
+    np.testing.assert_array_equal(np.asarray(nirjax.compile(buf, dt=DT)(xs)), want)
+    path = tmp_path / "g.nir"
+    nirjax.write(path, g)
+    np.testing.assert_array_equal(np.asarray(nirjax.compile(os.fsencode(path), dt=DT)(xs)), want)
+
+
 def test_text_mode_file_object_is_refused(tmp_path):
     with open(tmp_path / "t.nir", "w") as fp:
         with pytest.raises(nirjax.NirFileError, match="binary"):
