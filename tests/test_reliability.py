@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import stat
 import pathlib
 import sys
 import tempfile
@@ -189,6 +190,19 @@ def test_bad_path_types(path):
         nirjax.read(path)
     with pytest.raises(nirjax.NirFileError, match="path"):
         nirjax.write(path, _lif_graph())
+
+
+def test_special_files_are_neither_read_nor_replaced(tmp_path):
+    """A FIFO (like a device) is not a .nir file: reading it must not block, and an atomic
+    write must not rename a regular file over it."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(nirjax.NirFileError, match="not a regular file"):
+        nirjax.read(fifo)
+    with pytest.raises(nirjax.NirFileError, match="not a regular file"):
+        nirjax.write(fifo, _lif_graph())
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
 def test_bytes_and_pathlike_paths(tmp_path):

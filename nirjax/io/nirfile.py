@@ -612,6 +612,9 @@ def read(path, *, strict: bool = True, validate: bool = True) -> nir.NIRGraph:
         if os.path.isdir(source):
             raise NirFileError(f"{source}: is a directory, not a .nir file")
         if not os.path.isfile(source):
+            if os.path.exists(source):
+                raise NirFileError(f"{source}: not a regular file (a device, pipe or socket); "
+                                   f"a .nir file is a regular file")
             raise NirFileError(f"{source}: no such file")
     name = os.path.basename(label)
     graph, version, missing = _read(source, label, strict)
@@ -922,6 +925,10 @@ def _commit_path(target: str, data: bytes) -> None:
     directory = os.path.dirname(real) or "."
     if os.path.isdir(real):
         raise NirFileError(f"{target}: is a directory")
+    if os.path.exists(real) and not os.path.isfile(real):
+        # renaming over a device, pipe or socket would replace it (/dev/null included)
+        raise NirFileError(f"{target}: not a regular file (a device, pipe or socket); "
+                           f"nirjax.write writes regular files, or binary file objects")
     if not os.path.isdir(directory):
         raise NirFileError(f"{target}: the directory {directory} does not exist")
     try:
