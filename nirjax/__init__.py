@@ -25,6 +25,7 @@ from . import kernels
 from .analysis import Comparison, Divergence, compare
 from .api import compile as compile
 from .compiler import CompiledGraph, CompileOptions, GraphState, Program, build_program
+from .compiler import distributed
 from .errors import (
     GraphError,
     InputError,
@@ -47,6 +48,8 @@ from . import train
 
 # ``import nirjax.profiles`` keeps working: the profiles live in nirjax.semantics.profiles
 _sys.modules[__name__ + ".profiles"] = profiles
+# ``import nirjax.distributed`` / ``from nirjax import distributed``: multi-process runs
+_sys.modules[__name__ + ".distributed"] = distributed
 
 __version__ = "0.1.0"
 
@@ -54,7 +57,7 @@ __all__ = [
     "compile", "CompiledGraph", "CompileOptions", "GraphState", "Program", "build_program",
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
-    "compare", "Comparison", "Divergence", "profiles",
+    "compare", "Comparison", "Divergence", "profiles", "distributed",
     "NirjaxError", "NirFileError", "GraphError", "LoweringError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "OptionsError", "NirjaxWarning", "ResetAmbiguityWarning",
 ]

@@ -3,6 +3,13 @@
 ``nirjax run`` with no argument simulates the NIR paper's Braille graph (shipped with the
 package) on generated spike input and prints what it did; ``nirjax run FILE --dt DT`` runs any
 ``.nir`` file; ``nirjax info FILE`` prints the compiled program.
+
+``nirjax run`` also runs over several devices and processes: ``--mesh batch=4`` (or
+``neurons=4``, ``batch=2,neurons=4``) shards the run over this process's devices, and
+``--coordinator HOST:PORT --num-processes N --process-id I`` joins a multi-process run
+(``jax.distributed``; start the same command once per process, process 0 listening on the
+coordinator address). Each process then feeds its own rows of the generated batch, and every
+process prints the same results as a single-process run.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import sys
 import time
 
 import numpy as np
+
+from .compiler.distributed import add_distributed_arguments
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -29,6 +38,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="probability of an input spike per channel and step (default 0.1)")
     run.add_argument("--semantics", default="nir", help="semantics profile (default: nir)")
     run.add_argument("--seed", type=int, default=0, help="seed of the generated input")
+    add_distributed_arguments(run)
     info = sub.add_parser("info", help="print the compiled program of a graph")
     info.add_argument("graph", help="a .nir file or a shipped example name")
     info.add_argument("--dt", type=float, default=None)
@@ -50,31 +60,49 @@ def _run(args) -> int:
     import jax
 
     import nirjax
+    from .compiler import distributed
 
+    # before anything starts JAX's devices: join the other processes, build the mesh
+    mesh = distributed.setup(args)
     path, shipped = _resolve(args.graph)
     dt = args.dt if args.dt is not None else (1e-4 if shipped else None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         graph = nirjax.read(path)
     t0 = time.perf_counter()
-    model = nirjax.compile(graph, dt=dt, semantics=args.semantics)
+    options = {} if mesh is None else {"mesh": mesh}
+    if args.shard_min is not None:
+        options["shard_min"] = args.shard_min
+    model = nirjax.compile(graph, dt=dt, semantics=args.semantics, **options)
     rng = np.random.default_rng(args.seed)
+    # the whole batch, the same in every process; each process feeds only its own rows
     xs = {
         name: (rng.random((args.steps, args.batch) + shape) < args.rate).astype(np.float32)
         for name, shape in model.input_shapes.items()
     }
-    ys, _ = model.run(model.params, xs)
+    feed = xs
+    if mesh is not None:
+        rows = distributed.process_rows(args.batch, mesh)
+        feed = distributed.global_batch({k: v[:, rows] for k, v in xs.items()}, mesh,
+                                        batch=args.batch)
+    ys, _ = model.run(model.params, feed)
     jax.block_until_ready(ys)
     t_first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ys, _ = model.run(model.params, xs)
+    ys, _ = model.run(model.params, feed)
     jax.block_until_ready(ys)
     t_run = time.perf_counter() - t0
+    ys = distributed.gather(ys)  # whole, in every process
     outputs = ys if isinstance(ys, dict) else {model.output_names[0]: ys}
 
     print(f"nirjax {nirjax.__version__}: {path}")
     print(f"  NIR file version {nirjax.file_version(graph)}; dt = {model.program.dt:g}; "
           f"semantics = {model.program.semantics.name!r}; backend = {jax.default_backend()}")
+    if mesh is not None:
+        axes = ", ".join(f"{a}={n}" for a, n in dict(mesh.shape).items())
+        print(f"  devices: mesh {axes} over {mesh.devices.size} devices in "
+              f"{jax.process_count()} process(es); this is process {jax.process_index()}, "
+              f"feeding batch rows {rows.start}..{rows.stop - 1}")
     for w in caught:
         print(f"  note: {w.message}")
     print(model.program.describe())

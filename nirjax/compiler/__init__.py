@@ -10,15 +10,20 @@
 * :mod:`nirjax.compiler.options`: :class:`CompileOptions`, every compile option, typed and
   validated;
 * :mod:`nirjax.compiler.compiled`: :class:`CompiledGraph`, the simulator, and
-  :func:`compile_graph`.
+  :func:`compile_graph`;
+* :mod:`nirjax.compiler.sharding`: the layout of a run on a mesh of devices (the
+  ``mesh`` compile option: ``"batch"`` and ``"neurons"`` axes);
+* :mod:`nirjax.compiler.distributed`: multi-process runs (``jax.distributed``), meshes and
+  per-process data (``nirjax.distributed``).
 
 The compiler takes ``nir.NIRGraph`` objects; reading files is :mod:`nirjax.io`'s job, and
 :func:`nirjax.compile` (in :mod:`nirjax.api`) accepts either.
 """
 
+from . import distributed, sharding
 from .compiled import CompiledGraph, GraphState, check_record, compile_graph
 from .options import CompileOptions
 from .program import IREdge, IRNode, Program, build_program
 
-__all__ = ["CompiledGraph", "GraphState", "compile_graph", "check_record", "CompileOptions", "Program", "IRNode", "IREdge",
+__all__ = ["distributed", "sharding", "CompiledGraph", "GraphState", "compile_graph", "check_record", "CompileOptions", "Program", "IRNode", "IREdge",
            "build_program"]

@@ -46,6 +46,7 @@ from . import scan_vjp
 from .options import CompileOptions
 from .program import Program, build_program
 from .schedule import schedule
+from .sharding import ShardingPlan
 
 __all__ = ["compile_graph", "CompiledGraph", "GraphState", "check_record"]
 
@@ -100,6 +101,8 @@ def _check_integral(name, x, table):
     """Inputs of an integer program must be whole numbers (checked when concrete)."""
     if isinstance(x, jax.core.Tracer) or not jnp.issubdtype(x.dtype, jnp.floating):
         return
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return  # a global array of a multi-process run: its other rows live elsewhere
     values = np.asarray(x)
     if not np.all(np.isfinite(values) & (values == np.round(values))):
         raise InputError(
@@ -143,6 +146,11 @@ class CompiledGraph:
         else:  # an integer table's parameters are used as they are
             cast = lambda p: jax.tree_util.tree_map(jnp.asarray, p)
         self.params = {n.name: cast(n.params) for n in program.nodes if n.params is not None}
+        #: the layout on the ``mesh`` compile option's devices (``None``: one device)
+        self.sharding = (ShardingPlan(program, self.options.mesh, self.options.shard_min)
+                         if self.options.mesh is not None else None)
+        if self.sharding is not None:
+            self.params = self.sharding.put_params(self.params)
         self._feedback_sources = tuple(sorted({e.src for e in program.delayed_edges}))
         self._run = jax.jit(self._run_impl, static_argnames=("record",),
                             donate_argnames=("state",) if self.options.donate_state else ())
@@ -182,6 +190,8 @@ class CompiledGraph:
         """The state at t = 0 for ``batch_size`` samples (see each kernel's ``init_state``)."""
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+        if self.sharding is not None:
+            self.sharding.check_batch(int(batch_size), "init_state")
         return self._init_jit(self.params, int(batch_size))
 
     def _init_state(self, params, batch_size):
@@ -195,7 +205,73 @@ class CompiledGraph:
             name: jnp.zeros((batch_size,) + self.program.node(name).out_shape, self.dtype)
             for name in self._feedback_sources
         }
+        return self._lay_state(GraphState(nodes, feedback), 1)
+
+    # ------------------------------------------------------------------ layout on a mesh
+
+    def _lay(self, x, spec: tuple, lead: int = 0, batch_at: int | None = None):
+        """``x`` constrained to the per-sample partition ``spec`` behind ``lead`` leading
+        axes (the one at ``batch_at`` split over "batch"); unchanged without a mesh."""
+        if self.sharding is None:
+            return x
+        return self.sharding.constrain(x, self.sharding.batched(lead, batch_at, spec))
+
+    def _lay_state(self, state: GraphState, lead: int) -> GraphState:
+        """A batched state (``lead`` = 1: ``[B, ...]``) constrained to its layout."""
+        if self.sharding is None:
+            return state
+        plan = self.sharding
+        nodes = {name: jax.tree_util.tree_map(
+            lambda a, name=name: self._lay(a, plan.leaf_spec(name, a.shape[lead:]), lead, lead - 1),
+            s) for name, s in state.nodes.items()}
+        feedback = {name: self._lay(v, plan.value_spec(name), lead, lead - 1)
+                    for name, v in state.feedback.items()}
         return GraphState(nodes, feedback)
+
+    def _lay_record(self, record: tuple, recs: tuple, lead: int, batch_at: int) -> tuple:
+        """Recorded values ``[T, B, ...]`` constrained to their node's layout."""
+        if self.sharding is None:
+            return recs
+        plan = self.sharding
+        out = []
+        for item, v in zip(record, recs):
+            if isinstance(item, tuple):
+                spec = plan.leaf_spec(item[0], v.shape[lead:])
+            else:
+                spec = plan.value_spec(item)
+            out.append(self._lay(v, spec, lead, batch_at))
+        return tuple(out)
+
+    def _lay_values(self, values: dict, lead: int, batch_at: int | None) -> dict:
+        """Node outputs (keyed by node name) constrained to their layout."""
+        if self.sharding is None:
+            return values
+        return {k: self._lay(v, self.sharding.value_spec(k), lead, batch_at)
+                for k, v in values.items()}
+
+    def shard_inputs(self, xs):
+        """Place inputs on the model's mesh, split over its ``"batch"`` axis.
+
+        Args:
+            xs: ``[T, B, *input_shape]`` arrays (a dict for several Input nodes), NumPy or
+                JAX. In a multi-process run they are the whole batch, the same in every
+                process; to feed each process its own rows use
+                :func:`nirjax.distributed.global_batch`.
+
+        Returns:
+            The inputs as ``jax.Array`` s laid out for :meth:`run` (without a mesh: as
+            validated by :meth:`run`, on the default device).
+
+        Raises:
+            InputError: a malformed input, or a batch not divisible by the "batch" axis.
+        """
+        out, _, _ = self._check_inputs(xs, per_step=False)
+        return self._format_inputs(out)
+
+    def _format_inputs(self, values: dict):
+        if len(self.program.inputs) == 1:
+            return values[self.program.inputs[0]]
+        return values
 
     # ------------------------------------------------------------------ the step
 
@@ -220,6 +296,8 @@ class CompiledGraph:
             if not n.feedthrough:
                 values[n.name] = n.rule.emit(coeffs[n.name], nodes[n.name], n.config)
 
+        plan = self.sharding
+
         def summed_input(n):
             total = None
             for e in self.program.incoming(n.name):
@@ -230,6 +308,8 @@ class CompiledGraph:
                 total = v if total is None else total + v
             if total is None:
                 total = jnp.zeros(n.in_shape, self.dtype)
+            if plan is not None:  # whole before a weight layer: the all-gather of spikes
+                total = plan.constrain(total, plan.input_spec(n.name))
             return total
 
         for n in members:
@@ -241,6 +321,8 @@ class CompiledGraph:
             else:
                 y = n.rule.apply(coeffs[n.name], x, n.config)
             values[n.name] = y.astype(self.dtype)
+            if plan is not None:
+                values[n.name] = plan.constrain(values[n.name], plan.value_spec(n.name))
         for n in members:
             if not n.feedthrough:
                 new_nodes[n.name] = n.rule.absorb(coeffs[n.name], nodes[n.name],
@@ -248,6 +330,10 @@ class CompiledGraph:
         # the carry's structure and dtypes never drift
         new_nodes = {k: jax.tree_util.tree_map(lambda new, old: new.astype(old.dtype), v, nodes[k])
                      for k, v in new_nodes.items()}
+        if plan is not None:  # the state stays split from step to step
+            new_nodes = {k: jax.tree_util.tree_map(
+                lambda a, k=k: plan.constrain(a, plan.leaf_spec(k, a.shape)), v)
+                for k, v in new_nodes.items()}
         new_feedback = {k: values[k] for k in feedback}
         return new_nodes, new_feedback, values
 
@@ -268,7 +354,9 @@ class CompiledGraph:
             recs = {r: getattr(new_nodes[r[0]], r[1]) for r in state_records if r[0] in member_names}
             return new_nodes, new_feedback, outs, recs
 
-        batched = jax.vmap(sample, in_axes=(None, 0, 0, 0))
+        # per-sample sharding constraints get the batch axis inserted as "batch"
+        spmd = self.sharding.batch_axis if self.sharding is not None else None
+        batched = jax.vmap(sample, in_axes=(None, 0, 0, 0), spmd_axis_name=spmd)
 
         def body(coeffs_s, carry, ext_t):
             new_nodes, new_feedback, outs, recs = batched(coeffs_s, carry[0], carry[1], ext_t)
@@ -301,6 +389,11 @@ class CompiledGraph:
 
     def _map_apply(self, n, coeff, x):
         """Apply a stateless node to a whole chunk ``[K, B, *in_shape]`` at once."""
+        if self.sharding is not None:
+            # no [K*B] merge of a split batch axis: batch outer, steps inner
+            fn = lambda xi: n.rule.apply(coeff, xi, n.config)
+            y = jax.vmap(jax.vmap(fn), in_axes=1, out_axes=1)(x)
+            return y.astype(self.dtype)
         lead = x.shape[:2]
         flat = x.reshape((-1,) + x.shape[2:])
         y = jax.vmap(lambda xi: n.rule.apply(coeff, xi, n.config))(flat)
@@ -324,7 +417,9 @@ class CompiledGraph:
                         x = env[e.src] if x is None else x + env[e.src]
                     if x is None:
                         x = jnp.zeros((length, batch) + n.in_shape, self.dtype)
-                env[n.name] = self._map_apply(n, coeffs[n.name], x)
+                if self.sharding is not None:
+                    x = self._lay(x, self.sharding.input_spec(n.name), 2, 1)
+                env.update(self._lay_values({n.name: self._map_apply(n, coeffs[n.name], x)}, 2, 1))
                 continue
             members = tuple(program.node(m) for m in stage.members)
             fused = self._fused_stage(members, state_recs)
@@ -336,6 +431,10 @@ class CompiledGraph:
                 if x is None:
                     x = jnp.zeros((length, batch) + n.in_shape, self.dtype)
                 nodes[n.name], env[n.name] = fused(n, coeffs[n.name], nodes[n.name], x)
+                if self.sharding is not None:
+                    env.update(self._lay_values({n.name: env[n.name]}, 2, 1))
+                    nodes[n.name] = self._lay_state(GraphState({n.name: nodes[n.name]}, {}),
+                                                    1).nodes[n.name]
                 continue
             sub_nodes = {m: nodes[m] for m in stage.members if m in nodes}
             sub_feedback = {m: feedback[m] for m in stage.members if m in feedback}
@@ -344,7 +443,7 @@ class CompiledGraph:
                 members, coeffs, sub_nodes, sub_feedback, ext, stage.exports, state_recs, length)
             nodes.update(sub_nodes)
             feedback.update(sub_feedback)
-            env.update(outs)
+            env.update(self._lay_values(outs, 2, 1))
             state_values.update(recs)
         recs = tuple(state_values[r] if isinstance(r, tuple) else env[r] for r in record)
         return {o: env[o] for o in program.outputs}, GraphState(nodes, feedback), recs
@@ -403,6 +502,16 @@ class CompiledGraph:
         return k
 
     def _run_impl(self, params, xs: dict, state: GraphState, record: tuple):
+        if self.sharding is None:
+            return self._run_body(params, xs, state, record)
+        params = self.sharding.constrain_params(params)
+        xs = self._lay_values(xs, 2, 1)
+        state = self._lay_state(state, 1)
+        ys, state, recs = self._run_body(params, xs, state, record)
+        return (self._lay_values(ys, 2, 1), self._lay_state(state, 1),
+                self._lay_record(record, recs, 2, 1))
+
+    def _run_body(self, params, xs: dict, state: GraphState, record: tuple):
         coeffs = self._prepare(params)
         steps, batch = jax.tree_util.tree_leaves(xs)[0].shape[:2]
         remat = self.options.checkpoint
@@ -446,10 +555,15 @@ class CompiledGraph:
                 jax.tree_util.tree_map(cat, pieces[0][1], pieces[1][1]))
 
     def _step_impl(self, params, state, x_t):
+        if self.sharding is not None:
+            params = self.sharding.constrain_params(params)
+            x_t = self._lay_values(x_t, 1, 0)
+            state = self._lay_state(state, 1)
         coeffs = self._prepare(params)
         xs = jax.tree_util.tree_map(lambda a: a[None], x_t)
         ys, state, _ = self._run_plain(coeffs, xs, state, (), 1)
-        return jax.tree_util.tree_map(lambda a: a[0], ys), state
+        ys = jax.tree_util.tree_map(lambda a: a[0], ys)
+        return self._lay_values(ys, 1, 0), self._lay_state(state, 1)
 
     def _check_record(self, record) -> tuple:
         return check_record(self.program, record, self.dtype)
@@ -504,10 +618,30 @@ class CompiledGraph:
                 )
             if jnp.issubdtype(self.dtype, jnp.integer):
                 _check_integral(name, x, self.program.table)
-            out[name] = jnp.asarray(x, self.dtype)
+            out[name] = self._place_input(name, x, 1 if per_step else 2)
         if batch == 0:
             raise InputError("the batch axis is empty")
+        if self.sharding is not None:
+            self.sharding.check_batch(batch, "inputs")
         return out, batch, steps
+
+    def _place_input(self, name, x, lead):
+        """An input cast to the model's dtype; on a mesh, split over "batch"."""
+        if self.sharding is None:
+            return jnp.asarray(x, self.dtype)
+        plan = self.sharding
+        spec = plan.batched(lead, lead - 1, plan.value_spec(name))
+        if isinstance(x, jax.core.Tracer):
+            return plan.constrain(jnp.asarray(x, self.dtype), spec)
+        if isinstance(x, jax.Array):
+            x = x if x.dtype == self.dtype else x.astype(self.dtype)
+            if x.shape[lead - 1] % plan.batch_size:
+                return x  # check_batch raises the error
+            return plan.put(x, spec)
+        x = np.asarray(x).astype(self.dtype, copy=False)
+        if x.shape[lead - 1] % plan.batch_size:
+            return x
+        return plan.put(x, spec)
 
     def _check_state(self, state, batch):
         if not isinstance(state, GraphState):

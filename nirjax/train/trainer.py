@@ -207,6 +207,13 @@ class Trainer:
         loss, (out, tgt) = self._objective(params, xs, targets)
         return {"loss": loss, **self._metrics(out, tgt)}
 
+    def _place(self, xs):
+        """Inputs split over the model's mesh (NumPy inputs are placed once here, rather
+        than copied whole to every device); unchanged for a single-device model."""
+        if self.model.sharding is None:
+            return xs
+        return self.model.shard_inputs(xs)
+
     def _check_targets(self, targets):
         if self.teacher is not None and targets is not None:
             raise InputError("Trainer: with a teacher the targets are the teacher's readout; "
@@ -231,10 +238,12 @@ class Trainer:
             xs: inputs ``[T, B, *input_shape]`` (a dict for several Input nodes).
             targets: what the loss compares against (``None`` with a teacher).
         """
+        xs = self._place(xs)
         return self._step(state, xs, self._targets(xs, targets))
 
     def evaluate(self, params, xs, targets=None) -> dict:
         """Loss and metrics of ``params`` on one batch (no update)."""
+        xs = self._place(xs)
         return self._eval(params, xs, self._targets(xs, targets))
 
     def loss_value(self, params, xs, targets=None):
@@ -243,6 +252,7 @@ class Trainer:
 
     def grad(self, params, xs, targets=None):
         """The (unmasked, unclipped) gradient of the loss with respect to ``params``."""
+        xs = self._place(xs)
         return self._grad(params, xs, self._targets(xs, targets))
 
 
