@@ -196,7 +196,7 @@ def _rel(tree, ref):
 
 def gradients():
     out = {}
-    for name in ("braille", "recurrent", "conv"):
+    for name, modes in (("recurrent", ("batch", "neurons", "both")), ("conv", ("both",))):
         graph, dt, xs = inputs(name)
         node, field = RECORD[name]
 
@@ -208,28 +208,29 @@ def gradients():
 
         ref = nirjax.compile(graph, dt=dt, surrogate="fast_sigmoid")
         l0, g0 = loss_of(ref)(ref.params, xs)
-        for mode, (shape, axes) in meshes(name).items():
+        for mode in modes:
+            shape, axes = meshes(name)[mode]
             model = nirjax.compile(graph, dt=dt, surrogate="fast_sigmoid",
                                    mesh=jax.make_mesh(shape, axes), shard_min=1)
             loss, grads = loss_of(model)(model.params, xs)
-            out[f"{name}/{mode}"] = {"loss_err": abs(float(loss) - float(l0)),
+            out[f"{name}/{mode}"] = {"loss_rel_err": abs(float(loss) - float(l0)) / abs(float(l0)),
                                      "grad_rel_err": _rel(grads, g0)}
     # one training step (Trainer: clipping, Adam, bounds) and a short fit
     graph, dt, xs = inputs("braille", batch=B)
     labels = np.arange(B) % 7
-    for mode in ("batch", "both"):
-        shape, axes = meshes("braille")[mode]
-        results = []
-        for mesh in (None, jax.make_mesh(shape, axes)):
-            opts = {} if mesh is None else {"mesh": mesh, "shard_min": 1}
-            model = nirjax.compile(graph, dt=dt, surrogate="fast_sigmoid", **opts)
-            trainer = train.Trainer(model, train.max_membrane_cross_entropy, optax.adam(1e-2),
-                                    readout=("lif2", "v"), clip_norm=1.0,
-                                    metrics={"acc": train.max_membrane_accuracy})
-            state, logs = trainer.step(trainer.init(), xs, labels)
-            fit = train.fit(trainer, model.params, [(xs, labels)] * 2, epochs=1)
-            results.append((state, logs, fit))
-        (s0, l0, f0), (s1, l1, f1) = results
+    def train_with(mesh):
+        opts = {} if mesh is None else {"mesh": mesh, "shard_min": 1}
+        model = nirjax.compile(graph, dt=dt, surrogate="fast_sigmoid", **opts)
+        trainer = train.Trainer(model, train.max_membrane_cross_entropy, optax.adam(1e-2),
+                                readout=("lif2", "v"), clip_norm=1.0,
+                                metrics={"acc": train.max_membrane_accuracy})
+        state, logs = trainer.step(trainer.init(), xs, labels)
+        fit = train.fit(trainer, model.params, [(xs, labels)] * 2, epochs=1)
+        return state, logs, fit
+
+    s0, l0, f0 = train_with(None)
+    for mode in ("both",):
+        s1, l1, f1 = train_with(jax.make_mesh(*meshes("braille")[mode]))
         out[f"train/{mode}"] = {
             "loss_err": abs(float(l1["loss"]) - float(l0["loss"])),
             "params_rel_err": _rel(s1.params, s0.params),
@@ -268,17 +269,22 @@ def hlo():
         "output": nir.Output(output_type=np.array([n]))},
         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
     xs = (rng.random((40, B, n)) < 0.05).astype(np.float32)
-    model = nirjax.compile(w5, dt=1e-4, mesh=jax.make_mesh((8,), ("neurons",)))
+    model = nirjax.compile(w5, dt=1e-4, mesh=jax.make_mesh((8,), ("neurons",)), shard_min=n)
     text = jax.jit(model.run).lower(model.params, model.shard_inputs(xs)).compile().as_text()
     ref = nirjax.compile(w5, dt=1e-4)
-    out["w5"] = {"collectives": _collectives(text),
+    out["w5"] = {"collectives": _collectives(text), "loops": sorted(_while_bodies(text)),
                  "weight_shard": list(model.params["fc"].weight.addressable_shards[0].data.shape),
                  "spikes_equal": bool(np.array_equal(np.asarray(model(xs)), np.asarray(ref(xs))))}
     graph, dt, xs = inputs("recurrent")
-    model = nirjax.compile(graph, dt=dt, mesh=jax.make_mesh((8,), ("neurons",)), shard_min=1)
-    text = jax.jit(model.run).lower(model.params, model.shard_inputs(xs)).compile().as_text()
-    bodies = _while_bodies(text)
-    out["recurrent"] = {"collectives": _collectives(text), "while_bodies": sorted(bodies)}
+    model = nirjax.compile(graph, dt=dt, mesh=jax.make_mesh((2, 4), ("batch", "neurons")),
+                           shard_min=1)
+    placed = model.shard_inputs(xs)
+    text = jax.jit(model.run).lower(model.params, placed).compile().as_text()
+    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(model.run(p, x)[0])))
+    grad_text = grad.lower(model.params, placed).compile().as_text()
+    out["recurrent"] = {"collectives": _collectives(text), "loops": sorted(_while_bodies(text)),
+                        "grad_collectives": _collectives(grad_text),
+                        "grad_loops": sorted(_while_bodies(grad_text))}
     return out
 
 

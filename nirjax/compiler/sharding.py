@@ -16,15 +16,15 @@ so otherwise; nirjax does not pad, since padded samples would enter batch means)
 
 **"neurons" (model parallel).** A node is *sharded* when all of these hold:
 
-1. it is not an Input node (inputs are fed whole to every device of the axis);
-2. its output per sample has at least ``shard_min`` values (compile option, default
+1. its output per sample has at least ``shard_min`` values (compile option, default
    1024): smaller layers are computed in full on every device, where an all-gather would
    cost more than their memory saves;
-3. the first axis of its output (the neurons of a 1-D layer, the channels of a ``(C, H, W)``
+2. the first axis of its output (the neurons of a 1-D layer, the channels of a ``(C, H, W)``
    or ``(C, N)`` layer) is divisible by the axis size.
 
-A sharded node keeps on each device a contiguous block of its output's first axis: its
-output, its state (neuron membranes and currents, delay lines, the feedback of a recurrent
+Input nodes follow the same rules: the input ``[T, B, N]`` of a large layer, often the
+largest array of a run, is stored split too. A sharded node keeps on each device a
+contiguous block of its output's first axis: its output, its state (neuron membranes and currents, delay lines, the feedback of a recurrent
 edge), its per-neuron parameters (every parameter with the output's rank and first axis),
 and for Affine/Linear the rows of ``weight`` and ``bias`` (for Conv1d/Conv2d the output
 channels of ``weight`` and ``bias``). Everything else is replicated.
@@ -166,8 +166,6 @@ class ShardingPlan:
         d = self.neuron_size
         if NEURONS not in self.mesh.axis_names or d == 1:
             return NodeLayout(n.name, False, "no 'neurons' axis of size > 1")
-        if n.role == "input":
-            return NodeLayout(n.name, False, "an Input node: fed whole to every device")
         shape = tuple(n.out_shape)
         if not shape:
             return NodeLayout(n.name, False, "a scalar output")
@@ -273,8 +271,16 @@ class ShardingPlan:
             if _same_mesh(x.sharding, self.mesh) and x.sharding.is_equivalent_to(target, x.ndim):
                 return x
             if not x.is_fully_addressable:
+                # a global array of a multi-process run (e.g. from global_batch): the
+                # compiled run's own constraint moves it where it belongs
+                return x
+            if not x.is_fully_addressable:
                 return jax.jit(lambda a: a, out_shardings=target)(x)
         return jax.device_put(x, target)
+
+    def on_mesh(self, x) -> bool:
+        """Whether ``x`` is a JAX array laid out on this plan's mesh."""
+        return isinstance(x, jax.Array) and _same_mesh(x.sharding, self.mesh)
 
     def check_batch(self, batch: int, what: str) -> None:
         """Raise an :class:`InputError` unless ``batch`` divides over the ``"batch"`` axis."""

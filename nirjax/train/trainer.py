@@ -227,8 +227,18 @@ class Trainer:
         """The training state for ``params`` (default: ``model.params``)."""
         params = self.model.params if params is None else params
         _check_params(params, "Trainer.init")
-        return TrainState(params, self.gradient_transformation.init(params),
-                          jnp.asarray(0, jnp.int32))
+        plan = self.model.sharding
+        if plan is None:
+            return TrainState(params, self.gradient_transformation.init(params),
+                              jnp.asarray(0, jnp.int32))
+        # on a mesh: parameters in their layout, every other leaf (optimizer counters, the
+        # step) replicated on the mesh, as the jitted step returns them (so the second step
+        # does not compile again for other input layouts)
+        params = plan.put_params(params)
+        state = TrainState(params, self.gradient_transformation.init(params),
+                           jnp.asarray(0, jnp.int32))
+        return jax.tree_util.tree_map(
+            lambda a: a if plan.on_mesh(a) else plan.put(a, (None,) * jnp.ndim(a)), state)
 
     def step(self, state: TrainState, xs, targets=None):
         """One optimizer step on a batch: returns ``(new_state, logs)``.
