@@ -85,6 +85,18 @@ def _cast(tree, dtype):
         or jnp.issubdtype(jnp.asarray(a).dtype, jnp.integer) else a, tree)
 
 
+def _cast_host(tree, dtype):
+    """:func:`_cast` on the host (NumPy); ``dtype=None`` keeps each leaf's dtype."""
+    def one(a):
+        a = np.asarray(a)
+        if dtype is None or not (np.issubdtype(a.dtype, np.floating)
+                                 or np.issubdtype(a.dtype, np.integer)):
+            return a
+        return a.astype(dtype, copy=False)
+
+    return jax.tree_util.tree_map(one, tree)
+
+
 def _value_dtype(table, dtype):
     """The dtype of the values on the edges: the table's (integer tables), else the float
     ``dtype`` asked for (default float32, float64 under ``jax_enable_x64``)."""
@@ -141,14 +153,18 @@ class CompiledGraph:
             self.options = self.options.replace(dtype=dtype)
         self.program = program
         self.dtype = _value_dtype(program.table, self.options.dtype)
-        if program.table.dtype is None:
+        #: the layout on the ``mesh`` compile option's devices (``None``: one device)
+        self.sharding = (ShardingPlan(program, self.options.mesh, self.options.shard_min)
+                         if self.options.mesh is not None else None)
+        if self.sharding is not None:
+            # cast on the host and sent straight to their blocks: a layer too large for one
+            # device is never assembled on one
+            cast = lambda p: _cast_host(p, None if program.table.dtype is not None else self.dtype)
+        elif program.table.dtype is None:
             cast = lambda p: _cast(p, self.dtype)
         else:  # an integer table's parameters are used as they are
             cast = lambda p: jax.tree_util.tree_map(jnp.asarray, p)
         self.params = {n.name: cast(n.params) for n in program.nodes if n.params is not None}
-        #: the layout on the ``mesh`` compile option's devices (``None``: one device)
-        self.sharding = (ShardingPlan(program, self.options.mesh, self.options.shard_min)
-                         if self.options.mesh is not None else None)
         if self.sharding is not None:
             self.params = self.sharding.put_params(self.params)
         self._feedback_sources = tuple(sorted({e.src for e in program.delayed_edges}))
@@ -417,9 +433,20 @@ class CompiledGraph:
                         x = env[e.src] if x is None else x + env[e.src]
                     if x is None:
                         x = jnp.zeros((length, batch) + n.in_shape, self.dtype)
-                if self.sharding is not None:
-                    x = self._lay(x, self.sharding.input_spec(n.name), 2, 1)
-                env.update(self._lay_values({n.name: self._map_apply(n, coeffs[n.name], x)}, 2, 1))
+                if self.sharding is None:
+                    env[n.name] = self._map_apply(n, coeffs[n.name], x)
+                    continue
+                plan = self.sharding
+
+                def gathered_map(coeff, x, n=n):
+                    x = self._lay(x, plan.input_spec(n.name), 2, 1)
+                    return self._lay(self._map_apply(n, coeff, x), plan.value_spec(n.name), 2, 1)
+
+                if plan.gathers_input(n.name):
+                    # the backward pass keeps the split input and gathers it again, instead
+                    # of keeping the whole [K, B, N_in] chunk on every device
+                    gathered_map = jax.checkpoint(gathered_map)
+                env[n.name] = gathered_map(coeffs[n.name], x)
                 continue
             members = tuple(program.node(m) for m in stage.members)
             fused = self._fused_stage(members, state_recs)

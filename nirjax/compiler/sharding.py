@@ -204,6 +204,14 @@ class ShardingPlan:
             return (None,) * rank
         return self.value_spec(name)
 
+    def gathers_input(self, name: str) -> bool:
+        """Whether node ``name`` gathers a split input whole (a weight layer fed by a
+        sharded node): its input is an all-gather."""
+        n = self.program.node(name)
+        if n.type_name not in _WEIGHT_OUT_AXIS:
+            return False
+        return any(self.sharded(e.src) for e in self.program.incoming(name))
+
     def leaf_spec(self, name: str, shape: tuple) -> tuple:
         """The per-sample partition of a state leaf of node ``name`` with ``shape``: the
         axis aligned with the output's first axis (trailing alignment, as broadcasting
