@@ -27,6 +27,8 @@ Usage::
     python benchmarks/scaling.py                       # N = 8192, 16384; D = 1, 2, 4, 8
     python benchmarks/scaling.py --sizes 1024 --devices 1 2
     python benchmarks/scaling.py --one 8192 4          # one configuration, prints JSON
+    python benchmarks/scaling.py --sizes 8192 --tag cpu_8192     # one size at a time ...
+    python benchmarks/scaling.py --combine results/scaling_cpu_8192.json results/scaling_cpu_16384.json
 
 Results: ``benchmarks/results/scaling_cpu.{md,json}`` with the machine description.
 """
@@ -229,9 +231,18 @@ def main(argv=None):
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--one", type=int, nargs=2, metavar=("N", "D"))
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")
+    parser.add_argument("--combine", nargs="+", metavar="JSON",
+                        help="write the report from earlier runs' JSON files (e.g. one per "
+                             "size, run separately to bound memory) instead of measuring")
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure_one(*args.one)))
+        return
+    if args.combine:
+        parts = [json.loads(pathlib.Path(f).read_text()) for f in args.combine]
+        rows = [r for part in parts for r in part["results"]]
+        write_results(rows, parts[-1]["machine"], args.tag)
+        print(f"wrote {RESULTS / f'scaling_{args.tag}.md'}")
         return
     sys.path.insert(0, str(HERE))
     from memory import machine
