@@ -78,7 +78,8 @@ def affine(params: AffineParams, x, cfg: MatmulConfig = MatmulConfig()):
     >>> affine(AffineParams(jnp.eye(2), jnp.ones(2)), jnp.array([1.0, 2.0])).tolist()
     [2.0, 3.0]
     """
-    return _matvec(params.weight, x, cfg) + params.bias
+    y = _matvec(params.weight, x, cfg)
+    return y + jnp.broadcast_to(params.bias, y.shape)  # a bias may omit leading map dims
 
 
 def linear(params: LinearParams, x, cfg: MatmulConfig = MatmulConfig()):

@@ -358,12 +358,15 @@ def leaky_exact(c, v, x):
 
 
 def leaky_norse(c, v, x):
-    """Norse's LIF association: ``v + (dt*(1/tau)) * ((R*x + v_leak) - v)``."""
+    """Euler step of ``tau dv/dt = (v_leak - v) + R*x`` in Norse's association:
+    ``v + (dt*(1/tau)) * ((R*x + v_leak) - v)`` (``c.leak = dt*(1/tau)``)."""
     return v + c.leak * ((c.r * x + c.v_leak) - v)
 
 
 def decayed(c, v, x):
-    """The decay form: ``(a*v + g*x) + c`` (``c.leak = a``, ``c.r = g``, ``c.v_leak = c``)."""
+    """One step of ``tau dv/dt = (v_leak - v) + R*x`` in the decay form:
+    ``(a*v + g*x) + c`` (``c.leak = a``, ``c.r = g``, ``c.v_leak = c``; the factors chosen by
+    the input gain, e.g. ``a = 1 - dt/tau``, ``g = (dt/tau)*R``, ``c = (dt/tau)*v_leak``)."""
     return (c.leak * v + c.r * x) + c.v_leak
 
 
@@ -373,7 +376,7 @@ def integrate(dt: float) -> Callable:
 
 
 def accumulate(c, v, x):
-    """``v + x``: the input added as is."""
+    """``dv/dt = R*x`` with the input already in units of ``v`` per step: ``v + x``."""
     return v + x
 
 

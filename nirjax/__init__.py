@@ -14,8 +14,8 @@ below it (``tests/test_layers.py`` checks this)::
     rules           the rule tables binding each NIR type to its kernel
     compiler        Program, build_program, CompiledGraph
     io              .nir files, export to nir.NIRGraph
-    api, analysis,  nirjax.compile (graph or path), compare, training
-    train
+    api, analysis,  nirjax.compile (graph or path), compare, training, lowering to chips
+    train, lowering
     cli             the command line
 """
 
@@ -30,6 +30,7 @@ from .errors import (
     GraphError,
     InputError,
     LoweringError,
+    LoweringWarning,
     NirFileError,
     NirjaxError,
     NirjaxWarning,
@@ -42,12 +43,21 @@ from .errors import (
 from .examples import example_path
 from .io import file_version, read, read_version, to_nir, write
 from .kernels.surrogate import Surrogate
+from .lowering import Lowered, lower
 from .rules import Rule, register
 from .semantics import PROFILES, Semantics, profiles
 from . import train
+from . import cost
+from .cost import BenchmarkReport, benchmark
+from .io.data import from_nir_data, to_nir_data
+from .io import data, events
+from . import plot, progress
 
 # ``import nirjax.profiles`` keeps working: the profiles live in nirjax.semantics.profiles
 _sys.modules[__name__ + ".profiles"] = profiles
+# ``import nirjax.data`` / ``nirjax.events``: they live in nirjax.io
+_sys.modules[__name__ + ".data"] = data
+_sys.modules[__name__ + ".events"] = events
 # ``import nirjax.distributed`` / ``from nirjax import distributed``: multi-process runs
 _sys.modules[__name__ + ".distributed"] = distributed
 
@@ -57,7 +67,10 @@ __all__ = [
     "compile", "CompiledGraph", "CompileOptions", "GraphState", "Program", "build_program",
     "read", "write", "read_version", "file_version", "to_nir", "example_path",
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
-    "compare", "Comparison", "Divergence", "profiles", "distributed",
+    "compare", "Comparison", "Divergence", "profiles", "cost", "benchmark", "BenchmarkReport",
+    "lower", "Lowered", "to_nir_data", "from_nir_data", "data", "events", "plot", "progress",
+    "distributed",
     "NirjaxError", "NirFileError", "GraphError", "LoweringError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "OptionsError", "NirjaxWarning", "ResetAmbiguityWarning",
+    "LoweringWarning",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "OptionsError",
     "NirjaxWarning",
     "ResetAmbiguityWarning",
+    "LoweringWarning",
 ]
 
 
@@ -37,7 +38,19 @@ class GraphError(NirjaxError, ValueError):
 
 class LoweringError(GraphError):
     """A graph breaks a design rule of the arithmetic or chip it is compiled for: a NIR type
-    the target's rule table has no rule for, a parameter the target cannot represent, ..."""
+    the target's rule table has no rule for, a parameter the target cannot represent, ...
+
+    Attributes:
+        violations: every broken design rule as a record (``node``, ``rule``, ``limit``,
+            ``value``; see :class:`nirjax.lowering.Violation`), empty when the error is not
+            about design rules (e.g. an unknown target).
+        target: the target's name, or ``None``.
+    """
+
+    def __init__(self, message: str = "", violations=(), target=None):
+        super().__init__(message)
+        self.violations = tuple(violations)
+        self.target = target
 
 
 class ShapeError(NirjaxError, ValueError):
@@ -67,3 +80,8 @@ class NirjaxWarning(UserWarning):
 
 class ResetAmbiguityWarning(NirjaxWarning):
     """A file predates NIR 1.0.6, so the reset mode its exporter meant is ambiguous."""
+
+
+class LoweringWarning(NirjaxWarning):
+    """Lowering to a chip approximates the graph: the message says what changes and by how
+    much (a rounding beyond the quantization step, a vendor's quirk reproduced, ...)."""

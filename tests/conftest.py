@@ -1,5 +1,7 @@
 """Shared fixtures and configuration of the nirjax test suite.
 
+* Strict rank promotion (``jax_numpy_rank_promotion='raise'``): library code broadcasts
+  explicitly, so an axis mix-up fails instead of broadcasting silently.
 * ``x64``: run a test with ``jax_enable_x64`` on (models compiled inside it are float64), so
   comparisons against the float64 NumPy oracles (``tests/oracle.py``) can be tight.
 * ``read_paper``: ``nirjax.read`` of a paper file, with the expected
@@ -26,6 +28,8 @@ import pytest
 import nirjax
 from builders import paper_path, read_quiet
 
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
 
 
 @pytest.fixture
@@ -41,6 +45,23 @@ def read_paper():
     return lambda name: read_quiet(paper_path(name))
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Report the near-threshold crossings the peer cross-checks attributed to float32
+    rounding (``tests/test_conformance_peers.py``), so a run shows how many it allowed."""
+    module = __import__("sys").modules.get("test_conformance_peers")
+    events = getattr(module, "ROUNDING_EVENTS", None)
+    if not events:
+        return
+    terminalreporter.section("peer cross-checks: crossings decided by float32 rounding")
+    for framework, items in sorted(events.items()):
+        kinds = {}
+        for _, e in items:
+            kinds[e.kind] = kinds.get(e.kind, 0) + 1
+        terminalreporter.write_line(
+            f"{framework}: {len(items)} sample(s) parted at a near-threshold crossing "
+            f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
+        for case_id, e in items:
+            terminalreporter.write_line(f"  {case_id}: {e}")
 @pytest.fixture
 def braille():
     """The shipped Braille RSNN graph (12 -> 38 recurrent CubaLIF -> 7 CubaLIF)."""

@@ -43,7 +43,7 @@ def test_conv_gradients_match_jax_rule(case):
             y = lax.conv_general_dilated(x, w, stride, padding, rhs_dilation=dilation,
                                          dimension_numbers=dn, feature_group_count=groups,
                                          precision="highest")
-            return jnp.sum(jnp.sin(y + b.reshape((-1,) + (1,) * nd)))
+            return jnp.sum(jnp.sin(y + b.reshape((1, -1) + (1,) * nd)))
 
         assert x.dtype == jnp.float64
         np.testing.assert_allclose(ours(w, b, x), oracle(w, b, x), rtol=1e-12)

@@ -549,7 +549,7 @@ _REFERENCE: dict = {}
 def _run_and_grads(model):
     def loss(p):
         ys, _, rec = model.run(p, _OPTIONS_XS, record=[("d", "v")])
-        return (ys * np.arange(2)).sum() + rec[("d", "v")].sum()
+        return (ys * np.arange(2)[None, None]).sum() + rec[("d", "v")].sum()
 
     return np.asarray(model(_OPTIONS_XS)), jax.grad(loss)(model.params)
 

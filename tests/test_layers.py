@@ -23,7 +23,7 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 LAYERS = (
-    ("nirjax.errors", "nirjax.examples"),
+    ("nirjax.errors", "nirjax.examples", "nirjax.progress"),
     ("nirjax.kernels",),
     ("nirjax.graph",),
     ("nirjax.semantics",),

@@ -28,6 +28,7 @@ def _execute(path, workdir):
     return nb
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path):
     nb = _execute(path, tmp_path)

@@ -226,6 +226,7 @@ def test_associative_scan_matches_sequential(integrator, cuba_current):
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), s0, s1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["chain", "recurrent", "two_inputs"])
 @pytest.mark.parametrize("optimize", [True, False])
 def test_fast_backward_equals_autodiff(name, optimize):

@@ -187,7 +187,7 @@ def _two_processes(args: list, single: list, timeout: float = 300) -> tuple:
 
 
 def _results_lines(stdout: str) -> list:
-    keep = ("output ", "  spike counts", "  predicted", "  input:")
+    keep = ("output ", "  spike counts", "  predicted", "input:")
     return [line for line in stdout.splitlines() if line.startswith(keep)]
 
 

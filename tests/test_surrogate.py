@@ -220,6 +220,7 @@ def test_forward_pass_is_unchanged_by_the_surrogate(kind, braille):
         np.testing.assert_array_equal(np.asarray(recs[key]), np.asarray(rec_ref[key]))
 
 
+@pytest.mark.slow
 def test_surrogate_choice_changes_the_gradient(braille):
     graph = braille
     xs = (np.random.default_rng(1).random((30, 2, 12)) < 0.2).astype(np.float32)

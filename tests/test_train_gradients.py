@@ -163,6 +163,7 @@ def test_cuba_exact_gradient_is_finite_at_equal_time_constants(x64):
 # ----------------------------------------------------------------------------- checkpointing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_gradients_identical_in_every_checkpoint_mode(dtype, braille):
     with jax.enable_x64(dtype == "float64"):
@@ -174,7 +175,7 @@ def test_gradients_identical_in_every_checkpoint_mode(dtype, braille):
 
             def loss(p):
                 ys, _, rec = model.run(p, xs, record=[("lif2", "v")])
-                return jnp.sum(ys * jnp.arange(7)) + jnp.sum(rec[("lif2", "v")] ** 2)
+                return jnp.sum(ys * jnp.arange(7)[None, None]) + jnp.sum(rec[("lif2", "v")] ** 2)
 
             value, grads = jax.value_and_grad(loss)(model.params)
             results[mode] = (float(value), grads)

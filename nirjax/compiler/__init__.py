@@ -9,7 +9,12 @@
 * :mod:`nirjax.compiler.scan_vjp`: the recompute VJP of every time loop;
 * :mod:`nirjax.compiler.options`: :class:`CompileOptions`, every compile option, typed and
   validated;
-* :mod:`nirjax.compiler.compiled`: :class:`CompiledGraph`, the simulator, and
+* :mod:`nirjax.compiler.interpreter`: :class:`Interpreter`, one step of the graph (the
+  ``eval_jaxpr``-like walk over the ordered IR; the fan-in sum) and :class:`GraphState`;
+* :mod:`nirjax.compiler.loops`: :class:`Loops`, the drivers over time (plain scan, staged
+  chunks, the outer chunk loop, one step);
+* :mod:`nirjax.compiler.validation`: checks of inputs, state and records;
+* :mod:`nirjax.compiler.compiled`: :class:`CompiledGraph`, the facade a user holds, and
   :func:`compile_graph`;
 * :mod:`nirjax.compiler.sharding`: the layout of a run on a mesh of devices (the
   ``mesh`` compile option: ``"batch"`` and ``"neurons"`` axes);
@@ -21,9 +26,13 @@ The compiler takes ``nir.NIRGraph`` objects; reading files is :mod:`nirjax.io`'s
 """
 
 from . import distributed, sharding
-from .compiled import CompiledGraph, GraphState, check_record, compile_graph
+from .compiled import CompiledGraph, compile_graph
+from .interpreter import GraphState, Interpreter
+from .loops import Loops
 from .options import CompileOptions
+from .validation import check_inputs, check_record, check_state
 from .program import IREdge, IRNode, Program, build_program
 
-__all__ = ["distributed", "sharding", "CompiledGraph", "GraphState", "compile_graph", "check_record", "CompileOptions", "Program", "IRNode", "IREdge",
+__all__ = ["distributed", "sharding", "CompiledGraph", "GraphState", "compile_graph", "check_record", "check_inputs",
+           "check_state", "CompileOptions", "Interpreter", "Loops", "Program", "IRNode", "IREdge",
            "build_program"]

@@ -282,8 +282,6 @@ class ShardingPlan:
                 # a global array of a multi-process run (e.g. from global_batch): the
                 # compiled run's own constraint moves it where it belongs
                 return x
-            if not x.is_fully_addressable:
-                return jax.jit(lambda a: a, out_shardings=target)(x)
         return jax.device_put(x, target)
 
     def on_mesh(self, x) -> bool:
@@ -317,6 +315,45 @@ class ShardingPlan:
     def constrain_params(self, params):
         """``params`` constrained to their layout inside a traced computation."""
         return self._map_params(params, self.constrain)
+
+    # ------------------------------------------------------------------ layouts in a trace
+
+    def lay(self, x, spec: tuple, lead: int = 0, batch_at: int | None = None):
+        """``x`` constrained to the per-sample partition ``spec`` behind ``lead`` leading
+        axes (the one at ``batch_at`` split over ``"batch"``)."""
+        return self.constrain(x, self.batched(lead, batch_at, spec))
+
+    def lay_state(self, state, lead: int = 1):
+        """A batched state (a ``GraphState``; ``lead`` = 1: ``[B, ...]``) constrained to its
+        layout: each leaf by :meth:`leaf_spec`, each feedback value by :meth:`value_spec`."""
+        nodes = {name: jax.tree_util.tree_map(
+            lambda a, name=name: self.lay(a, self.leaf_spec(name, a.shape[lead:]), lead, lead - 1),
+            s) for name, s in state.nodes.items()}
+        feedback = {name: self.lay(v, self.value_spec(name), lead, lead - 1)
+                    for name, v in state.feedback.items()}
+        return type(state)(nodes, feedback)
+
+    def lay_node_state(self, name: str, node_state, lead: int = 1):
+        """One node's batched state constrained to its layout."""
+        return jax.tree_util.tree_map(
+            lambda a: self.lay(a, self.leaf_spec(name, a.shape[lead:]), lead, lead - 1),
+            node_state)
+
+    def lay_values(self, values: dict, lead: int, batch_at: int | None) -> dict:
+        """Node outputs (keyed by node name) constrained to their layout."""
+        return {k: self.lay(v, self.value_spec(k), lead, batch_at) for k, v in values.items()}
+
+    def lay_record(self, record: tuple, recs: tuple, lead: int, batch_at: int) -> tuple:
+        """Recorded values ``[T, B, ...]`` (in ``record`` order) constrained to their node's
+        layout."""
+        out = []
+        for item, v in zip(record, recs):
+            if isinstance(item, tuple):
+                spec = self.leaf_spec(item[0], v.shape[lead:])
+            else:
+                spec = self.value_spec(item)
+            out.append(self.lay(v, spec, lead, batch_at))
+        return tuple(out)
 
     # ------------------------------------------------------------------ reporting
 

@@ -5,7 +5,8 @@
 * :mod:`nirjax.rules.float`: the ``"float"`` table, every NIR type in the compile's float
   dtype;
 * :mod:`nirjax.rules.loihi`: the ``"loihi"`` integer table, Lava's fixed-point (Loihi 2)
-  arithmetic.
+  arithmetic;
+* :mod:`nirjax.rules.xylo`: the ``"xylo"`` integer table, SynSense Xylo's fused populations.
 
 Every table has the same keys (NIR type names); a table lacking a type of the graph is a
 design-rule error (:class:`~nirjax.errors.LoweringError`). A chip target adds a table here.
@@ -15,6 +16,7 @@ from .table import (Rule, RuleTable, get_table, known_types, register, register_
                     rule_for, shape_rule, table_names)
 from .float import FLOAT, RULES, delay_steps
 from .loihi import LOIHI
+from .xylo import XYLO
 
 __all__ = ["Rule", "RuleTable", "get_table", "register_table", "table_names", "register",
-           "rule_for", "known_types", "shape_rule", "RULES", "FLOAT", "LOIHI", "delay_steps"]
+           "rule_for", "known_types", "shape_rule", "RULES", "FLOAT", "LOIHI", "XYLO", "delay_steps"]

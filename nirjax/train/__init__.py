@@ -71,7 +71,7 @@ from .losses import (distillation, final_membrane_cross_entropy, max_membrane_cr
 from .masks import count_params, freeze, mask, mask_all, mask_and, mask_not, mask_or
 from .metrics import (count_agreement, final_membrane_accuracy, max_membrane_accuracy,
                       spike_agreement, spike_count_accuracy)
-from .quantization import fake_quantize
+from .quantization import fake_quantize, hardware_aware
 from .trainer import FitResult, Trainer, TrainState, evaluate, fit, logger  # noqa: F401
 
 __all__ = [
@@ -86,7 +86,7 @@ __all__ = [
     # bounds (nirjax.train.bounds)
     "default_bounds", "project", "keep_in_bounds", "relative_updates", "TIME_CONSTANTS",
     # parameter transforms (nirjax.train.quantization)
-    "fake_quantize",
+    "fake_quantize", "hardware_aware",
     # training (nirjax.train.trainer)
     "Trainer", "TrainState", "fit", "evaluate", "FitResult",
 ]

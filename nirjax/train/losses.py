@@ -149,7 +149,8 @@ def van_rossum(spikes, target_spikes, *, tau_steps: float = 10.0):
     Computation 2001).
 
     Args:
-        spikes, target_spikes: ``[T, B, ...]`` spike trains of the same shape.
+        spikes: ``[T, B, ...]`` spike trains.
+        target_spikes: spike trains of the same shape.
         tau_steps: the kernel's time constant, in steps.
 
     >>> import jax.numpy as jnp

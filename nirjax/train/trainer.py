@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..progress import Progress
 from ..compiler import CompiledGraph, check_record
 from ..errors import InputError
 from .bounds import TIME_CONSTANTS, _check_bounds, default_bounds, project, relative_updates
@@ -318,7 +319,8 @@ def evaluate(trainer: Trainer, params, data) -> dict:
 
 def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
         eval_every: int = 0, callback: Callable[[dict], Any] | None = None,
-        log_every: int = 0, state: TrainState | None = None) -> FitResult:
+        log_every: int = 0, state: TrainState | None = None,
+        progress: bool | None = None) -> FitResult:
     """Train for ``epochs`` passes over ``data``.
 
     Args:
@@ -335,6 +337,9 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
         log_every: log a line every that many steps on the ``nirjax.train`` logger (INFO);
             0: only the per-epoch summaries.
         state: a :class:`TrainState` to continue from.
+        progress: a progress line on stderr (steps done, rate, time left, last loss):
+            ``None`` shows it when stderr is a terminal (not when piped), ``True`` always,
+            ``False`` never (see :mod:`nirjax.progress`).
 
     Returns:
         A :class:`FitResult`.
@@ -367,6 +372,8 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
         logger.info("step %d (epoch %d) eval: %s", record["step"], epoch, _fmt(ev))
         return bool(callback is not None and callback(record))
 
+    sized = not callable(data) and hasattr(data, "__len__")
+    bar = Progress(epochs * len(data) if sized else None, "steps", "fit", enabled=progress)
     stop = False
     if eval_data is not None and eval_every:
         stop = run_eval(0)
@@ -380,6 +387,7 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
             record = {"kind": "train", "epoch": epoch, "step": int(state.step),
                       **{k: float(v) for k, v in logs.items()}}
             history.append(record)
+            bar.update(1, extra=f"epoch {epoch}, loss {record['loss']:.4g}")
             if not math.isfinite(record["loss"]):
                 logger.warning("step %d: the loss is %s; stopping", record["step"], record["loss"])
                 stop = True
@@ -400,6 +408,7 @@ def fit(trainer: Trainer, params, data, *, epochs: int = 1, eval_data=None,
             logger.info("epoch %d: %d steps, mean %s", epoch, len(epoch_logs), _fmt(mean))
         if eval_data is not None and not eval_every and not stop:
             stop = run_eval(epoch)
+    bar.close()
     return FitResult(state.params, state, history, eval_history)
 
 

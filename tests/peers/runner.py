@@ -1,4 +1,4 @@
-"""Run NIR graphs in a peer framework (Norse, snnTorch, Spyx, Sinabs, Rockpool).
+"""Run NIR graphs in a peer framework (Norse, snnTorch, Spyx, Sinabs, Rockpool, Nengo).
 
 Launched by ``tests/peers/harness.py`` with the Python of a peer environment made by
 ``tests/peers/setup_peers.sh``; it imports the peer package, never nirjax. Usage::
@@ -9,7 +9,9 @@ Launched by ``tests/peers/harness.py`` with the Python of a peer environment mad
 portable description rebuilt here with this environment's ``nir`` version, or a ``.nir``
 path read with ``nir.read``) and an input ``<id>.x.npy`` of shape ``[T, B, *in_shape]``.
 For every job this writes ``<id>.out.npz`` with ``out`` (the graph output, ``[T, B, ...]``)
-and ``v:<node>`` (a neuron's membrane, in the framework's own units, where recorded), or
+and ``v:<node>`` (a neuron's membrane, in the framework's own units, where recorded; for
+Rockpool also ``z:<node>``, the layer's spikes, and ``d:<node>:alpha|beta``, the float32
+decays it used; ``job["record_all"]`` records every neuron layer), or
 ``<id>.error.txt`` with the exception. ``versions.json`` holds the package versions.
 
 Per framework (everything else is the package's own code, called as its users call it):
@@ -37,6 +39,8 @@ released package's behaviour; for snnTorch, ``"snntorch_path": "released"`` call
   ``dt`` (Sinabs counts time in steps; the NIR paper did the same), input ``[B*T, ...]``.
 * ``rockpool``: ``rockpool.nn.modules.from_nir(graph)`` after aliasing ``nir.LIF.tau_mem`` to
   ``tau`` (its importer reads a field ``nir.LIF`` does not have); one call on ``[B, T, N]``.
+* ``nengo``: Nengo has no importer; the graph is converted with the NIR paper's conventions
+  (``nengo_runner.py`` beside this file) and run by ``nengo.Simulator``, one sample at a time.
 """
 
 from __future__ import annotations
@@ -392,16 +396,34 @@ def run_rockpool(graph, x, job):
             del nir.LIF.tau_mem
     record = job.get("record", [])
     mods = dict(module.named_modules())
+    neurons = [n for n, m in mods.items() if hasattr(m, "vmem") and hasattr(m, "threshold")]
+    if job.get("record_all"):
+        record = sorted(set(record) | set(neurons))
     for n in record:
         mods[n]._record = True
     xs = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, 0, 1)))  # [B, T, N]
     with torch.no_grad():
         out, _ = module(xs)
-    result = {"out": np.moveaxis(_np(out), 0, 1)}
-    for n in record:
-        result[f"v:{n}"] = np.moveaxis(_np(mods[n]._record_dict["vmem"]), 0, 1)
+        result = {"out": np.moveaxis(_np(out), 0, 1)}
+        for n in record:
+            result[f"v:{n}"] = np.moveaxis(_np(mods[n]._record_dict["vmem"]), 0, 1)
+            result[f"z:{n}"] = np.moveaxis(_np(mods[n]._record_dict["spikes"]), 0, 1)
+            # the float32 decays the module multiplies by (exp(-dt/tau) in torch's kernels)
+            for field in ("alpha", "beta"):
+                value = getattr(mods[n], field, None)
+                if value is not None:
+                    result[f"d:{n}:{field}"] = _np(value).astype(np.float32).reshape(-1)
     dts = {n: float(m.dt) for n, m in mods.items() if hasattr(m, "dt") and hasattr(m, "tau_mem")}
     return result, {"rockpool": rockpool.__version__, "inferred_dt": dts}
+
+
+# ----------------------------------------------------------------------------- Nengo
+
+
+def run_nengo(graph, x, job):
+    from nengo_runner import run_nengo as run  # beside this file; needs nengo
+
+    return run(graph, x, job)
 
 
 # ----------------------------------------------------------------------------- main
@@ -414,6 +436,7 @@ RUNNERS = {
     "spyx01": lambda g, x, job: run_spyx(g, x, job, "0.1"),
     "sinabs": run_sinabs,
     "rockpool": run_rockpool,
+    "nengo": run_nengo,
 }
 
 
@@ -428,7 +451,9 @@ def main(argv):
             graph = load_graph(job, jobs_dir)
             x = np.load(stem + ".x.npy")
             result, info = RUNNERS[framework](graph, x, job)
-            np.savez(stem + ".out.npz", **{k: np.asarray(v, np.float64) for k, v in result.items()})
+            np.savez(stem + ".out.npz", **{
+                k: np.asarray(v) if k.startswith("d:") else np.asarray(v, np.float64)
+                for k, v in result.items()})
         except Exception as e:  # the harness reports the peer's own exception
             with open(stem + ".error.txt", "w") as f:
                 f.write(f"{type(e).__name__}: {e}\n\n{traceback.format_exc()}")
