@@ -65,7 +65,7 @@ TRACES = {  # profile -> (graph, published trace)
     "lava": ("lif_norse", "lif_lava_cpu_float"), "spyx": ("lif_norse", "lif_spyx"),
     "lava_fixed": ("lif_norse", "lif_lava_cpu_fixed"),
     "rockpool": ("lif_rockpool", "lif_rockpool"), "sinabs": ("lif_norse", "lif_sinabs"),
-    "nir": ("lif_norse", "lif_norse"),
+    "nir": ("lif_norse", "lif_norse"), "nengo": ("lif_norse", "lif_nengo"),
 }
 
 
@@ -197,7 +197,9 @@ def render(rows, bugs, versions, seconds, traces, args) -> str:
               "trace, so its membrane differs after the first spike; `spinnaker2`'s chip "
               "weight was the integer 102 for the hand scale 102.02; Rockpool's importer "
               "infers dt = 9.992e-5 from `r` (its own run used 1e-4, as nirjax does); the "
-              "Sinabs trace's input column holds the paper's input scaled by 0.04."]
+              "Sinabs trace's input column holds the paper's input scaled by 0.04; Nengo's "
+              "voltage is in units of the threshold (v/v_threshold), as nirjax records it "
+              "under `nengo`."]
     return "\n".join(lines) + "\n"
 
 

@@ -46,7 +46,7 @@ def vendor_run(spec, counts: np.ndarray, repeat: int = 3) -> dict:
     """XyloSim on ``counts`` ``[T, B, Nin]``: its output spikes and the loop's wall times.
 
     Args:
-        spec: a :class:`nirjax.lowering.xylo_quantize.XyloSpec`.
+        spec: a :class:`nirjax.lowering.xylo.quantize.XyloSpec`.
         counts: input event counts.
         repeat: timed repetitions (the fastest is reported).
 
@@ -116,7 +116,7 @@ def main(argv=None) -> dict:
 
     import nir
 
-    from nirjax.lowering.xylo_nir import lower_nir
+    from nirjax.lowering.xylo.from_nir import lower_nir
 
     spec = lower_nir(nir.read(str(BRAILLE)), args.target, 1e-4)
     rng = np.random.default_rng(0)

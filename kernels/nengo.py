@@ -38,6 +38,14 @@ coefficients above and the summation order of matrix products. In float32 they a
 update rounded to float32, which flips occasional spikes against Nengo.
 
 All functions work on one unbatched sample of any shape (parameters broadcast against it).
+
+The ``nengo`` profile (:func:`nirjax.profiles.nengo`) composes its neurons from the small
+pieces at the end of this module (:func:`membrane`, :func:`lowpass`, :func:`cuba_membrane`,
+with :func:`lowpass_coeffs`, :func:`cubalif_tau_syn` and :func:`paper_gain_product` computing
+the conversion constants from the NIR parameters inside the compiled program, so gradients
+reach them); the whole-step functions above (:func:`lif_step` with its refractory
+bookkeeping, :func:`if_step`, :func:`lowpass_step`) are the same updates in Nengo's own
+structure, checked against Nengo by ``tests/test_nengo.py``.
 """
 
 from __future__ import annotations
@@ -50,11 +58,12 @@ import jax.numpy as jnp
 from .surrogate import Surrogate, spike
 
 __all__ = [
-    "LIFParams", "LIFState", "lif_init_state", "lif_current", "lif_step",
+    "LIFParams", "LIFState", "lif_init_state", "lif_current", "lif_voltage", "lif_step",
     "IFParams", "IFState", "if_init_state", "if_step",
     "LowpassCoeffs", "LowpassState", "lowpass_coeffs", "lowpass_init_state", "lowpass_emit",
     "lowpass_absorb", "lowpass_step",
     "cubalif_tau_syn", "paper_lif_params", "paper_cubalif_params", "paper_if_params",
+    "paper_gain_product", "membrane", "lowpass", "cuba_membrane",
 ]
 
 
@@ -100,6 +109,14 @@ def lif_current(params: LIFParams, x):
     return params.bias + params.gain * x
 
 
+def lif_voltage(voltage, J, expm1_term):
+    r"""Nengo's exact LIF membrane step with ``J`` held over the step (nengo/neurons.py L684):
+    ``voltage - (J - voltage) * expm1_term`` with ``expm1_term = expm1(-dT/tau_rc)``, which
+    solves ``tau_rc dv/dt = J - v`` over ``dT`` (the same association as Nengo's
+    ``voltage -= (J - voltage) * expm1(...)``)."""
+    return voltage - (J - voltage) * expm1_term
+
+
 def lif_step(params: LIFParams, state: LIFState, x, dt: float,
              surrogate: Surrogate = Surrogate()):
     r"""One step of ``nengo.LIF`` (nengo/neurons.py L667-699).
@@ -131,7 +148,7 @@ def lif_step(params: LIFParams, state: LIFState, x, dt: float,
     J = lif_current(params, x)
     refractory = state.refractory_time - dt
     delta_t = jnp.clip(dt - refractory, 0.0, dt)
-    v = state.voltage - (J - state.voltage) * jnp.expm1(-delta_t / params.tau_rc)
+    v = lif_voltage(state.voltage, J, jnp.expm1(-delta_t / params.tau_rc))
     z = spike(v - 1.0, False, surrogate)
     fired = z > 0
     safe = jnp.where(fired, J - 1.0, 1.0)  # J > v > 1 where fired; elsewhere unused
@@ -323,3 +340,61 @@ def paper_if_params(v_threshold, dt: float) -> IFParams:
     thr = jnp.asarray(v_threshold)
     zero = jnp.zeros_like(thr)
     return IFParams((1.0 / thr) / dt, zero, zero + dt)
+
+
+def paper_gain_product(w_in, r0, product_dtype=None):
+    """``w_in * r[0]`` of the paper's CubaLIF gain, rounded as NumPy rounds it: in
+    ``product_dtype`` (the dtype the graph stores ``w_in`` and ``r`` in: a float32 product for
+    a float32 file), then cast back to ``w_in``'s dtype for the division by ``v_threshold``.
+    ``None``: in ``w_in``'s dtype."""
+    w_in, r0 = jnp.asarray(w_in), jnp.asarray(r0)
+    if product_dtype is None:
+        return w_in * r0
+    return (w_in.astype(product_dtype) * r0.astype(product_dtype)).astype(w_in.dtype)
+
+
+# ----------------------------------------------------------------------------- pieces
+# The pieces nirjax.semantics.neuron composes into the "nengo" form's neurons. Coefficients
+# are nirjax.kernels.neurons' LIFCoeffs / LICoeffs / CubaCoeffs with these meanings:
+#   LIF / IF   leak = expm1(-dt/tau_rc) (LIF), r = the gain (J = r*x), threshold 1, reset 0
+#   LI         leak = a = exp(-dt/tau), r = b = -expm1(-dt/tau)
+#   CubaLIF    syn = a and w_in = b of the synapse's Lowpass, mem = expm1(-dt/tau_rc),
+#              r = the gain
+
+
+def membrane(c, v, x):
+    r"""``(coeffs, v, x) -> v'``: :func:`lif_voltage` with ``J = c.r * x`` (gain times the
+    summed input, bias 0) and ``expm1_term = c.leak``.
+
+    Continuous: ``tau_rc dv/dt = J - v``. Discrete: ``v' = v - (J - v)*expm1(-dt/tau_rc)``.
+    """
+    return lif_voltage(v, c.r * x, c.leak)
+
+
+def lowpass(c, v, x):
+    r"""``(coeffs, X, u) -> X'``: the Lowpass update ``X' = a*X + b*u`` (``c.leak = a``,
+    ``c.r = b``; Nengo's ``X *= a; X += b*u``).
+
+    Continuous: ``tau dX/dt = u - X``; zero-order hold: ``a = exp(-dt/tau)``,
+    ``b = -expm1(-dt/tau)``.
+    """
+    return c.leak * v + c.r * x
+
+
+def cuba_membrane(new_current: bool = True):
+    r"""``(coeffs, state, x) -> (X', v')``: a Nengo LIF population behind a Lowpass synapse.
+
+    Continuous: ``tau' dX/dt = u - X``, ``tau_rc dv/dt = gain*X - v``. Discrete: the
+    synapse ``X' = a*X + b*x`` (``c.syn = a``, ``c.w_in = b``), then the membrane
+    ``v' = v - (gain*X* - v)*expm1(-dt/tau_rc)`` (``c.r = gain``, ``c.mem = expm1(...)``)
+    with ``X*`` the updated ``X'`` (``new_current``) or the carried ``X``. Nengo's neurons
+    read the filter's value of the previous step: the ``nengo`` profile delays ``x`` by one
+    step (an inserted ``Delay``) and uses the updated value, which is that same number.
+    """
+
+    def update(c, state, x):
+        i_syn = c.syn * state.i_syn + c.w_in * x
+        used = i_syn if new_current else state.i_syn
+        return i_syn, lif_voltage(state.v, c.r * used, c.mem)
+
+    return update

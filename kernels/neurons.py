@@ -24,7 +24,8 @@ rate / decay              ``tau -> factor``: :func:`euler_rate` ``dt/tau``, :fun
                           :func:`euler_decay` ``1 - dt/tau``, :func:`clipped`,
                           :func:`constant`
 membrane update           ``(coeffs, v, x) -> v'``: :func:`leaky_euler`, :func:`leaky_exact`,
-                          :func:`leaky_norse`, :func:`decayed`, :func:`integrate`,
+                          :func:`leaky_norse`, :func:`decayed`, :func:`add_decayed`,
+                          :func:`integrate`,
                           :func:`accumulate`
 current-based update      ``(coeffs, state, x) -> (i_syn, v')``: :func:`cuba_euler`,
                           :func:`cuba_exact`, :func:`cuba_norse`, :func:`cuba_decayed`
@@ -71,16 +72,22 @@ operation is the platform's own, which decides float32 rounding):
   every ``S`` is within ``1e-8 + 1e-5`` of 1 is not rescaled); ``'input'`` as ``'nir'`` but a
   CubaLI(F) membrane adds the current unscaled. CubaLI(F): ``i[n+1] = b*i[n] + g_s*x[n]``
   (``'decay_add'``) or ``b*(i[n] + g_s*x[n])`` (``'add_decay'``), ``v[n+1] = (a*v[n] +
-  g_m*i*) + c``, ``i*`` the old or the new current.
-* spikes ``'multi'``: ``n = H(v - theta) * floor(v/theta)`` spikes per step; a subtractive
-  reset removes ``n*theta``. Amplitude ``'dirac'``: the output is ``n/dt``.
+  g_m*i*) + c``, ``i*`` the old or the new current. An LI under ``'add_decay'`` is such a
+  synapse on its own: ``v[n+1] = a*(v[n] + g*x[n]) + c``. The exact decay may be rounded as
+  ``exp((1/tau)*(-dt))`` (rate ``'reciprocal'``, PyTorch's association).
+* spikes ``'multi'``: ``n = H(v - theta) * floor(v/theta)`` spikes per step, optionally at
+  most ``max_spikes``; a subtractive reset removes ``n*theta``. Amplitude ``'dirac'``: the
+  output is ``n/dt``.
 * ``fire='before'``: the output of step n is the test of the carried membrane,
   ``z[n] = H(v[n] - v_threshold)`` (one step of latency per neuron), its reset applied to
   the integrated value, to the carried value before integrating, or both.
 * snnTorch's reset flag: ``q = H(v[n] - v_threshold)`` (strict) from the carried membrane;
   the integrated ``v'`` is first reset by ``q``, then tested, ``z = H(v' - theta)``, and reset
   by ``z - q``.
-* a floor ``v = max(v - m, 0) + m`` with ``m = -v_threshold`` after the reset (Sinabs' IF).
+* a floor ``v = max(v - m, 0) + m`` with ``m = -v_threshold`` after the reset (Sinabs' IF),
+  or ``v = max(v, 0)`` (Nengo's LIF, ``min_voltage = 0``).
+* the ``'nengo'`` form (Nengo's LIF, the NIR paper's IF and Nengo's Lowpass, in units of the
+  threshold) is built from the pieces of :mod:`nirjax.kernels.nengo`.
 """
 
 from __future__ import annotations
@@ -100,7 +107,8 @@ __all__ = [
     "neutral", "IGNORABLE",
     "euler_rate", "inverse_rate", "exact_decay", "euler_decay", "clipped", "constant",
     "unit_scale", "cuba_exact_cross",
-    "leaky_euler", "leaky_exact", "leaky_norse", "decayed", "integrate", "accumulate",
+    "leaky_euler", "leaky_exact", "leaky_norse", "decayed", "add_decayed", "integrate",
+    "accumulate",
     "cuba_euler", "cuba_exact", "cuba_norse", "cuba_decayed",
     "spike_rule", "reset_rule", "fire_same_step", "fire_flagged", "fire_before",
     "rest_or_zero", "zeros", "one_variable_neuron", "cuba_neuron",
@@ -301,13 +309,21 @@ def inverse_rate(dt: float) -> Callable:
     return lambda tau: dt * (1.0 / tau)
 
 
-def exact_decay(dt: float) -> Callable:
-    """``tau -> exp(-dt/tau)``, the exact decay over one step."""
+def exact_decay(dt: float, reciprocal: bool = False) -> Callable:
+    """``tau -> exp(-dt/tau)``, the exact decay over one step; with ``reciprocal`` the
+    argument is rounded as ``(1/tau) * (-dt)`` (PyTorch's ``-dt / tensor``, which
+    ``Tensor.__rtruediv__`` computes as the reciprocal times ``-dt``: Rockpool's
+    ``torch.exp(-dt / tau)``)."""
+    if reciprocal:
+        return lambda tau: jnp.exp((1.0 / tau) * (-dt))
     return lambda tau: jnp.exp(-dt / tau)
 
 
-def euler_decay(dt: float) -> Callable:
-    """``tau -> 1 - dt/tau``, forward Euler's decay."""
+def euler_decay(dt: float, reciprocal: bool = False) -> Callable:
+    """``tau -> 1 - dt/tau``, forward Euler's decay (``1 - (1/tau)*dt`` with
+    ``reciprocal``)."""
+    if reciprocal:
+        return lambda tau: 1.0 - (1.0 / tau) * dt
     return lambda tau: 1.0 - dt / tau
 
 
@@ -368,6 +384,15 @@ def decayed(c, v, x):
     ``(a*v + g*x) + c`` (``c.leak = a``, ``c.r = g``, ``c.v_leak = c``; the factors chosen by
     the input gain, e.g. ``a = 1 - dt/tau``, ``g = (dt/tau)*R``, ``c = (dt/tau)*v_leak``)."""
     return (c.leak * v + c.r * x) + c.v_leak
+
+
+def add_decayed(c, v, x):
+    """The decay form of an exponential synapse that decays in the step it receives input.
+
+    Continuous: ``tau dv/dt = -v`` between inputs, each input ``g*x`` added at the start of
+    its step. Discrete: ``v' = a*(v + g*x) + c`` with ``a = exp(-dt/tau)`` (``c.leak = a``,
+    ``c.r = g``, ``c.v_leak = c``; Rockpool's ``ExpSynTorch``: ``isyn += x; isyn *= a``)."""
+    return c.leak * (v + c.r * x) + c.v_leak
 
 
 def integrate(dt: float) -> Callable:
@@ -448,9 +473,10 @@ class SpikeRule(NamedTuple):
 
 
 def spike_rule(inclusive: bool, surrogate: Surrogate, multi: bool = False,
-               dirac_dt: float | None = None) -> SpikeRule:
+               dirac_dt: float | None = None, max_count: float | None = None) -> SpikeRule:
     """The spike test ``H(v - theta)`` (strict, or ``>=`` when ``inclusive``), one spike or
-    ``floor(v/theta)`` (``multi``), of amplitude 1 or ``1/dt`` (``dirac_dt = dt``)."""
+    ``floor(v/theta)`` (``multi``; at most ``max_count`` when given, as Rockpool's
+    ``max_spikes_per_dt``), of amplitude 1 or ``1/dt`` (``dirac_dt = dt``)."""
 
     def test(v, v_threshold):
         return spike(v - v_threshold, inclusive, surrogate)
@@ -459,7 +485,10 @@ def spike_rule(inclusive: bool, surrogate: Surrogate, multi: bool = False,
         z = test(v, v_threshold)
         if multi:
             # n = z * floor(v/theta); the surrogate gradient flows through z
-            return z, z * jax.lax.stop_gradient(jnp.maximum(jnp.floor(v / v_threshold), 1.0))
+            n = jnp.maximum(jnp.floor(v / v_threshold), 1.0)
+            if max_count is not None:
+                n = jnp.minimum(n, max_count)
+            return z, z * jax.lax.stop_gradient(n)
         return z, z
 
     if dirac_dt is None:
@@ -485,9 +514,15 @@ class ResetRule(NamedTuple):
     floor: Callable
 
 
-def reset_rule(kind: str, detach: bool = False, floor: bool = False) -> ResetRule:
+def reset_rule(kind: str, detach: bool = False, floor=False) -> ResetRule:
     """``kind='v_reset'``: ``v*(1-z) + v_reset*z``; ``'subtract'``: ``v - v_threshold*n``;
-    ``'none'``: ``v``. ``floor``: then ``v = max(v + theta, 0) - theta``."""
+    ``'none'``: ``v``. ``floor`` (after the reset): ``True`` or ``'-threshold'``:
+    ``v = max(v + theta, 0) - theta`` (Sinabs' ``min_v_mem = -theta``); ``'zero'``:
+    ``v = max(v, 0)`` (Nengo's ``min_voltage = 0``); ``False`` or ``'none'``: no floor."""
+    if floor is True:
+        floor = "-threshold"
+    if floor is False or floor is None:
+        floor = "none"
 
     def apply(v, z, n, v_threshold, v_reset):
         if detach:
@@ -499,8 +534,10 @@ def reset_rule(kind: str, detach: bool = False, floor: bool = False) -> ResetRul
         return v
 
     def clamp(v, v_threshold):
-        if not floor:
+        if floor == "none":
             return v
+        if floor == "zero":
+            return jnp.maximum(v, 0.0)
         low = -v_threshold
         return jnp.maximum(v - low, 0.0) + low
 

@@ -14,7 +14,9 @@ of integer spike counts by integer weights are sums of integer products: the flo
 precision (``precision="highest"``: no TF32 or bfloat16 passes), as long as every partial
 sum stays within ``2**24`` in magnitude, and so does sinabs' own float32 forward. The bound
 holds, layer by layer, for inputs of bounded event counts;
-``nirjax.lowering.speck_quantize.count_bounds`` computes it and states the proof. Sum
+``nirjax.lowering.speck.quantize.count_bounds`` computes it and states the proof (the worst
+case is loose for deep networks, so the ``"speck"`` target re-checks it after every run with
+the spike counts that occurred). Sum
 pooling by 1, 2 or 4 (the chip's) is exact in float32 as well (sinabs pools with
 ``lp_pool2d(p=1)``, an average times ``k*k``, exact for powers of two).
 """

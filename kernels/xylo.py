@@ -82,7 +82,7 @@ weight node cannot hand its target a sum. Two layers of API:
   :class:`EventSource`, with the shortcut) and :func:`neuron_update`.
 
 Aliases (xylosim's per-neuron spike copies) are not modelled; nirjax never produces them and
-``nirjax.lowering.xylo_quantize.load_spec`` refuses a specification that has them.
+``nirjax.lowering.xylo.quantize.load_spec`` refuses a specification that has them.
 """
 
 from __future__ import annotations
@@ -449,6 +449,12 @@ def neuron_step(params: XyloNeuronParams, state: XyloNeuronState, delivery: Deli
     return neuron_update(params, apply_delivery(delivery, state.i_syn), state.v, max_spikes)
 
 
+def _lead(p, like):
+    """``p`` with leading unit axes up to the rank of ``like`` (explicit batch broadcasting)."""
+    p = jnp.asarray(p)
+    return jnp.reshape(p, (1,) * (jnp.ndim(like) - p.ndim) + p.shape)
+
+
 def neuron_update(params: XyloNeuronParams, i_syn, v, max_spikes: int):
     """:func:`neuron_step` after the events: ``i_syn`` already holds this step's events.
 
@@ -457,13 +463,13 @@ def neuron_update(params: XyloNeuronParams, i_syn, v, max_spikes: int):
     :func:`fire`. Returns ``(state, n)`` as :func:`neuron_step`.
     """
     i_syn = jnp.asarray(i_syn, jnp.int32)
-    i_syn = i_syn - decay(i_syn, params.dash_syn)
     v = jnp.asarray(v, jnp.int32)
-    dv = wrap16(-decay(v, params.dash_mem))
+    i_syn = i_syn - decay(i_syn, _lead(params.dash_syn, i_syn))
+    dv = wrap16(-decay(v, _lead(params.dash_mem, v)))
     dv = sat16(dv + jnp.sum(i_syn, axis=-1))
-    dv = sat16(dv + jnp.asarray(params.bias, jnp.int32))
+    dv = sat16(dv + _lead(jnp.asarray(params.bias, jnp.int32), v))
     v = sat16(v + dv)
-    n, v = fire(v, params.threshold, max_spikes)
+    n, v = fire(v, _lead(params.threshold, v), max_spikes)
     return XyloNeuronState(i_syn, v), n
 
 

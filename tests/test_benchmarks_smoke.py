@@ -123,3 +123,14 @@ def test_update_merges_into_existing_results(tmp_path):
     assert merged[1] == dict(first[1], started=merged[1]["started"])  # kept as it was
     assert merged[0]["pid"] != first[0]["pid"]  # re-measured
     assert len(_csv(tmp_path / "r" / "u.csv")) == 2
+
+
+def test_hardware_sim_speck_cases_run():
+    """The speck and spinnaker2 cases of the hardware benchmark run (nirjax only; the
+    vendor side is exercised in test_speck_vendor.py). No timing is asserted."""
+    import hardware_sim_speck
+
+    out = hardware_sim_speck.speck_case(batch=2, steps=3, repeats=1, vendor=False)
+    assert out["target"] == "speck" and out["nirjax_samples_per_s"] > 0
+    out = hardware_sim_speck.spinnaker2_case(batch=2, steps=3, repeats=1)
+    assert out["target"] == "spinnaker2" and out["nirjax_samples_per_s"] > 0

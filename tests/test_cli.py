@@ -392,9 +392,9 @@ def test_a_command_module_is_registered_when_it_exists(tmp_path, monkeypatch, ca
     assert nirjax.cli.main(["fake", "x"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
     # lower and bench come with their packages; absent modules are not offered
-    assert nirjax.cli.Command("lower", "nirjax.lowering.command", "").available() == (
+    assert nirjax.cli.Command("lower", "nirjax.cli.lower", "").available() == (
         importlib.util.find_spec("nirjax.lowering") is not None
-        and importlib.util.find_spec("nirjax.lowering.command") is not None)
+        and importlib.util.find_spec("nirjax.cli.lower") is not None)
 
 
 @pytest.mark.parametrize("content", [None, b"not hdf5", "truncated"])

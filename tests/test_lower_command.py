@@ -1,4 +1,4 @@
-"""``nirjax lower FILE --target T -o OUT [--dt DT] [--report]`` (nirjax/lowering/command.py),
+"""``nirjax lower FILE --target T -o OUT [--dt DT] [--report]`` (nirjax/cli/lower.py),
 driven through an argparse parser built here as the CLI package builds it."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import os
 import nir
 import numpy as np
 
-from nirjax.lowering import command, xylo_quantize as xq
+from nirjax.cli import lower as command
+from nirjax.lowering.xylo import quantize as xq
 
 BRAILLE = os.path.join(os.path.dirname(__file__), "data", "paper",
                        "braille_noDelay_noBias_subtract.nir")

@@ -97,7 +97,8 @@ class KernelBackend:
         return nk.if_init_state(shape, self.dtype), self._stepper(nk.if_step, params, dt, shape)
 
     def _stepper(self, kernel, params, dt, shape):
-        step = jax.jit(lambda state, x: kernel(params, state, x, dt))  # params broadcast
+        # one sample per call, vmapped over the batch (the kernels work on one sample)
+        step = jax.jit(jax.vmap(lambda state, x: kernel(params, state, x, dt)))
 
         def run(state, inputs):
             x = jnp.zeros(shape, self.dtype)
@@ -377,3 +378,225 @@ def test_cases_exercise_the_neurons():
         out, _ = nengo_oracle.run_batch(_graph(case), case.x, DT)
         totals.append(float(np.count_nonzero(out)))
     assert all(t > 0 for t in totals), totals
+
+
+# ----------------------------------------------------------------------------- the profile
+
+
+def _compile(graph, dtype=None, **kw):
+    """``nirjax.compile(graph, semantics="nengo")``, the profile's conversion warnings
+    silenced (tests of those warnings check them explicitly)."""
+    import warnings
+
+    import nirjax
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nirjax.NirjaxWarning)
+        return nirjax.compile(graph, dt=DT, semantics="nengo", dtype=dtype, **kw)
+
+
+def _run_profile(case, dtype=None):
+    """The compiled profile on a case: ``(out [T, B, ...], {node: v})``."""
+    model = _compile(_graph(case), dtype)
+    record = [(n, "v") for n in case.record] or None
+    result = model.run(model.params, case.x, model.init_state(case.x.shape[1]), record=record)
+    recs = {n: np.asarray(result[2][(n, "v")]) for n in case.record}
+    return np.asarray(result[0]), recs
+
+
+@pytest.mark.parametrize("dtype", [None, "float64"])
+def test_profile_reproduces_published_nengo_trace(dtype):
+    """nirjax.compile(lif_norse.nir, semantics="nengo") gives lif_nengo.csv: spikes of 1/dt
+    at 460, 510, 710, 760 and Nengo's voltage (float64: to 1e-15; the default float32: to
+    float32 rounding)."""
+    graph, csv = _paper_lif()
+    ctx = jax.enable_x64(True) if dtype else jax.enable_x64(False)
+    with ctx:
+        model = _compile(graph, dtype)
+        ys, _, rec = model.run(model.params, csv[:, None, :1].astype(np.float32),
+                               record=[("1", "v")])
+        z, v = np.asarray(ys).ravel(), np.asarray(rec[("1", "v")]).ravel()
+    np.testing.assert_array_equal(z * DT, csv[:, 2])
+    assert np.flatnonzero(z).tolist() == [460, 510, 710, 760]
+    np.testing.assert_allclose(v, csv[:, 1], rtol=0, atol=1e-15 if dtype else 1e-6)
+
+
+@pytest.mark.parametrize("case_id", [pytest.param(c.id, marks=pytest.mark.slow) if c.id == "cnn"
+                                     else c.id for c in CASES if not c.expect_error])
+def test_profile_float64_equals_oracle(x64, case_id):
+    """The compiled profile in float64 equals the float64 oracle of the converted network on
+    every case (no environment needed): identical outputs (an LI's to 1e-12), voltages to
+    1e-12."""
+    case = next(c for c in CASES if c.id == case_id)
+    out, rec = nengo_oracle.run_batch(_graph(case), case.x, DT, record=case.record)
+    ours, ours_rec = _run_profile(case, "float64")
+    ours = ours.reshape(out.shape)
+    if case.out_tolerance:
+        np.testing.assert_allclose(ours, out, rtol=1e-12, atol=1e-12)
+    else:
+        bad = np.argwhere(ours != out)
+        assert len(bad) == 0, f"{len(bad)} of {out.size} outputs differ, first at {tuple(bad[0])}"
+    for name in case.record:
+        np.testing.assert_allclose(ours_rec[name], rec[name].reshape(ours_rec[name].shape),
+                                   rtol=0, atol=1e-12)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("case_id", [pytest.param(c.id, marks=pytest.mark.slow) if c.id == "cnn"
+                                     else c.id for c in CASES if not c.expect_error])
+def test_profile_float64_equals_nengo(x64, case_id):
+    """The compiled profile in float64 (the recommended dtype) equals real Nengo 4.1.0:
+    identical outputs, voltages to 1e-12. (The default float32 is compared with Nengo by
+    tests/test_conformance_peers.py.)"""
+    results, _ = _peer()
+    case = next(c for c in CASES if c.id == case_id)
+    out, rec = _run_profile(case, "float64")
+    _assert_same(case, results[case_id], out.reshape(out.shape[:2] + (-1,)), rec,
+                 v_atol=1e-12)
+
+
+def test_profile_refuses_a_loop_without_synapse():
+    """Nengo refuses a LIF <-> Linear loop ('Input graph has cycles': no synapse delays it);
+    so does the profile, naming the loop's nodes, while the default semantics run it."""
+    import nirjax
+
+    case = next(c for c in CASES if c.id.startswith("rec_LIF"))
+    with pytest.raises(nirjax.SemanticsError, match=r"'n1', 'w_rec'.*Input graph has cycles"):
+        _compile(_graph(case))
+    nirjax.compile(_graph(case), dt=DT)  # the NIR default cuts the loop
+
+
+def test_profile_latency_one_step_per_synapse(x64):
+    """Input -> Linear -> LI: the output is the Lowpass of the input delayed by one step
+    (closed form), through an inserted Delay node; Input -> Linear -> LIF adds no step."""
+    import nirjax
+
+    n, tau = 3, 2e-3
+    w = np.eye(n) * 2.0
+    li = harness.chain_graph([("fc", nir.Linear(weight=w)),
+                              ("li", nir.LI(tau=np.full(n, tau), r=np.ones(n),
+                                            v_leak=np.zeros(n)))], n)
+    model = _compile(li, "float64")
+    assert "fc->li" in [node.name for node in model.program.nodes]
+    x = np.zeros((6, 1, n))
+    x[1] = 1.0
+    ys = np.asarray(model(x))[:, 0, 0]
+    a = np.exp(-DT / tau)
+    np.testing.assert_allclose(ys, [0, 0, 2 * (1 - a), 2 * (1 - a) * a, 2 * (1 - a) * a ** 2,
+                                    2 * (1 - a) * a ** 3], rtol=1e-12, atol=0)
+    lif = harness.chain_graph([("fc", nir.Linear(weight=w * 1e3)),
+                               ("lif", nir.LIF(tau=np.full(n, tau), r=np.ones(n),
+                                               v_leak=np.zeros(n), v_threshold=np.ones(n),
+                                               v_reset=np.zeros(n)))], n)
+    ys = np.asarray(_compile(lif, "float64")(x))[:, 0, 0]
+    assert np.flatnonzero(ys).tolist() == [1] and ys[1] == 1 / DT
+
+
+def test_profile_warns_about_what_the_conversion_does_not_read():
+    """The paper graphs compile without warning; a graph outside what the scripts accept
+    warns once, naming every node and value not read (r, v_leak, per-neuron tau, a conv
+    bias, a type the scripts do not convert)."""
+    import warnings
+
+    import nirjax
+
+    for name in ("lif_norse.nir", "braille_noDelay_bias_zero.nir",
+                 "braille_noDelay_noBias_subtract.nir", "cnn_sinabs.nir"):
+        graph = nir.read(os.path.join(DATA, name))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", nirjax.NirjaxWarning)
+            nirjax.compile(graph, dt=DT, semantics="nengo")
+    n = 4
+    graph = harness.chain_graph([
+        ("fc", nir.Linear(weight=np.ones((n, n)))),
+        ("lif", nir.LIF(tau=np.linspace(2e-3, 5e-3, n), r=np.full(n, 2.0), v_leak=np.zeros(n),
+                        v_threshold=np.ones(n), v_reset=np.zeros(n))),
+        ("scale", nir.Scale(scale=np.ones(n))), ("fc2", nir.Linear(weight=np.ones((n, n))))], n)
+    with pytest.warns(nirjax.NirjaxWarning) as record:
+        nirjax.compile(graph, dt=DT, semantics="nengo")
+    (message,) = [str(w.message) for w in record]
+    assert "'lif' (LIF): one tau per layer, tau[0] = 0.002 used" in message
+    assert "'lif' (LIF): r is not read" in message
+    assert "Scale: 'scale'" in message and "v_leak" not in message
+
+
+def test_profile_drops_conv_bias_and_pool_padding(x64):
+    """Conv2d biases and SumPool2d padding are not used by the paper's conversion: the
+    output equals that of the same graph with zero bias and padding (warned), and the
+    padded pool's output shape is the unpadded one."""
+    import nirjax
+
+    rng = np.random.default_rng(7)
+    conv = nir.Conv2d(input_shape=None, weight=rng.normal(0, 0.5, (3, 2, 3, 3)),
+                      stride=np.array([1, 1]), padding=np.array([1, 1]),
+                      dilation=np.array([1, 1]), groups=1, bias=np.full(3, 0.3))
+    pool = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                         padding=np.array([1, 1]))
+    neuron = nir.IF(r=np.ones((3, 6, 6)), v_threshold=np.full((3, 6, 6), 0.5),
+                    v_reset=np.zeros((3, 6, 6)))
+
+    def build(conv, pool):
+        return nir.NIRGraph(
+            nodes={"input": nir.Input(input_type=np.array([2, 6, 6])), "conv": conv,
+                   "if": neuron, "pool": pool, "output": nir.Output(output_type=np.array([3, 3, 3]))},
+            edges=[("input", "conv"), ("conv", "if"), ("if", "pool"), ("pool", "output")],
+            type_check=False)
+
+    with pytest.warns(nirjax.NirjaxWarning, match=r"'conv' \(Conv2d\): bias dropped.*'pool' "
+                                                  r"\(SumPool2d\): padding dropped"):
+        model = nirjax.compile(build(conv, pool), dt=DT, semantics="nengo")
+    bare = nirjax.compile(build(
+        nir.Conv2d(input_shape=None, weight=conv.weight, stride=conv.stride, padding=conv.padding,
+                   dilation=conv.dilation, groups=1, bias=np.zeros(3)),
+        nir.SumPool2d(kernel_size=pool.kernel_size, stride=pool.stride, padding=np.zeros(2, int))),
+        dt=DT, semantics="nengo")
+    x = (rng.random((20, 2, 2, 6, 6)) < 0.3).astype(np.float64)
+    ys = np.asarray(model(x))
+    assert ys.shape == (20, 2, 3, 3, 3) and ys.sum() > 0
+    np.testing.assert_array_equal(ys, np.asarray(bare(x)))
+
+
+def test_profile_gradients_reach_the_conversion_constants(x64):
+    """The conversion constants are computed from the parameters inside the compiled
+    program: d(sum of an LI's output)/d tau equals the central finite difference of the
+    float64 oracle; a CubaLIF's tau_syn[0], tau_mem[0], w_in and v_threshold get finite
+    nonzero surrogate gradients, the other tau_syn elements none (one tau per layer)."""
+    import nirjax
+
+    rng = np.random.default_rng(11)
+    n_in, n = 4, 3
+    w = rng.normal(0, 1, (n, n_in))
+    tau = 3e-3
+
+    def li_graph(t):
+        return harness.chain_graph([("fc", nir.Linear(weight=w)),
+                                    ("li", nir.LI(tau=np.full(n, t), r=np.ones(n),
+                                                  v_leak=np.zeros(n)))], n_in)
+
+    x = rng.random((40, 2, n_in))
+    model = _compile(li_graph(tau), "float64")
+    g = jax.grad(lambda p: jnp.sum(model.run(p, x)[0]))(model.params)["li"].tau
+    h = 1e-9
+    fd = (np.sum(nengo_oracle.run_batch(li_graph(tau + h), x, DT)[0])
+          - np.sum(nengo_oracle.run_batch(li_graph(tau - h), x, DT)[0])) / (2 * h)
+    np.testing.assert_allclose(float(g[0]), fd, rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(g[1:]), 0.0)
+
+    case = next(c for c in CASES if c.id == "chain_CubaLIF_0")
+    model = _compile(_graph(case), "float64")
+    grads = jax.grad(lambda p: jnp.sum(model.run(p, case.x)[0]))(model.params)["n1"]
+    for field in ("tau_syn", "tau_mem", "w_in", "v_threshold"):
+        value = np.asarray(getattr(grads, field))
+        assert np.all(np.isfinite(value)) and np.any(value != 0), field
+    assert np.all(np.asarray(grads.tau_syn)[1:] == 0)
+
+
+def test_profile_rejects_tau_syn_not_above_dt():
+    """tau' = -dt/log(1 - dt/tau_syn) needs tau_syn > dt: a ParameterError naming the node."""
+    import nirjax
+
+    case = next(c for c in CASES if c.id == "chain_CubaLIF_0")
+    graph = _graph(case)
+    graph.nodes["n1"].tau_syn = np.full_like(graph.nodes["n1"].tau_syn, DT)
+    with pytest.raises(nirjax.ParameterError, match=r"'n1' \(CubaLIF\).*tau_syn"):
+        _compile(graph)

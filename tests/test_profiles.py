@@ -25,7 +25,7 @@ from builders import read_quiet, rng_for
 DATA = pathlib.Path(__file__).parent / "data" / "paper"
 DT = 1e-4
 ALL_PROFILES = ("nir", "exact", "norse", "snntorch", "spyx", "spyx1", "sinabs", "rockpool",
-                "lava", "lava_fixed", "spinnaker2")
+                "lava", "lava_fixed", "spinnaker2", "nengo")
 
 
 def csv(name):
@@ -49,12 +49,14 @@ LIF_TASK = {
     "spyx": ("lif_norse", "lif_spyx", 1e-7),
     "rockpool": ("lif_rockpool", "lif_rockpool", 1e-6),
     "sinabs": ("lif_norse", "lif_sinabs", 1e-7),  # input column is the paper's 0.04 * spikes
+    "nengo": ("lif_norse", "lif_nengo", 1e-6),  # v is Nengo's voltage, v/v_threshold
 }
 PUBLISHED_STEPS = {
     "exact": [460, 510, 710, 760], "norse": [460, 510, 710, 760],
     "snntorch": [460, 510, 710, 760], "spinnaker2": [460, 510, 710, 760],
     "nir": [460, 510, 710, 760], "lava": [461, 511, 711, 761], "spyx": [461, 511, 711, 761],
     "rockpool": [450, 500, 710, 760], "sinabs": [450, 500, 710, 760],
+    "nengo": [460, 510, 710, 760],
 }
 
 
@@ -105,7 +107,7 @@ def test_lava_fixed_point_is_bit_exact():
 
 def test_lava_fixed_integer_decay():
     """decay(x, d) = sign(x) * ((|x| * (4096 - d)) >> 12), exact over the 24-bit range."""
-    from nirjax.kernels.lava_fixed import decay
+    from nirjax.kernels.loihi import decay
 
     rng = rng_for("lava-decay")
     x = rng.integers(-(2 ** 23) + 1, 2 ** 23, 2000).astype(np.int64)
@@ -115,9 +117,10 @@ def test_lava_fixed_integer_decay():
 
 
 def test_lava_fixed_rejects_other_neurons():
-    """The 'loihi' rule table has no CubaLIF: a design-rule error naming the type and nodes."""
-    g = read_quiet(nirjax.example_path("braille_bias_zero"))
-    with pytest.raises(nirjax.LoweringError, match="CubaLIF.*'lif1.lif'"):
+    """The profile maps what the NIR paper's importer maps (LIF, Affine/Linear): a CubaLIF is a
+    design-rule error naming the type and the node, and pointing to the loihi2 target."""
+    g = read_quiet(nirjax.example_path("braille_subtract"))
+    with pytest.raises(nirjax.LoweringError, match="CubaLIF.*'lif1.lif'.*'loihi2'"):
         nirjax.compile(g, dt=DT, semantics="lava_fixed")
 
 
@@ -318,6 +321,45 @@ def test_multi_spike_and_clamp_options():
     np.testing.assert_allclose(np.ravel(ys), [3, 0, 0, 0, 0])
     np.testing.assert_allclose(np.ravel(rec[("node", "v")]), [0.5, 0.7, -1.0, -0.6, 0.1],
                                atol=1e-12)
+
+
+def test_rockpool_li_is_an_exponential_synapse():
+    """Rockpool's LI is ExpSynTorch, i = b*(i + x) (the input decays in the step it
+    arrives; r and v_leak are not read): an impulse at t = 0 with tau = 0.01, dt = 1e-3
+    gives b, b**2, ... (Rockpool: 0.905, 0.819, ...), while the sinabs profile's LI (ExpLeak)
+    keeps v = a*v + x: 1, a, a**2, ..."""
+    p = dict(tau=[0.01], r=[3.0], v_leak=[0.5])
+    x = np.zeros((5, 1, 1))
+    x[0] = 1.0
+    with jax.enable_x64(True):
+        rock = np.ravel(nirjax.compile(_nonspiking_node("LI", p), dt=1e-3,
+                                       semantics="rockpool")(x))
+        sin = np.ravel(nirjax.compile(_nonspiking_node("LI", dict(p, r=[1.0], v_leak=[0.0])),
+                                      dt=1e-3, semantics="sinabs")(x))
+    b = np.exp(-0.1)
+    np.testing.assert_allclose(rock, b ** np.arange(1, 6), rtol=1e-12)
+    np.testing.assert_allclose(rock[:2], [0.905, 0.819], atol=5e-4)
+    np.testing.assert_allclose(sin, b ** np.arange(0, 5), rtol=1e-12)
+
+
+def test_rockpool_caps_spikes_per_step():
+    """Rockpool emits at most max_spikes_per_dt = 2**16 spikes per neuron and step and
+    subtracts only those: v = 1e5 gives 65536 spikes and leaves 34464 (without the cap,
+    100000 spikes)."""
+    p = dict(tau=[1e-2], r=[1.0], v_leak=[0.0], v_threshold=[1.0], v_reset=[0.0])
+    g = single_node("LIF", p, 1)
+    x = np.array([1e5, 0.0]).reshape(-1, 1, 1)
+    with jax.enable_x64(True):
+        m = nirjax.compile(g, dt=DT, semantics="rockpool")
+        ys, _, rec = m.run(m.params, x, record=[("node", "v")])
+        uncapped = nirjax.compile(g, dt=DT, semantics=nirjax.PROFILES["rockpool"].replace(
+            max_spikes=None))(x)
+    a = np.exp(-DT / 1e-2)
+    assert np.ravel(ys)[0] == 2 ** 16 and np.ravel(uncapped)[0] == 1e5
+    v0 = 1e5 - 2 ** 16
+    np.testing.assert_allclose(np.ravel(rec[("node", "v")]), [v0, a * v0 - np.floor(a * v0)],
+                               rtol=1e-9)
+    assert np.ravel(ys)[1] == np.floor(a * v0)
 
 
 def test_dirac_spike_amplitude():
@@ -575,6 +617,11 @@ def test_every_profile_is_documented():
     ({"fixed_decay": 1.5}, "fixed_decay"),
     ({"spikes": "many"}, "spikes"),
     ({"reset_flag": "previous_v", "spikes": "multi"}, "reset_flag"),
+    ({"form": "nengo"}, "form"),  # Nengo's update is exact
+    ({"rate": "reciprocal"}, "rate"),  # a decay-form rounding
+    ({"spikes": "multi", "max_spikes": 0}, "max_spikes"),
+    ({"max_spikes": 4}, "max_spikes"),  # caps multi-spikes only
+    ({"imports": ("LIF", 3)}, "imports"),
 ])
 def test_invalid_semantics_are_rejected(changes, field):
     with pytest.raises(SemanticsError, match=field):

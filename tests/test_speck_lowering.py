@@ -21,7 +21,7 @@ import pytest
 import nirjax
 from builders import chain, rng_for
 from nirjax.kernels import speck as speck_k
-from nirjax.lowering import speck_nir, speck_quantize as sq
+from nirjax.lowering.speck import from_nir as speck_nir, quantize as sq
 from nirjax.lowering.violations import DesignRuleError
 
 F32 = np.float32

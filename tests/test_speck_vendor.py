@@ -5,9 +5,10 @@ subprocess (``tests/peers/speck_runner.py``, with ``samna`` blocked); it builds 
 networks the way its users do (``sinabs.from_nir`` for the NIR paper's CNN, ``nn.Sequential``
 of torch layers for seeded random CNNs), discretizes them with ``DynapcnnNetwork(...,
 discretize=True)``, maps them with the Speck 2F builder's ``map_layers_to_cores`` and runs
-its forward. nirjax must give the same integer weights, biases, thresholds, lower clamps,
-memory words and core map, and its integer simulation (``kernels/speck.py`` plus the float
-kernels at full precision, stepped in a plain loop) the same spike counts per layer and step.
+its forward. ``nirjax.lower(graph, "speck")`` must give the same integer weights, biases,
+thresholds, lower clamps, memory words and core map, and its integer simulation (``hw.run``:
+the ``"speck"`` rule table in the compiled scan, batched and jitted) the same spike counts
+per layer and step, and the same output, with no float32 range warning.
 
 A missing environment skips these tests with the reason; with ``NIRJAX_PEERS_REQUIRED=1`` it
 is a failure instead.
@@ -27,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "peers"))
 import speck_harness as sh  # noqa: E402
 
 import nirjax  # noqa: E402
-from nirjax.lowering import speck_nir, speck_quantize as sq  # noqa: E402
+from nirjax.lowering.speck import from_nir as speck_nir, quantize as sq  # noqa: E402
 
 pytestmark = pytest.mark.peers
 
@@ -173,16 +174,32 @@ def _assert_same_layers(network, res):
     assert network.cores == tuple(int(c) for c in res.arrays["cores"])
 
 
-def _assert_same_spikes(network, job, res):
-    spikes, out, peak = sh.simulate(network, job["x"])
-    assert peak < sq.FLOAT32_EXACT // 2  # the run stays where float32 and int32 agree
+def _lower(graph):
+    """``nirjax.lower(graph, "speck")``; any warning is an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return nirjax.lower(graph, "speck")
+
+
+def _assert_same_spikes(hw, job, res):
+    """``hw.run`` records every IF: the spike counts of every layer at every step equal
+    sinabs', and so does the output (the last layer's pooled spikes). The run's float32
+    range check must pass (a warning would be an error here)."""
+    neurons = [q.layer.nodes["neuron"] for q in hw.details.layers]
+    x = job["x"].reshape(job["x"].shape[:2] + hw.model.input_shapes[hw.input_names[0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ys, rec = hw.run(x, record=neurons)
     total = 0
-    for i, s in enumerate(spikes):
+    for i, n in enumerate(neurons):
         theirs = res.arrays[f"spikes{i}"]
-        np.testing.assert_array_equal(s.reshape(theirs.shape), theirs,
-                                      err_msg=f"layer {i} spike counts")
-        total += int(s.sum())
-    np.testing.assert_array_equal(out.reshape(res.arrays["out"].shape), res.arrays["out"])
+        ours = np.asarray(rec[n])
+        assert ours.dtype == np.int32
+        np.testing.assert_array_equal(ours.reshape(theirs.shape), theirs,
+                                      err_msg=f"layer {i} ({n!r}) spike counts")
+        total += int(ours.sum())
+    np.testing.assert_array_equal(np.asarray(ys).reshape(res.arrays["out"].shape),
+                                  res.arrays["out"])
     return total
 
 
@@ -197,11 +214,10 @@ def test_paper_cnn_equals_sinabs():
     """The NIR paper's CNN (which the paper ran on Speck): same integers, memory, cores
     (0..4) and spike counts of every layer at every step as sinabs' discretized network."""
     job, res = _result("paper")
-    network = speck_nir.lower_nir(_paper_graph())
-    assert network.ok, network.violations
-    _assert_same_layers(network, res)
-    assert network.cores == (0, 1, 2, 3, 4)
-    assert _assert_same_spikes(network, job, res) > 100
+    hw = _lower(_paper_graph())
+    _assert_same_layers(hw.details, res)
+    assert hw.details.cores == (0, 1, 2, 3, 4)
+    assert _assert_same_spikes(hw, job, res) > 100
 
 
 @pytest.mark.slow
@@ -211,10 +227,9 @@ def test_random_cnn_equals_sinabs(seed):
     and without bias, threshold-, bias- and weight-limited scales): same integers, memory,
     cores and spike counts per layer and step."""
     job, res = _result(f"chain{seed}")
-    network = speck_nir.lower_nir(sh.chain_graph(*job["chain"]))
-    assert network.ok, network.violations
-    _assert_same_layers(network, res)
-    _assert_same_spikes(network, job, res)
+    hw = _lower(sh.chain_graph(*job["chain"]))
+    _assert_same_layers(hw.details, res)
+    _assert_same_spikes(hw, job, res)
 
 
 @pytest.mark.parametrize("case", ["dense", "flat_input"])
@@ -223,13 +238,12 @@ def test_dense_layers_equal_sinabs(case):
     Linear, and a flat input: same integers, memory, cores and spikes."""
     job, res = _result(case)
     g = sh.chain_graph(*job["chain"]) if case == "dense" else _flat_input_graph()
-    network = speck_nir.lower_nir(g)
-    assert network.ok, network.violations
+    hw = _lower(g)
+    network = hw.details
     assert network.input_shape == tuple(job["chain"][0])
     _assert_same_layers(network, res)
     assert network.layers[1].bias is None and network.layers[1].memory.bias == 0
-    x = job["x"].reshape((T, B) + network.input_shape)
-    assert _assert_same_spikes(network, dict(job, x=x), res) > 0
+    assert _assert_same_spikes(hw, job, res) > 0
 
 
 def test_random_cnns_cover_the_cases():
@@ -277,11 +291,12 @@ def test_core_mapping_equals_sinabs():
 
 
 def test_exported_graph_round_trips_through_sinabs(tmp_path):
-    """The exported ``.nir`` of the paper CNN, imported by sinabs and discretized again,
-    gives the same integers (every scale is 1) and the same spikes."""
-    network = speck_nir.lower_nir(_paper_graph())
-    nir_path, json_path = speck_nir.export(_paper_graph(), network, tmp_path / "cnn.nir")
-    exported = nirjax.read(nir_path)
+    """The exported ``.nir`` of the paper CNN (``hw.export``), imported by sinabs and
+    discretized again, gives the same integers (every scale is 1) and the same spikes."""
+    hw = _lower(_paper_graph())
+    network = hw.details
+    hw.export(tmp_path / "cnn.nir")
+    exported = nirjax.read(tmp_path / "cnn.nir")
     again = speck_nir.lower_nir(exported)
     for q, r in zip(network.layers, again.layers):
         np.testing.assert_array_equal(q.weight, r.weight)
@@ -294,7 +309,7 @@ def test_exported_graph_round_trips_through_sinabs(tmp_path):
     res = results["exported"]
     assert res.error is None, res.error
     _assert_same_layers(network, res)
-    _assert_same_spikes(network, job, res)
+    _assert_same_spikes(hw, job, res)
 
 
 def test_sinabs_throughput_runs():
@@ -304,3 +319,15 @@ def test_sinabs_throughput_runs():
     x = _events(np.random.default_rng(3), (5, 32, 2, 34, 34), 0.1)
     out = sh.sinabs_throughput(sh.PAPER_CNN, x, repeats=1)
     assert out["batch"] == 32 and out["steps"] == 5 and out["samples_per_s"] > 0
+
+
+def test_hardware_benchmark_case_checks_identical_spikes():
+    """The benchmark's Speck case runs nirjax and sinabs on the same batch and finds the
+    same spike counts in every layer at every step (timings not asserted)."""
+    _sinabs()  # skips or fails with the reason when the environment is missing
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import hardware_sim_speck
+
+    out = hardware_sim_speck.speck_case(batch=4, steps=5, repeats=1, rate=0.2)
+    assert "vendor_error" not in out, out.get("vendor_error")
+    assert out["identical"] is True and out["spikes"] > 0 and out["ratio"] > 0

@@ -23,7 +23,7 @@ import xylo_cases  # noqa: E402
 import xylo_oracle  # noqa: E402
 
 from nirjax.kernels import xylo as xk  # noqa: E402
-from nirjax.lowering import xylo_nir, xylo_quantize as xq, xylo_rules  # noqa: E402
+from nirjax.lowering.xylo import from_nir as xylo_nir, quantize as xq, rules as xylo_rules  # noqa: E402
 
 BRAILLE = os.path.join(os.path.dirname(__file__), "data", "paper",
                        "braille_noDelay_noBias_subtract.nir")

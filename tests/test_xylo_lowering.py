@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import nirjax
-from nirjax.lowering import xylo_quantize as xq
+from nirjax.lowering.xylo import quantize as xq
 
 sys.path.insert(0, os.path.dirname(__file__))
 import xylo_cases  # noqa: E402

@@ -43,7 +43,7 @@ import xylo_cases  # noqa: E402
 import xylo_harness  # noqa: E402
 
 from nirjax.kernels import xylo as xk  # noqa: E402
-from nirjax.lowering import xylo_nir, xylo_quantize as xq  # noqa: E402
+from nirjax.lowering.xylo import from_nir as xylo_nir, quantize as xq  # noqa: E402
 
 pytestmark = pytest.mark.peers
 REQUIRED = os.environ.get("NIRJAX_PEERS_REQUIRED") == "1"

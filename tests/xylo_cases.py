@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from nirjax.lowering.xylo_quantize import SPEC_KEYS, XyloFloatNetwork, XyloNames
+from nirjax.lowering.xylo.quantize import SPEC_KEYS, XyloFloatNetwork, XyloNames
 
 # hidden sizes that fit each chip's layout: (Nin, Nhid, Nout, S, N_IEN, N_OEN)
 SHAPES = {

@@ -47,7 +47,7 @@ COMMANDS = (
     Command("info", "nirjax.cli.info", "print the compiled program of a graph (--json)"),
     Command("compare", "nirjax.cli.compare",
             "run a graph under several platform profiles; where do their spikes diverge"),
-    Command("lower", "nirjax.lowering.command", "lower a graph to a neuromorphic chip"),
+    Command("lower", "nirjax.cli.lower", "lower a graph to a neuromorphic chip"),
     Command("bench", "nirjax.cli.bench", "estimate a graph's cost on hardware"),
 )
 

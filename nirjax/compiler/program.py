@@ -21,7 +21,7 @@ from ..errors import GraphError, LoweringError, SemanticsError
 from ..rules import Rule, RuleTable, get_table, known_types
 from ..semantics import Semantics
 from .options import CompileOptions
-from .passes import graph_pass
+from .passes import check_cycles, graph_pass
 
 __all__ = ["IRNode", "IREdge", "Program", "build_program"]
 
@@ -210,6 +210,8 @@ def build_program(graph: nir.NIRGraph, dt: float, semantics: Semantics,
             source=fn.node,
         )
     ordering = graph_mod.order(names, flat.edges, flat.inputs, lambda n: built[n].feedthrough)
+    check_cycles(semantics, [(s, d) for s, d in flat.edges if built[d].feedthrough],
+                 ordering.delayed)
     edges = tuple(IREdge(s, d, (s, d) in ordering.delayed) for s, d in flat.edges)
     return Program(
         nodes=tuple(built[n] for n in ordering.order),

@@ -12,18 +12,27 @@ helpers a target uses to build its integer program (:func:`rebind_program`,
 records every target reports (:class:`Violation`, :class:`QuantizationRecord`,
 :class:`MappingRecord`).
 
-One module per target family:
+One subpackage per chip family with several modules, one module otherwise; each registers
+its targets when imported:
 
-* Xylo (SynSense Audio 2, Audio 3, IMU): ``xylo`` registers ``"xylo-audio2"``,
-  ``"xylo-audio3"``, ``"xylo-imu"``; ``xylo_quantize`` (NumPy only) maps a float network of
-  Xylo's shape to the chip's integer specification as Rockpool's mapper and quantizers do,
-  reports every rounding and writes the ``.npz`` that ``XyloSim.from_specification`` reads;
-  ``xylo_rules`` holds the chips' design rules as data; ``xylo_nir`` reads such a network
-  out of a NIR graph.
-* Speck (SynSense DYNAP-CNN): ``speck_quantize`` (NumPy only) discretizes a convolutional
-  network as sinabs' DYNAP-CNN backend does and maps its layers to Speck's cores;
-  ``speck_nir`` reads such a network out of a NIR graph and writes the discretized graph back.
-* SpiNNaker2: ``spinnaker2`` holds its import rules and weight scaling.
+* ``xylo`` (SynSense Xylo Audio 2, Audio 3, IMU): ``"xylo-audio2"``, ``"xylo-audio3"``,
+  ``"xylo-imu"``; ``xylo.quantize`` (NumPy only) maps a float network of Xylo's shape to the
+  chip's integer specification as Rockpool's mapper and quantizers do, reports every
+  rounding and writes the ``.npz`` that ``XyloSim.from_specification`` reads;
+  ``xylo.rules`` holds the chips' design rules as data; ``xylo.from_nir`` reads such a
+  network out of a NIR graph.
+* ``speck`` (SynSense Speck / DYNAP-CNN): ``"speck"``; ``speck.quantize`` (NumPy only)
+  discretizes a convolutional network as sinabs' DYNAP-CNN backend does and maps its layers
+  to Speck's cores; ``speck.from_nir`` reads such a network out of a NIR graph and writes the
+  discretized graph back.
+* ``spinnaker2``: ``"spinnaker2"``, py-spinnaker2's import rules and int8 weight scaling.
+* ``loihi`` (Intel Loihi 2, Lava fixed point, lava-dl netx): ``"loihi2"``; ``loihi.quantize``
+  (NumPy only) reads the netx chain out of a Program, checks Loihi's design rules and maps
+  the float layers to netx's integers, reporting every rounding; ``loihi.netx`` writes and
+  reads netx HDF5 files and reproduces netx's weight packing.
+
+``source.flat_graph`` rebuilds the NIR graph a float Program stands for (with the parameters
+being lowered), for targets whose vendor toolchain reads NIR.
 """
 
 from .violations import (DesignRuleError, MappingRecord, QuantizationRecord, Violation,
@@ -32,6 +41,8 @@ from .core import (TARGET_NAMES, TARGETS, Lowered, LoweringResult, NodeSpec, Tar
                    collapse_ports, get_target, lower, make_program, numpy_params,
                    rebind_program, register_target, resource)
 from . import xylo  # noqa: E402,F401  registers the Xylo targets
+from . import speck, spinnaker2  # noqa: E402,F401  register "speck" and "spinnaker2"
+from . import loihi  # noqa: E402,F401  registers the Loihi 2 target
 
 __all__ = ["lower", "Lowered", "LoweringResult", "Target", "TARGETS", "TARGET_NAMES",
            "register_target", "get_target", "resource", "rebind_program", "make_program",

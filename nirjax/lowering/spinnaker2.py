@@ -40,11 +40,33 @@ are the neuron's threshold and offset current (``convert_IF``/``convert_LIF``/
 w_scale``). Convolution weights are then cast with ``astype(np.int8)`` (truncation toward zero,
 ``get_conv2d_params``); dense weights go to the projection as floats
 (``connection_list_from_dense_weights``) and become integers in py-spinnaker2's hardware
-layer, which none of the copies shows: truncation is assumed for both here, so the largest
-weight is exactly 127 either way. Neuron parameters stay floats (the ARM cores compute them
+layer, which none of the copies shows: truncation is assumed for both here. The product
+``W * w_scale`` is taken in float64 (a float32 weight array times NumPy's float64 scale,
+NumPy >= 2), so the largest weight becomes 127, or 126 where the product rounds just below
+127 (about one neuron node in eight for random weights; s2_nir's own arithmetic does the
+same). Neuron parameters stay floats (the ARM cores compute them
 in float32). The simulation of the result is nirjax's ``spinnaker2`` profile on the scaled
 graph: multiplying weights, bias and every voltage of a neuron by the same factor leaves its
 spikes unchanged, so only the weight rounding changes anything.
+
+The ``"spinnaker2"`` target (:func:`lower_spinnaker2`, registered with :func:`nirjax.lower`):
+every rule above checked at once (one :class:`~nirjax.LoweringError` listing all), the
+weights scaled to int8 per neuron node as above, and the scaled graph simulated under the
+``spinnaker2`` profile (py-spinnaker2 with the NIR paper's configuration) with the
+``"spinnaker2"`` rule table: the float kernels in float32 on integer-valued weights, as the
+chip's ARM cores compute the neuron models in float32 (that arithmetic is an assumption
+carried over from the profile, not checked against the chip here). Option ``conn_delay``
+(0, the paper's configuration and the default, or 1, py-spinnaker2's default) adds a
+one-step delay after every weight node (``Semantics(latency="weights")``); Conv2d graphs
+need 0 (with 1, :attr:`~nirjax.Lowered.latency` gives each node's lag behind the float
+graph). Option ``scale_weights`` (default ``True``, as ``ConversionConfig(scale_weights=True)``)
+set to ``False`` takes the weights as they are: they must then be integers in [-127, 127]
+(a violation otherwise). Inputs are spike sources: 0 or 1 event per element and step;
+outputs are spikes, 0 or 1, as float32 values (the table's dtype). ``hw.export(path)``
+writes the scaled graph as ``.nir`` (integer weights in [-127, 127] stored as floats,
+thresholds, leaks and biases already scaled): load it with ``scale_weights=False``
+(py-spinnaker2's default), here and in ``from_nir``, and it runs exactly as ``hw`` did;
+``hw.to_nir()`` returns it.
 """
 
 from __future__ import annotations
@@ -52,20 +74,30 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, NamedTuple
 
+import jax
 import nir
 import numpy as np
 
-from .violations import Violation
+from ..compiler import build_program
+from ..errors import LoweringError
+from ..io import write
+from ..rules.spinnaker2 import SPINNAKER2
+from ..semantics import PROFILES
+from .core import LoweringResult, rebind_program, register_target, resource
+from .source import flat_graph
+from .violations import MappingRecord, QuantizationRecord, Violation
 from .violations import raise_violations as _raise
 
 __all__ = ["ACCEPTED_TYPES", "NEURON_TYPES", "WEIGHT_TYPES", "Rule", "RULES", "check_graph",
-           "weight_scales", "ScaledNeuron", "scale_weights", "raise_violations"]
+           "weight_scales", "ScaledNeuron", "scale_problems", "scale_weights",
+           "raise_violations", "int8_problems", "lower_spinnaker2"]
 
 NEURON_TYPES = (nir.LIF, nir.IF, nir.CubaLIF)
 WEIGHT_TYPES = (nir.Affine, nir.Linear, nir.Conv2d)
 SPIKE_SOURCES = NEURON_TYPES + (nir.Input,)
 ACCEPTED_TYPES = NEURON_TYPES + WEIGHT_TYPES + (nir.Input, nir.Output, nir.SumPool2d,
                                                 nir.Flatten)
+WEIGHT_NAMES = tuple(t.__name__ for t in WEIGHT_TYPES)
 INT8_MAX = 127
 
 
@@ -288,11 +320,38 @@ def _scaled(node, factor, fields):
     return dataclasses.replace(node, **changes)
 
 
+def scale_problems(graph: nir.NIRGraph) -> list:
+    """What keeps :func:`scale_weights` from scaling ``graph``: a weight node feeding
+    neuron nodes of different scales (one integer weight per synapse cannot serve two), a
+    neuron node whose incoming weights are all zero (s2_nir divides by zero).
+
+    >>> g = nir.NIRGraph(nodes={"i": nir.Input(np.array([2])),
+    ...     "w": nir.Linear(np.zeros((1, 2))),
+    ...     "n": nir.IF(np.ones(1), np.ones(1), np.zeros(1)), "o": nir.Output(np.array([1]))},
+    ...     edges=[("i", "w"), ("w", "n"), ("n", "o")])
+    >>> [v.rule for v in scale_problems(g)]
+    ['zero weights']
+    """
+    scales = weight_scales(graph)
+    succ = _succ(graph)
+    problems = []
+    for n, node in graph.nodes.items():
+        if isinstance(node, WEIGHT_TYPES):
+            targets = [d for d in succ.get(n, []) if d in scales]
+            if len({scales[d] for d in targets}) > 1:
+                problems.append(Violation(n, "shared weights", "a weight node feeding one "
+                                          "neuron node", f"feeds {', '.join(targets)}"))
+    problems += [Violation(n, "zero weights", "a nonzero incoming weight", "all zero")
+                 for n, s in scales.items() if not np.isfinite(s)]
+    return problems
+
+
 def scale_weights(graph: nir.NIRGraph) -> tuple:
     """The graph with int8 weights as ``from_nir(..., scale_weights=True)`` makes them.
 
     Per neuron node, with ``s = 127 / max |W|`` over its incoming weight nodes: weights become
-    ``trunc(W * s)`` (integers in ``[-127, 127]``, stored as float32), biases ``b * s``, and the
+    ``trunc(W * s)`` (integers in ``[-127, 127]``, the largest 127 or, where ``W * s`` rounds
+    below 127, 126; stored as float32), biases ``b * s``, and the
     neuron's ``v_threshold``, ``v_leak`` and ``v_reset`` are multiplied by ``s``, so that its
     membrane is ``s`` times the original and only the weight rounding changes spikes.
 
@@ -306,18 +365,9 @@ def scale_weights(graph: nir.NIRGraph) -> tuple:
         DesignRuleError: a weight node feeds several neuron nodes (one integer weight per
             synapse cannot serve two scales) or a neuron's incoming weights are all zero.
     """
+    raise_violations(scale_problems(graph))
     scales = weight_scales(graph)
-    pred, succ = _pred(graph), _succ(graph)
-    problems = []
-    for n, node in graph.nodes.items():
-        if isinstance(node, WEIGHT_TYPES):
-            targets = [d for d in succ.get(n, []) if d in scales]
-            if len({scales[d] for d in targets}) > 1:
-                problems.append(Violation(n, "shared weights", "a weight node feeding one "
-                                          "neuron node", f"feeds {', '.join(targets)}"))
-    problems += [Violation(n, "zero weights", "a nonzero incoming weight", "all zero")
-                 for n, s in scales.items() if not np.isfinite(s)]
-    raise_violations(problems)
+    pred = _pred(graph)
     nodes, report = dict(graph.nodes), []
     for n, s in scales.items():
         names, err, zeroed = [], 0.0, 0
@@ -338,3 +388,184 @@ def scale_weights(graph: nir.NIRGraph) -> tuple:
         report.append(ScaledNeuron(n, s, tuple(names), err, zeroed))
     return nir.NIRGraph(nodes=nodes, edges=list(graph.edges),
                         metadata=dict(graph.metadata or {})), report
+
+
+# ----------------------------------------------------------------------------- the target
+
+
+def _quantization_records(graph, report):
+    out = []
+    for r in report:
+        w = [np.asarray(graph.nodes[p].weight, np.float64) for p in r.weights]
+        w_max = max(float(np.max(np.abs(a))) for a in w if a.size) if w else 0.0
+        detail = (f"truncated toward zero (s2_nir get_conv2d_params' astype(np.int8); assumed "
+                  f"for dense weights); {r.zeroed} nonzero weight(s) became 0; the neuron's "
+                  f"threshold, v_leak, v_reset and bias scaled by the same factor (float32)")
+        out.append(QuantizationRecord("+".join(r.weights), "weight", r.w_scale, w_max,
+                                      r.max_error, r.max_error / w_max if w_max else 0.0, 0,
+                                      detail))
+    return out
+
+
+def _s2_resources(program):
+    out, neurons, synapses = {}, 0, 0
+    for n in program.nodes:
+        if n.type_name in ("IF", "LIF", "CubaLIF"):
+            k = int(np.prod(n.out_shape))
+            out[n.name] = {"neurons": resource(k, None)}
+            neurons += k
+        elif n.type_name in ("Affine", "Linear", "Conv2d"):
+            k = int(np.count_nonzero(np.asarray(n.params.weight)))
+            out[n.name] = {"synapses": resource(k, None)}
+            synapses += k
+    out["total"] = {"neurons": resource(neurons, None), "synapses": resource(synapses, None)}
+    return out
+
+
+def _s2_mapping(graph, scales):
+    succ, out = _succ(graph), []
+
+    def target(n, seen=()):
+        for d in succ.get(n, []):
+            if isinstance(graph.nodes.get(d), NEURON_TYPES):
+                return d
+            if d not in seen:
+                t = target(d, seen + (n,))
+                if t is not None:
+                    return t
+        return None
+
+    for n, node in graph.nodes.items():
+        kind = _type(node)
+        if isinstance(node, NEURON_TYPES):
+            text = (f"population of {int(np.prod(np.shape(node.v_threshold)))} {kind} "
+                    f"neurons (float32 on ARM cores)")
+        elif isinstance(node, nir.Input):
+            text = "spike source population"
+        elif isinstance(node, nir.Output):
+            text = "spikes recorded from the population in front"
+        elif isinstance(node, WEIGHT_TYPES):
+            t = target(n)
+            text = (f"projection into {t!r}: int8 weights (scale {scales.get(t, 1.0):.6g})"
+                    if t is not None else "projection")
+        else:
+            text = f"part of the projection into {target(n)!r}"
+        out.append(MappingRecord(n, kind, text, n))
+    return out
+
+
+def _lags(program) -> dict:
+    """Graph node -> steps a one-step delay after every weight node adds on the way from
+    the Input (only where every path agrees; cycle-closing edges are not followed)."""
+    lags: dict = {}
+    for n in program.nodes:
+        if n.role == "input":
+            lags[n.name] = {0}
+            continue
+        got = set()
+        for e in program.incoming(n.name):
+            if not e.delayed and e.src in lags:
+                add = 1 if program.node(e.src).type_name in WEIGHT_NAMES else 0
+                got |= {v + add for v in lags[e.src]}
+        if got:
+            lags[n.name] = got
+    return {k: next(iter(v)) for k, v in lags.items()
+            if len(v) == 1 and next(iter(v)) > 0 and program.node(k).role != "port"}
+
+
+def int8_problems(graph: nir.NIRGraph) -> list:
+    """Weight nodes whose weights are not integers in [-127, 127] (what a graph needs to
+    run without scaling, ``scale_weights=False``).
+
+    >>> g = nir.NIRGraph.from_list(nir.Linear(np.array([[0.5, 127.0]])),
+    ...                            nir.IF(np.ones(1), np.ones(1), np.zeros(1)))
+    >>> [(v.node, v.rule) for v in int8_problems(g)]
+    [('linear', 'int8 weights')]
+    """
+    out = []
+    for n, node in graph.nodes.items():
+        if isinstance(node, WEIGHT_TYPES):
+            w = np.asarray(node.weight, np.float64)
+            bad = (w != np.round(w)) | (np.abs(w) > INT8_MAX)
+            if bad.any():
+                out.append(Violation(n, "int8 weights", "integers in [-127, 127] (with "
+                                     "scale_weights=False)", f"{int(bad.sum())} weight(s) "
+                                     f"such as {w[bad].ravel()[0]!r}"))
+    return out
+
+
+def lower_spinnaker2(program, params, options):
+    """The ``"spinnaker2"`` target's lowering function (see the module docstring).
+
+    Args:
+        program: the graph's float Program.
+        params: node name -> float parameters (NumPy), NIR field names.
+        options: ``{"conn_delay": 0 | 1}`` (default 0), ``{"scale_weights": bool}``
+            (default ``True``).
+
+    Returns:
+        A :class:`~nirjax.lowering.LoweringResult`.
+
+    Raises:
+        LoweringError: every broken rule of ``from_nir`` (and every obstacle to the int8
+            scaling), at once; an invalid ``conn_delay``.
+    """
+    conn_delay = options.get("conn_delay", 0)
+    if conn_delay not in (0, 1) or isinstance(conn_delay, bool):
+        raise LoweringError(f"spinnaker2: conn_delay must be 0 (the NIR paper's configuration) "
+                            f"or 1 (py-spinnaker2's default), got {conn_delay!r}")
+    scale = options.get("scale_weights", True)
+    if not isinstance(scale, (bool, np.bool_)):
+        raise LoweringError(f"spinnaker2: scale_weights must be True or False, got {scale!r}")
+    graph = flat_graph(program, params)
+    violations = check_graph(graph, conn_delay)
+    if not violations:  # scaling needs a graph from_nir accepts
+        violations = scale_problems(graph) if scale else int8_problems(graph)
+    raise_violations(violations)
+    scaled, report = scale_weights(graph) if scale else (graph, [])
+    semantics = PROFILES["spinnaker2"]
+    if conn_delay:
+        semantics = semantics.replace(latency="weights")
+    built = build_program(scaled, program.dt, semantics, table=SPINNAKER2)
+    f32 = {n.name: jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), n.params)
+           for n in built.nodes if n.params is not None}
+    int_program = rebind_program(built, SPINNAKER2, f32)
+    zeroed = [f"{r.zeroed} nonzero weight(s) into {r.node!r} truncate to 0 at scale "
+                f"{r.w_scale:.6g} (largest error {r.max_error:.3g})" for r in report if r.zeroed]
+    notes = [
+        "the simulation is nirjax's 'spinnaker2' profile (py-spinnaker2 from_nir, the NIR "
+        "paper's configuration: forward Euler, reset to zero) in float32 on the int8-valued "
+        "weights; py-spinnaker2 could not be run here, so it is not checked against the "
+        "vendor's code",
+        f"conn_delay = {conn_delay}: " + ("no delay on projections" if not conn_delay else
+                                          "one step of delay after every weight node"),
+    ]
+    if not scale:
+        notes.append("scale_weights = False: the graph's integer weights are used as they are")
+    if program.semantics.name != "nir":
+        notes.append(f"the graph was read under semantics {program.semantics.name!r}; the "
+                     "chip's simulation uses the 'spinnaker2' profile whatever it was")
+    return LoweringResult(
+        program=int_program,
+        resources=_s2_resources(int_program),
+        quantization=_quantization_records(graph, report),
+        mapping=_s2_mapping(graph, {r.node: r.w_scale for r in report}),
+        export=lambda path: write(path, scaled),
+        to_nir=lambda: scaled,
+        notes=notes,
+        warnings=zeroed,
+        input_range=(0, 1),
+        latency=_lags(program) if conn_delay else {},
+        details=report,
+    )
+
+
+register_target("spinnaker2", lower_spinnaker2, family="spinnaker",
+                doc="SpiNNaker2 through py-spinnaker2's from_nir: int8 weights, float32 "
+                    "neuron models (the spinnaker2 profile)",
+                options={"conn_delay": "0 (default, the NIR paper's configuration) or 1 "
+                                       "(py-spinnaker2's default): one step of delay after "
+                                       "every weight node",
+                         "scale_weights": "True (default): int8 weights scaled per neuron "
+                                          "node; False: the weights must be int8 already"},
+                semantics=lambda graph: PROFILES["spinnaker2"])

@@ -89,8 +89,16 @@ _V_RESET_ZERO = {"v_reset": lambda v: np.zeros_like(v["v_threshold"])}
 _W_IN_ONE = {"w_in": lambda v: np.ones_like(v["v_leak"])}
 
 
+def _stored_dtype(node):
+    """The dtype a node's parameters are stored in (that of ``w_in * r`` where present)."""
+    fields = [getattr(node, f, None) for f in ("w_in", "r")]
+    arrays = [np.asarray(v) for v in fields if v is not None]
+    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
+    return np.result_type(*floats) if floats else None
+
+
 def _neuron_config(name, node, in_shape, out_shape, semantics, dt, options):
-    return neuron_for(type(node).__name__, semantics, dt)
+    return neuron_for(type(node).__name__, semantics, dt, _stored_dtype(node))
 
 
 def _no_config(name, node, in_shape, out_shape, semantics, dt, options):

@@ -36,14 +36,19 @@ __all__ = ["Semantics", "resolve_semantics", "PROFILES", "PROFILE_DOCS", "check_
 
 _CHOICES = {
     **_neuron.CHOICES,  # the neuron fields: values defined with the pieces they choose
-    "latency": ("none", "weights"),
-    "cycle_break": ("dfs", "neuron"),
+    "latency": ("none", "weights", "synapse"),
+    "cycle_break": ("dfs", "neuron", "none"),
     "recurrent_bias": ("keep", "drop"),
     "flatten_order": ("chw", "hwc"),
 }
 
 # fields that change how the graph is evaluated (not one node's kernel): not overridable per node
-GRAPH_FIELDS = ("latency", "cycle_break", "recurrent_bias", "recurrent_overrides", "arithmetic")
+GRAPH_FIELDS = ("latency", "cycle_break", "recurrent_bias", "recurrent_overrides", "arithmetic",
+                "imports")
+#: Values ``Semantics.ignore`` accepts: neuron parameters (``r`` -> 1, ``v_leak``, ``v_reset``
+#: -> 0, ``w_in`` -> 1) and the layer fields a platform's importer drops (``bias`` of an
+#: Affine/Conv -> 0, ``padding`` of a Conv/pooling -> 0; applied by the graph pass).
+IGNORABLE_FIELDS = IGNORABLE + ("bias", "padding")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +82,10 @@ class Semantics:
         synapse: form ``'decay'``, CubaLI(F): ``'decay_add'`` (``i = b*i + x``) or
             ``'add_decay'`` (``i = b*(i + x)``).
         ignore: parameters the platform drops, replaced by neutral values: any of ``'r'``
-            (-> 1), ``'v_leak'`` (-> 0), ``'v_reset'`` (-> 0), ``'w_in'`` (-> 1).
+            (-> 1), ``'v_leak'`` (-> 0), ``'v_reset'`` (-> 0), ``'w_in'`` (-> 1), and for
+            layers (usually set per type): ``'bias'`` (an Affine/Conv bias -> 0) and
+            ``'padding'`` (a Conv/pooling padding -> 0, which changes the output shape);
+            compile warns when a dropped bias or padding is nonzero.
         clip_decay: clip decay factors to ``[0, 1]`` (form ``'decay'``).
         fixed_decay: a decay factor per step used instead of the one from ``tau``.
         fire: ``'after'`` (spike test on the freshly integrated membrane) or ``'before'``
@@ -89,14 +97,23 @@ class Semantics:
             a reset flag from the carried membrane, see :mod:`nirjax.kernels.neurons`).
         spikes: ``'binary'`` or ``'multi'`` (``floor(v/theta)`` spikes per step).
         spike_amplitude: ``'unit'`` (a spike is 1 for one step) or ``'dirac'`` (``1/dt``).
-        v_min: ``'none'`` or ``'-threshold'`` (membrane floor ``-v_threshold``).
-        latency: ``'none'`` or ``'weights'``: every edge out of an Affine, Linear, Conv1d or
+        v_min: ``'none'``, ``'-threshold'`` (membrane floor ``-v_threshold``) or ``'zero'``
+            (floor 0, Nengo's ``min_voltage``), applied after the reset.
+        rate: form ``'decay'``: how ``dt/tau`` is rounded inside a decay: ``'divide'``
+            (``exp(-dt/tau)``) or ``'reciprocal'`` (``exp((1/tau)*(-dt))``, PyTorch's
+            ``-dt / tensor``).
+        max_spikes: ``None`` or a positive number: with ``spikes='multi'``, at most this
+            many spikes per neuron and step (Rockpool's ``max_spikes_per_dt``).
+        latency: ``'none'``, ``'weights'``: every edge out of an Affine, Linear, Conv1d or
             Conv2d gets a one-step ``Delay`` node named ``"<src>-><dst>"`` (one step per
-            weight layer; zeros at t = 0).
+            weight layer; zeros at t = 0), or ``'synapse'``: every edge into a CubaLIF or an
+            LI gets one (a synapse on the connection that delivers last step's value, as
+            Nengo's ``Lowpass`` does).
         cycle_break: ``'dfs'`` (the edge that closes a cycle in nirjax's search order is
-            delayed) or ``'neuron'`` (the edges out of a spiking neuron into its own cycle get
+            delayed), ``'neuron'`` (the edges out of a spiking neuron into its own cycle get
             a one-step ``Delay`` node, so a recurrent weight acts this step, bias included, on
-            last step's spikes).
+            last step's spikes) or ``'none'`` (no edge is cut: a cycle that no delay breaks
+            is a :class:`~nirjax.SemanticsError`, as the platform refuses it).
         recurrent_bias: ``'keep'`` or ``'drop'``: drop the bias of an Affine inside a cycle
             through a spiking neuron (simulated as a Linear; warns when the bias is nonzero).
         flatten_order: ``'chw'`` (NIR) or ``'hwc'`` (flatten a (C, H, W) tensor in
@@ -108,6 +125,9 @@ class Semantics:
             ``'float'`` (every NIR type, in the compile's float dtype) or an integer
             (hardware) table such as ``'loihi'`` (Lava's bit-accurate fixed-point LIF, the
             ``lava_fixed`` profile). A whole-graph choice.
+        imports: the NIR types the platform's importer converts (empty: no check); a graph
+            with other types still runs under these semantics, and compile warns naming
+            them. A whole-graph choice.
 
     >>> s = Semantics(reset="subtract").override("lif2", integrator="exact")
     >>> s.for_node("lif2").integrator, s.for_node("lif1").integrator
@@ -142,6 +162,9 @@ class Semantics:
     recurrent_overrides: tuple = ()
     type_overrides: tuple = ()
     arithmetic: str = "float"
+    rate: str = "divide"
+    max_spikes: Any = None
+    imports: tuple = ()
 
     def __post_init__(self):
         if self.form == "lava_fixed":
@@ -168,13 +191,28 @@ class Semantics:
                 f"got {self.surrogate!r}"
             )
         ignore = (self.ignore,) if isinstance(self.ignore, str) else tuple(self.ignore)
-        bad = [f for f in ignore if f not in IGNORABLE]
+        bad = [f for f in ignore if f not in IGNORABLE_FIELDS]
         if bad:
             raise SemanticsError(
                 f"Semantics.ignore={self.ignore!r}: {bad[0]!r} cannot be ignored; expected "
-                f"names among {', '.join(map(repr, IGNORABLE))}"
+                f"names among {', '.join(map(repr, IGNORABLE_FIELDS))}"
             )
         object.__setattr__(self, "ignore", tuple(sorted(set(ignore))))
+        if self.max_spikes is not None:
+            try:
+                cap = float(self.max_spikes)
+            except (TypeError, ValueError):
+                cap = math.nan
+            if isinstance(self.max_spikes, bool) or not (math.isfinite(cap) and cap >= 1):
+                raise SemanticsError(
+                    f"Semantics.max_spikes must be None or a number >= 1, got "
+                    f"{self.max_spikes!r}")
+            object.__setattr__(self, "max_spikes", cap)
+        imports = (self.imports,) if isinstance(self.imports, str) else self.imports
+        if not (isinstance(imports, (tuple, list)) and all(isinstance(t, str) for t in imports)):
+            raise SemanticsError(
+                f"Semantics.imports must be NIR type names such as 'LIF', got {self.imports!r}")
+        object.__setattr__(self, "imports", tuple(imports))
         if self.fixed_decay is not None:
             try:
                 value = float(self.fixed_decay)

@@ -21,12 +21,14 @@ from __future__ import annotations
 from functools import partial
 
 import jax.numpy as jnp
+import numpy as np
 
-from ..errors import SemanticsError
+from ..errors import ParameterError, SemanticsError
 from ..kernels import linear_scan
+from ..kernels import nengo as kng
 from ..kernels import neurons as kn
 
-__all__ = ["CHOICES", "NEURON_TYPES", "check", "neuron_for"]
+__all__ = ["CHOICES", "NEURON_TYPES", "check", "neuron_for", "departures"]
 
 #: The values of every neuron field of :class:`~nirjax.Semantics` (the first is the spec's).
 CHOICES = {
@@ -35,7 +37,7 @@ CHOICES = {
     "threshold_test": (">", ">="),
     "cuba_current": ("old", "new"),
     "initial_v": ("rest", "zero"),
-    "form": ("nir", "norse", "decay"),
+    "form": ("nir", "norse", "decay", "nengo"),
     "input_gain": ("nir", "unit", "threshold", "input"),
     "synapse": ("decay_add", "add_decay"),
     "fire": ("after", "before"),
@@ -43,7 +45,8 @@ CHOICES = {
     "reset_flag": ("spike", "previous_v"),
     "spikes": ("binary", "multi"),
     "spike_amplitude": ("unit", "dirac"),
-    "v_min": ("none", "-threshold"),
+    "v_min": ("none", "-threshold", "zero"),
+    "rate": ("divide", "reciprocal"),
 }
 
 #: The NIR types built by :func:`neuron_for`.
@@ -54,7 +57,8 @@ _SPIKING = ("IF", "LIF", "CubaLIF")
 _SPEC_ONLY = {"form": "nir", "input_gain": "nir", "synapse": "decay_add", "ignore": (),
               "clip_decay": False, "fixed_decay": None, "fire": "after",
               "reset_at": "integrated", "reset_flag": "spike", "spikes": "binary",
-              "spike_amplitude": "unit", "v_min": "none"}
+              "spike_amplitude": "unit", "v_min": "none", "rate": "divide",
+              "max_spikes": None}
 
 
 def check(sem) -> None:
@@ -68,6 +72,12 @@ def check(sem) -> None:
 
     if sem.form == "norse" and sem.integrator != "euler":
         bad("form='norse' is Norse's forward Euler update; it needs integrator='euler'")
+    if sem.form == "nengo" and sem.integrator != "exact":
+        bad("form='nengo' is Nengo's exact (expm1) update; it needs integrator='exact'")
+    if sem.rate != "divide" and sem.form != "decay":
+        bad(f"rate={sem.rate!r} applies to form='decay' only (form is {sem.form!r})")
+    if sem.max_spikes is not None and sem.spikes != "multi":
+        bad("max_spikes caps spikes='multi' only")
     if sem.form != "decay":
         for field, default in (("input_gain", "nir"), ("synapse", "decay_add"),
                                ("clip_decay", False), ("fixed_decay", None)):
@@ -89,7 +99,9 @@ def _decay(sem, dt):
     """``tau -> a``: the decay form's factor per step."""
     if sem.fixed_decay is not None:
         return kn.constant(sem.fixed_decay)
-    decay = kn.exact_decay(dt) if sem.integrator == "exact" else kn.euler_decay(dt)
+    reciprocal = sem.rate == "reciprocal"
+    decay = (kn.exact_decay(dt, reciprocal) if sem.integrator == "exact"
+             else kn.euler_decay(dt, reciprocal))
     return kn.clipped(decay) if sem.clip_decay else decay
 
 
@@ -125,8 +137,8 @@ def _decay_gains(sem, dt, spiking):
 def _firing(sem, dt):
     """``(fire, before)``: exactly one is set for a spiking node."""
     spikes = kn.spike_rule(sem.threshold_test == ">=", sem.surrogate, sem.spikes == "multi",
-                           dt if sem.spike_amplitude == "dirac" else None)
-    reset = kn.reset_rule(sem.reset, sem.detach_reset, sem.v_min == "-threshold")
+                           dt if sem.spike_amplitude == "dirac" else None, sem.max_spikes)
+    reset = kn.reset_rule(sem.reset, sem.detach_reset, sem.v_min)
     if sem.fire == "before":
         return None, kn.fire_before(spikes, reset, sem.reset_at in ("carried", "both"),
                                     sem.reset_at in ("integrated", "both"))
@@ -145,7 +157,9 @@ def _one_variable(type_name, sem, dt) -> kn.Neuron:
     else:
         initial, dtype_field = kn.rest_or_zero(sem.initial_v == "rest"), "tau"
 
-    if type_name == "I":
+    if sem.form == "nengo" and type_name != "I":
+        coeffs, update = _nengo_one_variable(type_name, dt)
+    elif type_name == "I":
         coeffs = lambda p: p
         update = kn.accumulate if decay_form and sem.input_gain == "unit" else kn.integrate(dt)
     elif type_name == "IF" and not decay_form:
@@ -176,7 +190,8 @@ def _one_variable(type_name, sem, dt) -> kn.Neuron:
                 th, vr = th / s, vr / s
             return kn.LIFCoeffs(a, g, c, th, vr)
 
-        update = kn.decayed
+        add_decay = type_name == "LI" and sem.synapse == "add_decay"
+        update = kn.add_decayed if add_decay else kn.decayed
     else:
         leak = _leak(sem, dt)
         if type_name == "LI":
@@ -200,19 +215,74 @@ def _one_variable(type_name, sem, dt) -> kn.Neuron:
     return neuron
 
 
+def _first(a):
+    """The first element broadcast over the layer: the NIR paper's Nengo conversion reads one
+    time constant (and one ``r``) per layer."""
+    return jnp.broadcast_to(a.reshape(-1)[0], a.shape)
+
+
+def _nengo_one_variable(type_name, dt):
+    """``(coeffs, update)`` of form ``'nengo'`` (:mod:`nirjax.kernels.nengo`), in units of
+    the threshold (Nengo's ``voltage``): LIF ``gain = 1/v_threshold`` and
+    ``expm1(-dt/tau[0])``; IF ``gain = (1/v_threshold)/dt`` integrated as ``v + dt*(gain*x)``;
+    LI a Lowpass ``a = exp(-dt/tau[0])``, ``b = -expm1(-dt/tau[0])``. Threshold 1, reset 0;
+    ``r`` and ``v_leak`` are not read."""
+    if type_name == "LIF":
+        def coeffs(p):
+            one, zero = jnp.ones_like(p.v_threshold), jnp.zeros_like(p.v_threshold)
+            return kn.LIFCoeffs(jnp.expm1(-dt / _first(p.tau)), 1.0 / p.v_threshold, zero,
+                                one, zero)
+
+        return coeffs, kng.membrane
+    if type_name == "IF":
+        def coeffs(p):
+            one, zero = jnp.ones_like(p.v_threshold), jnp.zeros_like(p.v_threshold)
+            return kn.LIFCoeffs(zero, (1.0 / p.v_threshold) / dt, zero, one, zero)
+
+        return coeffs, kn.integrate(dt)
+
+    def coeffs(p):  # LI: a Lowpass(tau[0])
+        lp = kng.lowpass_coeffs(_first(p.tau), dt)
+        return kn.LICoeffs(lp.a, lp.b, jnp.zeros_like(p.tau))
+
+    return coeffs, kng.lowpass
+
+
+def _nengo_cuba(dt, product_dtype):
+    """``coefficients(p, th, vr)`` of a CubaLIF under form ``'nengo'``: a Nengo LIF
+    (``tau_rc = tau_mem[0]``, ``gain = (w_in*r[0])/v_threshold`` with the product rounded in
+    ``product_dtype`` when that is narrower than the compile's dtype) behind a
+    ``Lowpass(-dt/log(1 - dt/tau_syn[0]))``; threshold 1, reset 0."""
+
+    def coefficients(p, th, vr):
+        lp = kng.lowpass_coeffs(kng.cubalif_tau_syn(_first(p.tau_syn), dt), dt)
+        narrower = (product_dtype is not None
+                    and jnp.dtype(product_dtype).itemsize < jnp.dtype(p.w_in.dtype).itemsize)
+        gain = (kng.paper_gain_product(p.w_in, _first(p.r), product_dtype if narrower else None)
+                / p.v_threshold)
+        one, zero = jnp.ones_like(gain), jnp.zeros_like(gain)
+        return kn.CubaCoeffs(lp.a, jnp.expm1(-dt / _first(p.tau_mem)), zero, gain, zero, lp.b,
+                             one, zero)
+
+    return coefficients
+
+
 def _pallas(update, fire, coeffs, v0, xs, block, interpret):
     from ..kernels import pallas_lif  # jax.experimental.pallas, only when asked for
 
     return pallas_lif.lif_multistep(coeffs, v0, xs, update, fire, block, interpret)
 
 
-def _cuba(type_name, sem, dt) -> kn.Neuron:
+def _cuba(type_name, sem, dt, param_dtype=None) -> kn.Neuron:
     spiking = type_name == "CubaLIF"
     fire, before = _firing(sem, dt) if spiking else (None, None)
     new_current = sem.cuba_current == "new"
     exact = sem.integrator == "exact"
 
-    if sem.form == "decay":
+    if sem.form == "nengo" and spiking:
+        coefficients = _nengo_cuba(dt, param_dtype)
+        update = kng.cuba_membrane(new_current)
+    elif sem.form == "decay":
         decay, gain = _decay(sem, dt), _gain(sem, spiking)
 
         def coefficients(p, th, vr):
@@ -265,13 +335,17 @@ def _cuba(type_name, sem, dt) -> kn.Neuron:
     return neuron
 
 
-def neuron_for(type_name: str, semantics, dt: float) -> kn.Neuron:
+def neuron_for(type_name: str, semantics, dt: float, param_dtype=None) -> kn.Neuron:
     """The kernel of one neuron node under its (per-node) semantics, at step ``dt``.
 
     Args:
         type_name: ``"I"``, ``"IF"``, ``"LI"``, ``"LIF"``, ``"CubaLI"`` or ``"CubaLIF"``.
         semantics: the node's :class:`~nirjax.Semantics` (overrides already applied).
         dt: the time step.
+        param_dtype: the dtype the graph stores the node's parameters in, for a platform
+            that rounds a product of parameters before the compile's dtype takes over (form
+            ``'nengo'``: the CubaLIF gain's ``w_in*r[0]``, a float32 product for a float32
+            file); ``None``: the compile's dtype.
 
     >>> import jax.numpy as jnp
     >>> from nirjax import Semantics
@@ -287,5 +361,57 @@ def neuron_for(type_name: str, semantics, dt: float) -> kn.Neuron:
                              f"{', '.join(NEURON_TYPES)}")
     dt = float(dt)
     if type_name in ("CubaLI", "CubaLIF"):
-        return _cuba(type_name, semantics, dt)
+        return _cuba(type_name, semantics, dt, param_dtype)
     return _one_variable(type_name, semantics, dt)
+
+
+# form 'nengo': what the NIR paper's conversion reads of each type (type -> (fields read as
+# one value per layer, fields not read and their neutral value))
+_NENGO_READS = {
+    "LIF": (("tau",), {"r": 1.0, "v_leak": 0.0, "v_reset": 0.0}),
+    "IF": ((), {"r": 1.0, "v_reset": 0.0}),
+    "CubaLIF": (("tau_syn", "tau_mem", "r"), {"v_leak": 0.0, "v_reset": 0.0}),
+    "LI": (("tau",), {"r": 1.0, "v_leak": 0.0}),
+}
+
+
+def departures(name: str, type_name: str, semantics, node, dt: float) -> list:
+    """What a node's neuron form does not read of this node, where that changes its result.
+
+    Only form ``'nengo'`` reports (the other forms' dropped parameters are their profiles'
+    documented ``ignore``): a parameter the NIR paper's Nengo conversion does not read that
+    differs from its neutral value (LIF ``r``, ``v_leak``, ``v_reset``; IF ``r``,
+    ``v_reset``; CubaLIF ``v_leak``, ``v_reset``; LI ``r``, ``v_leak``), and a parameter read
+    as one value per layer (``tau``, ``tau_syn``, ``tau_mem``, CubaLIF ``r``) that varies.
+
+    Returns:
+        readable notes naming the node and field (empty when nothing is dropped).
+
+    Raises:
+        ParameterError: a CubaLIF's ``tau_syn[0] <= dt``, for which the conversion's
+            ``-dt/log(1 - dt/tau_syn)`` is undefined.
+    """
+    if semantics.form != "nengo" or type_name not in _NENGO_READS:
+        return []
+    first, unread = _NENGO_READS[type_name]
+    where = f"node {name!r} ({type_name})"
+    notes = []
+    for field in first:
+        value = getattr(node, field, None)
+        if value is None:
+            continue
+        arr = np.asarray(value, np.float64).reshape(-1)
+        if arr.size and np.any(arr != arr[0]):
+            notes.append(f"{where}: one {field} per layer, {field}[0] = {arr[0]:g} used "
+                         f"(the layer's range {arr.min():g}..{arr.max():g})")
+    for field, neutral in unread.items():
+        value = getattr(node, field, None)
+        if value is not None and np.any(np.asarray(value) != neutral):
+            notes.append(f"{where}: {field} is not read (taken as {neutral:g})")
+    if type_name == "CubaLIF":
+        tau_syn = float(np.asarray(node.tau_syn, np.float64).reshape(-1)[0])
+        if not tau_syn > dt:
+            raise ParameterError(
+                f"{where}: field 'tau_syn' is {tau_syn:g}, not above dt = {dt:g}: the NIR "
+                f"paper's Nengo synapse tau' = -dt/log(1 - dt/tau_syn) needs tau_syn > dt")
+    return notes

@@ -21,6 +21,7 @@ Profiles (``nirjax.PROFILES``; each function below documents one):
 ``lava``      Lava's floating-point CUBA LIF, through the NIR paper's ``nir_to_lava``
 ``lava_fixed`` Lava's bit-accurate fixed-point LIF (Loihi 2), LIF only
 ``spinnaker2`` py-spinnaker2 ``s2_nir.from_nir`` with the NIR paper's configuration
+``nengo``     Nengo 4.1.0 running the graph as the NIR paper's scripts convert it
 ============  ===========================================================================
 
 The discrete updates are written with ``k = dt/tau``, ``x`` the node's summed input at the
@@ -45,7 +46,7 @@ from .core import PROFILE_DOCS, PROFILES, Semantics
 
 __all__ = [
     "norse", "snntorch", "spyx", "spyx1", "sinabs", "rockpool", "lava", "lava_fixed",
-    "spinnaker2",
+    "spinnaker2", "nengo",
 ]
 
 
@@ -226,6 +227,7 @@ def sinabs() -> Semantics:
                 v = v' - n*theta              subtractive reset, same step
         IF      v' = v + x; n as above; v = v' - n*theta; v = max(v + theta, 0) - theta
                                               (lower clamp at -theta, min_v_mem = -theta)
+        LI      v' = a*v + x  (ExpLeak; from_nir requires r = 1 and v_leak = 0)
         CubaLIF (a Sinabs LIF with tau_syn; sinabs.from_nir itself does not map CubaLIF)
                 i = b*(i + x)  (b = exp(-dt/tau_syn));  v' = a*v + i;  then as LIF
         start   v = 0, i = 0
@@ -243,7 +245,8 @@ def sinabs() -> Semantics:
                       ignore=("r", "v_leak", "v_reset"), reset="subtract", threshold_test=">=",
                       spikes="multi", initial_v="zero", cuba_current="new",
                       synapse="add_decay")
-            .override_type("IF", v_min="-threshold"))
+            .override_type("IF", v_min="-threshold")
+            .override_type("LI", synapse="decay_add"))  # ExpLeak: v = a*v + x
 
 
 def rockpool() -> Semantics:
@@ -251,19 +254,25 @@ def rockpool() -> Semantics:
     lif_neuron_torch.py, lif_torch.py).
 
     LIF becomes ``LIFNeuronTorch``, CubaLIF ``LIFTorch``, a CubaLIF <-> Affine/Linear subgraph
-    ``LIFTorch(has_rec=True)``. Discrete updates (``a = exp(-dt/tau_mem)``, ``b =
-    exp(-dt/tau_syn)``)::
+    ``LIFTorch(has_rec=True)``, LI ``ExpSynTorch`` (exp_syn_torch.py). Discrete updates
+    (``a = exp(-dt/tau_mem)``, ``b = exp(-dt/tau_syn)``, LI ``b = exp(-dt/tau)``, each
+    rounded as PyTorch computes ``torch.exp(-dt / tau)``: ``Tensor.__rtruediv__`` takes the
+    reciprocal and multiplies, ``exp((1/tau) * (-dt))``, ``rate='reciprocal'``)::
 
         LIF     v' = (a*v + x) + v_leak          the input is NOT scaled; v_leak is a bias
         CubaLIF i = b*(i + x);  v' = (a*v + i) + v_leak     the current decays in the step
                                                              it receives input; v uses it
-        both    n = floor(v'/theta) if v' >= theta else 0   (multi-spike, inclusive test)
+        both    n = min(floor(v'/theta), 2**16) if v' >= theta else 0
+                                  (multi-spike, inclusive test, at most max_spikes_per_dt
+                                   = 2**16 per step: StepPWL in lif_torch.py)
                 v = v' - n*theta                             (subtractive reset, same step)
+        LI      i = b*(i + x)     output i (an exponential synapse: isyn += x; isyn *= b)
         start   v = 0, i = 0
 
     Departures from the NIR spec and why: exponential decay without the ``(1 - a)*r`` factor
     and ``r``, ``w_in``, ``v_reset`` ignored (nir.py passes ``tau_mem``, ``tau_syn``,
-    ``threshold``, ``bias=v_leak`` and a dt only); Rockpool infers its ``dt`` from ``r`` as
+    ``threshold``, ``bias=v_leak`` and a dt only; an LI's ``r`` and ``v_leak`` too, and its
+    input decays in the step it arrives); Rockpool infers its ``dt`` from ``r`` as
     ``min(tau/(1+r))``, which fits only Rockpool's own exporter (``lif_rockpool.nir``: 9.992e-5
     instead of 1e-4); the profile uses the ``dt`` given to compile. The NIR paper's Rockpool
     trace is ``lif_rockpool.nir`` (Linear weight 0.04) run natively with ``dt = 1e-4``.
@@ -271,13 +280,18 @@ def rockpool() -> Semantics:
     Recurrence (``has_rec``): ``i = b*(i + x + z_prev @ W_rec)`` - last step's spikes, the
     Affine bias dropped with a warning (as Rockpool does). Known Rockpool defects not
     reproduced: ``from_nir`` fails on every ``nir.LIF`` (``'LIF' object has no attribute
-    'tau_mem'``; the tests alias it), LI becomes ``ExpSynTorch(tau.int())`` (tau truncated),
-    and a flat recurrent graph runs its cycle across calls, not steps.
+    'tau_mem'``; the tests alias it); it builds an LI as ``ExpSynTorch(tau=tau.int())``, so
+    every ``tau`` below 1 s becomes 0 (the synapse outputs 0) and a one-element LI raises
+    ``AttributeError: 'float' object has no attribute 'int'`` (pinned by the tests): the
+    profile simulates the ``ExpSynTorch`` that Rockpool exports as LI, with the graph's
+    ``tau``; a flat recurrent graph runs its cycle across calls, not steps.
     """
-    return Semantics(name="rockpool", form="decay", integrator="exact", input_gain="unit",
-                     ignore=("r", "v_reset", "w_in"), reset="subtract", threshold_test=">=",
-                     spikes="multi", initial_v="zero", cuba_current="new",
-                     synapse="add_decay", cycle_break="neuron", recurrent_bias="drop")
+    return (Semantics(name="rockpool", form="decay", integrator="exact", input_gain="unit",
+                      ignore=("r", "v_reset", "w_in"), reset="subtract", threshold_test=">=",
+                      spikes="multi", max_spikes=2.0 ** 16, initial_v="zero",
+                      cuba_current="new", synapse="add_decay", rate="reciprocal",
+                      cycle_break="neuron", recurrent_bias="drop")
+            .override_type("LI", ignore=("r", "v_leak", "v_reset", "w_in")))
 
 
 def lava() -> Semantics:
@@ -316,7 +330,7 @@ def lava_fixed() -> Semantics:
     r"""Lava's bit-accurate fixed-point LIF (``PyLifModelBitAcc``, src/lava/proc/lif/models.py,
     the model of Loihi 2), through the NIR paper's importer with ``fixed_pt=True``
     (paper/nir_to_lava.py): the integer rule table ``"loihi"`` (:mod:`nirjax.rules.loihi`,
-    kernels in :mod:`nirjax.kernels.lava_fixed`), selected by ``arithmetic="loihi"``.
+    kernels in :mod:`nirjax.kernels.loihi`), selected by ``arithmetic="loihi"``.
 
     Discrete updates (integers; ``w = int(256*dt/tau)``, ``dv = int(4095*dt/tau)``, ``du =
     4095``, ``vth = int(131071*theta) >> 9``; ``decay(x, d) = sign(x)*((|x|*(4096-d)) >> 12)``)::
@@ -333,7 +347,9 @@ def lava_fixed() -> Semantics:
     Dense, no bias: a nonzero bias is refused). LIF nodes only (the importer supports Affine
     and LIF; other types raise a LoweringError naming them). Values are int32: ``record`` of
     ``v`` gives Lava's integer voltage, bit-exact to the published ``lif_lava_cpu_fixed.csv``;
-    the outputs are not differentiable.
+    the outputs are not differentiable. The same arithmetic with Loihi 2's general mapping
+    (CUBA LIF/CubaLIF/IF, convolutions, biases, delays, a netx file for Lava) is the
+    ``loihi2`` lowering target: ``nirjax.lower(graph, "loihi2", dt=...)``.
     """
     return Semantics(name="lava_fixed", arithmetic="loihi", initial_v="zero",
                      ignore=("r", "v_leak", "v_reset"), latency="weights")
@@ -370,7 +386,92 @@ def spinnaker2() -> Semantics:
                      cycle_break="neuron")
 
 
-for _fn in (norse, snntorch, spyx, spyx1, sinabs, rockpool, lava, lava_fixed, spinnaker2):
+def nengo() -> Semantics:
+    r"""Nengo 4.1.0 running a NIR graph converted as the NIR paper converted it.
+
+    Nengo has no NIR importer; the paper's conversions are the NIR repository's
+    ``paper/01_lif/lif_nengo.ipynb``, ``paper/03_rnn/nir_to_nengo.py`` and
+    ``paper/02_cnn/nengo_import.py`` (facts from Nengo's nengo/neurons.py, synapses.py,
+    builder/connection.py, builder/ensemble.py, utils/simulator.py; kernels:
+    :mod:`nirjax.kernels.nengo`). The conversion makes every LIF, CubaLIF and IF an
+    ``Ensemble`` whose neurons are driven directly (``J = gain*x``, bias 0), every
+    Affine/Linear a Python ``Node`` (``W @ x + b``), Input/Output/Flatten/LI pass-through
+    Nodes, Conv2d and SumPool2d ``nengo.Convolution`` transforms, and every edge a
+    ``Connection`` without synapse, except edges into a CubaLIF or an LI: those carry a
+    ``nengo.synapses.Lowpass``. Discrete updates (``v`` is Nengo's ``voltage``, in units of
+    the threshold; nengo/neurons.py L667-699)::
+
+        LIF     J = x/v_threshold;  v' = v - (J - v)*expm1(-dt/tau[0])  one tau per layer
+                z = H(v' - 1);  v = 0 where z, else max(v', 0)          output z/dt
+        CubaLIF X' = a*X + b*x on the incoming edges, read one step later (a Lowpass of
+                tau' = -dt/log(1 - dt/tau_syn[0]), so a = exp(-dt/tau') = 1 - dt/tau_syn,
+                b = -expm1(-dt/tau'));  J = ((w_in*r[0])/v_threshold)*X
+                v' = v - (J - v)*expm1(-dt/tau_mem[0]);  z, v as for LIF   output z
+        IF      v' = v + dt*(((1/v_threshold)/dt)*x);  z = H(v' - 1);  v = 0 where z
+                (no floor)                                                output z
+        LI      X' = a*X + b*x, a = exp(-dt/tau[0]), b = -expm1(-dt/tau[0]), read one
+                step later: the output is the filter                      output X
+        start   v = 0, X = 0 (tau_ref = 0: the refractory time never shortens a step)
+
+    Departures from the NIR spec and why: the membrane is floored at 0 (``nengo.LIF``'s
+    ``min_voltage``); LIF and IF do not read ``r``, ``v_leak`` or ``v_reset``, CubaLIF not
+    ``v_leak`` or ``v_reset``, LI not ``r`` or ``v_leak`` (a Lowpass has unit gain): every
+    reset goes to 0, so the Braille "subtract" graph runs with reset to 0; one ``tau``,
+    ``tau_mem``, ``tau_syn`` and CubaLIF ``r`` per layer (the first element; gradients reach
+    that element only); LIF spikes are Dirac-like (``1/dt``, ``amplitude = 1``) while CubaLIF
+    and IF spikes are 1 (``amplitude = dt``); the CubaLIF synapse decays like the spec's
+    forward Euler but its output arrives one step later, and the membrane integrates
+    exactly; Conv2d biases are dropped (nengo_import.py builds a bare ``nengo.Convolution``)
+    and so is SumPool2d padding. The scripts ``assert`` ``r = 1`` and ``v_leak = 0`` (LIF,
+    IF, CubaLIF's ``v_leak``) and one ``r``, ``v_threshold``, ``tau_syn``, ``tau_mem`` per
+    CubaLIF layer: nirjax runs such graphs anyway with the formulas above and compile warns
+    (:class:`~nirjax.NirjaxWarning`) naming each value it does not read, as it does for a
+    nonzero dropped bias or padding. Not converted by the scripts (compile warns): I,
+    CubaLI, Scale, Threshold, Delay, Conv1d, AvgPool2d, run with the spec's exact
+    equations (``integrator='exact'``).
+
+    Graph: edges into a CubaLIF or LI read last step's filter (Nengo builds synapses in
+    update mode and runs its operators as sets, incs, reads, then updates): nirjax inserts a
+    one-step ``Delay`` node named ``"<src>-><dst>"`` on each such edge (``latency=
+    'synapse'``) and the neuron filters the delayed input. Every other edge, Nodes included,
+    is evaluated within the step in topological order, so each CubaLIF/LI layer adds one
+    step of latency, LIF and IF none, and an Affine bias on an edge into a CubaLIF is
+    filtered and delayed like any input. Only a CubaLIF or LI can close a cycle: Nengo
+    refuses a LIF <-> Affine loop (``BuildError: Input graph has cycles``), and so does
+    nirjax (``cycle_break='none'``: a :class:`~nirjax.SemanticsError` naming the loop).
+    Input step n is Nengo's step at time ``(n+1)*dt`` (``PresentInput``) and the output is
+    that step's value. ``record`` of ``v`` gives Nengo's ``voltage`` (``lif_nengo.csv``'s
+    second column); a CubaLIF's ``i_syn`` is the summed filter state ``X``.
+
+    Precision: Nengo computes in float64; the CubaLIF's ``w_in*r[0]`` is a product in the
+    file's dtype (float32 for a float32 file, as NumPy rounds the script's expression),
+    ``tau'`` in float64 as under the NumPy 1 the paper ran; several edges into one neuron are
+    summed before the gain (Nengo adds ``gain*x`` per connection) and one filter runs on
+    their sum (Nengo filters each connection): both differ from Nengo by rounding only.
+    Compiled with ``dtype="float64"`` (``jax_enable_x64``) the profile follows Nengo to
+    float64 rounding (Lowpass coefficients within a few units in the last place of Nengo's
+    Pade matrix exponential; exp/log/expm1 of XLA) and is the recommended setting for
+    spike-identity. In the default float32 every output matched Nengo on the test cases
+    (the LIF task, both Braille graphs, the paper CNN, random chains and recurrent layers;
+    ``tests/test_conformance_peers.py``), but a spike can flip where Nengo's float64
+    membrane comes within float32 rounding of the threshold: not guaranteed.
+    """
+    return (Semantics(name="nengo", form="nengo", integrator="exact", initial_v="zero",
+                      cuba_current="new", v_min="zero", latency="synapse",
+                      cycle_break="none", imports=_NENGO_IMPORTS)
+            .override_type("LIF", spike_amplitude="dirac")
+            .override_type("IF", v_min="none")
+            .override_type("Conv2d", ignore=("bias",))
+            .override_type("SumPool2d", ignore=("padding",)))
+
+
+# the node types the NIR paper's Nengo scripts convert
+_NENGO_IMPORTS = ("Input", "Output", "Affine", "Linear", "LIF", "CubaLIF", "IF", "LI",
+                  "Flatten", "Conv2d", "SumPool2d")
+
+
+for _fn in (norse, snntorch, spyx, spyx1, sinabs, rockpool, lava, lava_fixed, spinnaker2,
+            nengo):
     PROFILES[_fn.__name__] = _fn()
     PROFILE_DOCS[_fn.__name__] = _fn.__doc__
 PROFILE_DOCS["nir"] = ("The NIR 1.0.8 specification with forward Euler: v' = v + dt/tau*((v_leak"

@@ -426,6 +426,7 @@ def cases_for(framework: str, n_random: int = 2, braille_batches: int = 3) -> li
                           job={"type_check": False, "released": True}, expect_error="tau_mem",
                           description="Rockpool bug: from_nir reads nir.LIF.tau_mem"))
         cases += _rockpool_parting_cases()
+        cases += rockpool_cases(n_random)
     elif framework == "nengo":
         cases += nengo_paper_cases(braille_batches)
     cases += random_cases(framework, n_random)
@@ -457,6 +458,40 @@ def _rockpool_parting_cases() -> list:
         out.append(Case(f"parting_{kind}_{i}", g, x, "rockpool", job={"record_all": True},
                         description=desc))
     return out
+def rockpool_cases(n: int) -> list:
+    """Rockpool cases beyond the random chains: an Affine -> LI chain (LI is Rockpool's
+    ``ExpSynTorch``, built as Rockpool exports it: ``from_nir`` itself truncates ``tau`` with
+    ``.int()``; job ``li_as_exported``), that truncation's crash on a one-neuron LI (pinned),
+    and a runaway LIF chain whose neurons reach more than ``2**16`` spikes per step (Rockpool
+    clamps at ``max_spikes_per_dt = 2**16``)."""
+    cases = []
+    for i in range(n):
+        rng = np.random.default_rng(_seed("rockpool", "chain_LI", i))
+        n_in, n_out = int(rng.integers(4, 10)), int(rng.integers(3, 8))
+        tau = rng.uniform(2e-3, 2e-2, n_out).astype(F32)
+        li = nir.LI(tau=tau, r=(tau * np.exp(-DT / tau) / DT).astype(F32),  # as exported
+                    v_leak=np.zeros(n_out, F32))
+        g = chain_graph([("fc1", _weights(rng, n_out, n_in, 1.0, bias=0.1)), ("li", li)], n_in)
+        cases.append(Case(f"chain_LI_{i}", g, spikes(rng, (120, 3, n_in), 0.15), "rockpool",
+                          job={"li_as_exported": True}, out_tolerance=1e-5,
+                          description=f"random Affine -> LI {n_in}-{n_out} (ExpSynTorch)"))
+    one = nir.LI(tau=np.array([0.01], F32), r=np.array([9.9], F32), v_leak=np.zeros(1, F32))
+    cases.append(Case("li_released", chain_graph([("li", one)], 1),
+                      np.ones((3, 1, 1), F32), "rockpool", job={"released": True},
+                      expect_error="'float' object has no attribute 'int'",
+                      description="Rockpool bug: from_nir builds LI with tau.int() (a 1-element "
+                                  "tau is a float)"))
+    rng = np.random.default_rng(_seed("rockpool", "runaway"))
+    n_in, n_out = 5, 6
+    tau = np.full(n_out, 4e-3, F32)
+    lif = _lif(rng, n_out, tau=tau, r=(tau / F32(DT) - 1).astype(F32))
+    w = (rng.uniform(0.5, 1.5, (n_out, n_in)) * 6e4).astype(F32)
+    g = chain_graph([("fc1", nir.Linear(weight=w)), ("n1", lif)], n_in)
+    cases.append(Case("chain_LIF_runaway", g, spikes(rng, (60, 2, n_in), 0.5), "rockpool",
+                      description="LIF chain driven past max_spikes_per_dt = 2**16 spikes"))
+    return cases
+
+
 def nengo_paper_cases(braille_batches: int = 3) -> list:
     """The NIR paper graphs as the paper ran them in Nengo (``nengo_runner.py``): the LIF task
     (membrane recorded in Nengo's units, ``voltage = v / v_threshold``, as in lif_nengo.csv;
@@ -644,7 +679,9 @@ class PeerResult:
 
     ``records`` maps a recorded node to its membrane ``[T, B, ...]``; where the runner
     records them (Rockpool), ``spikes`` maps every neuron layer to its spikes and ``decays``
-    ``(layer, "alpha"|"beta")`` to the float32 decay factors the framework multiplied by.
+    ``(layer, "alpha"|"beta")`` to the float32 decay factors the framework multiplied by;
+    ``extras`` holds any other values the runner reported (``x:<key>`` entries, e.g.
+    Rockpool's decay arguments).
     """
 
     out: np.ndarray | None
@@ -652,6 +689,7 @@ class PeerResult:
     error: str | None
     spikes: dict = dataclasses.field(default_factory=dict)
     decays: dict = dataclasses.field(default_factory=dict)
+    extras: dict = dataclasses.field(default_factory=dict)
 
 
 def run_peer(framework: str, cases: list, timeout: float = 900) -> tuple[dict, dict]:
@@ -700,7 +738,8 @@ def run_peer(framework: str, cases: list, timeout: float = 900) -> tuple[dict, d
             spikes_ = {k[2:]: data[k] for k in data.files if k.startswith("z:")}
             decays = {tuple(k[2:].rsplit(":", 1)): data[k] for k in data.files
                       if k.startswith("d:")}
-            results[case.id] = PeerResult(data["out"], records, None, spikes_, decays)
+            extras = {k[2:]: data[k] for k in data.files if k.startswith("x:")}
+            results[case.id] = PeerResult(data["out"], records, None, spikes_, decays, extras)
         with open(os.path.join(tmp, "versions.json")) as f:
             versions = json.load(f)
     return results, versions

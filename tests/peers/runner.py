@@ -39,6 +39,12 @@ released package's behaviour; for snnTorch, ``"snntorch_path": "released"`` call
   ``dt`` (Sinabs counts time in steps; the NIR paper did the same), input ``[B*T, ...]``.
 * ``rockpool``: ``rockpool.nn.modules.from_nir(graph)`` after aliasing ``nir.LIF.tau_mem`` to
   ``tau`` (its importer reads a field ``nir.LIF`` does not have); one call on ``[B, T, N]``.
+  ``from_nir`` builds an LI as ``ExpSynTorch(tau=tau.int())`` (every tau below 1 s becomes 0,
+  a one-element LI raises ``AttributeError``): a job with ``"li_as_exported": true`` builds
+  each LI as the ``ExpSynTorch`` Rockpool exports as LI instead, with the graph's ``tau`` and
+  the job's ``dt``. ``"decay_args": true`` also returns ``x:decay_arg:<module>``, the argument
+  of ``exp`` in Rockpool's own ``tau_to_decay(dt, tau_mem)`` (evaluated with ``torch.exp``
+  replaced by the identity), and ``x:dt:<module>``, the module's ``dt``.
 * ``nengo``: Nengo has no importer; the graph is converted with the NIR paper's conventions
   (``nengo_runner.py`` beside this file) and run by ``nengo.Simulator``, one sample at a time.
 """
@@ -384,9 +390,22 @@ def run_rockpool(graph, x, job):
     import rockpool
     from rockpool.nn.modules import from_nir
 
+    import rockpool.nn.modules.torch.nir as rockpool_nir
+    from rockpool.nn.modules.torch import ExpSynTorch
+
     alias = not job.get("released") and not hasattr(nir.LIF, "tau_mem")
     if alias:
         nir.LIF.tau_mem = property(lambda self: self.tau)  # from_nir reads node.tau_mem
+    convert = rockpool_nir._convert_nir_to_rockpool
+
+    def as_exported(node):  # the ExpSynTorch Rockpool exports as LI, tau not truncated
+        if isinstance(node, nir.LI):
+            tau = torch.as_tensor(np.asarray(node.tau).reshape(-1), dtype=torch.float)
+            return ExpSynTorch(shape=(int(tau.numel()),), tau=tau, dt=float(job["dt"]))
+        return convert(node)
+
+    if job.get("li_as_exported"):
+        rockpool_nir._convert_nir_to_rockpool = as_exported
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -394,6 +413,7 @@ def run_rockpool(graph, x, job):
     finally:
         if alias:
             del nir.LIF.tau_mem
+        rockpool_nir._convert_nir_to_rockpool = convert
     record = job.get("record", [])
     mods = dict(module.named_modules())
     neurons = [n for n, m in mods.items() if hasattr(m, "vmem") and hasattr(m, "threshold")]
@@ -414,6 +434,19 @@ def run_rockpool(graph, x, job):
                 if value is not None:
                     result[f"d:{n}:{field}"] = _np(value).astype(np.float32).reshape(-1)
     dts = {n: float(m.dt) for n, m in mods.items() if hasattr(m, "dt") and hasattr(m, "tau_mem")}
+    if job.get("decay_args"):
+        from rockpool.nn.modules.torch import lif_neuron_torch
+
+        exp = torch.exp
+        torch.exp = lambda x: x  # tau_to_decay returns its argument of exp
+        try:
+            for n, m in mods.items():
+                if hasattr(m, "tau_mem"):
+                    arg = lif_neuron_torch.tau_to_decay(m.dt, m.tau_mem.detach())
+                    result[f"x:decay_arg:{n}"] = _np(arg)
+                    result[f"x:dt:{n}"] = np.asarray(float(m.dt))
+        finally:
+            torch.exp = exp
     return result, {"rockpool": rockpool.__version__, "inferred_dt": dts}
 
 

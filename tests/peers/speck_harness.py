@@ -259,7 +259,7 @@ def simulate(network, x):
     """Integer simulation of a lowered network, one step at a time in a Python loop.
 
     Args:
-        network: a ``SpeckNetwork`` (``nirjax.lowering.speck_quantize``).
+        network: a ``SpeckNetwork`` (``nirjax.lowering.speck.quantize``).
         x: ``[T, B, C, H, W]`` input event counts.
 
     Returns:

@@ -2,11 +2,11 @@
 
 :func:`layers_from_nir` walks a flat NIR graph ``Input -> (Conv2d | Affine | Linear) -> IF ->
 [SumPool2d | AvgPool2d]* -> [Flatten] -> ... -> Output`` and groups it into
-:class:`~nirjax.lowering.speck_quantize.SpeckLayer` s exactly as sinabs' graph extractor
+:class:`~nirjax.lowering.speck.quantize.SpeckLayer` s exactly as sinabs' graph extractor
 groups the same network (``sinabs_edges_handler.py:249-372``, one layer per weight -> neuron
 edge, poolings after the neuron, Flatten dropped with the pre-flatten shape handed to the
 Linear, ``nir_graph_extractor.py:278-285``). Anything that does not fit becomes a
-:class:`~nirjax.lowering.speck_quantize.Violation`; nothing is skipped. The network is read
+:class:`~nirjax.lowering.speck.quantize.Violation`; nothing is skipped. The network is read
 the way ``sinabs.from_nir`` reads it (``sinabs/nir.py:86-92``): an IF is an integrate-and-fire
 neuron with subtractive reset, several spikes per step and a lower clamp of its membrane at
 ``-v_threshold``.
@@ -29,8 +29,8 @@ import pathlib
 import nir
 import numpy as np
 
-from ..kernels.geometry import conv_padding
-from .speck_quantize import (
+from ...kernels.geometry import conv_padding
+from .quantize import (
     CORE_MEMORY,
     SpeckLayer,
     SpeckNetwork,
@@ -117,8 +117,8 @@ def layers_from_nir(graph: nir.NIRGraph):
     Returns:
         ``(input_shape, layers, violations, notes)``: the input ``(C, H, W)`` (a flat input of
         ``N`` is ``(N, 1, 1)``, as sinabs would be told), a list of
-        :class:`~nirjax.lowering.speck_quantize.SpeckLayer`, a list of structural
-        :class:`~nirjax.lowering.speck_quantize.Violation` and a list of notes.
+        :class:`~nirjax.lowering.speck.quantize.SpeckLayer`, a list of structural
+        :class:`~nirjax.lowering.speck.quantize.Violation` and a list of notes.
     """
     violations, notes, layers = [], [], []
     order = _chain(graph, violations)
@@ -213,9 +213,6 @@ def layers_from_nir(graph: nir.NIRGraph):
         violations.append(Violation(current["name"], "weight -> IF", "an IF after each "
                                     "weight layer", "the graph ends without one"))
     finish()
-    if layers and layers[-1].pool_average and any(layers[-1].pool_average):
-        notes.append(f"the output of {layers[-1].nodes['pool'][-1]!r} is the window SUM of "
-                     "the spike counts (the chip has no average pooling)")
     return input_shape, layers, violations, notes
 
 
@@ -270,8 +267,8 @@ def lower_nir(graph: nir.NIRGraph) -> SpeckNetwork:
         graph: a flat ``nir.NIRGraph``.
 
     Returns:
-        A :class:`~nirjax.lowering.speck_quantize.SpeckNetwork`; its ``violations`` list
-        every broken rule (call :func:`~nirjax.lowering.speck_quantize.raise_violations`).
+        A :class:`~nirjax.lowering.speck.quantize.SpeckNetwork`; its ``violations`` list
+        every broken rule (call :func:`~nirjax.lowering.speck.quantize.raise_violations`).
     """
     input_shape, layers, violations, notes = layers_from_nir(graph)
     if input_shape is None:
@@ -378,7 +375,7 @@ def export(graph: nir.NIRGraph, network: SpeckNetwork, path, json_path=None) -> 
     Returns:
         ``(nir path, json path)``.
     """
-    from ..io import write
+    from ...io import write
 
     path = pathlib.Path(path)
     json_path = pathlib.Path(json_path) if json_path is not None else \

@@ -2,7 +2,7 @@
 
 A rule is a :class:`DesignRule` (name, what it checks, a function ``check(spec) ->
 [Violation]``); :data:`XYLO_RULES` lists them for all three chips (the limits come from
-the spec's :class:`~nirjax.lowering.xylo_quantize.XyloTarget`). :func:`check_design_rules`
+the spec's :class:`~nirjax.lowering.xylo.quantize.XyloTarget`). :func:`check_design_rules`
 runs every rule and returns all violations at once; :func:`require_valid` raises one
 :class:`~nirjax.LoweringError` listing every error (its ``violations`` hold the records)
 and warns (:class:`~nirjax.errors.LoweringWarning`) about the rest. Each :class:`Violation` names the node, the
@@ -22,9 +22,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import LoweringError, LoweringWarning
-from .violations import Violation
-from .xylo_quantize import XyloSpec
+from ...errors import LoweringError, LoweringWarning
+from ..violations import Violation
+from .quantize import XyloSpec
 
 __all__ = ["Violation", "DesignRule", "XYLO_RULES", "check_design_rules", "require_valid",
            "resources"]
@@ -32,7 +32,7 @@ __all__ = ["Violation", "DesignRule", "XYLO_RULES", "check_design_rules", "requi
 
 @dataclasses.dataclass(frozen=True)
 class DesignRule:
-    """A named check over a :class:`~nirjax.lowering.xylo_quantize.XyloSpec`.
+    """A named check over a :class:`~nirjax.lowering.xylo.quantize.XyloSpec`.
 
     Attributes:
         name: the rule's name (what violations carry in ``rule``).

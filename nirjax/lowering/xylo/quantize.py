@@ -40,7 +40,7 @@ What Rockpool 3.1.0 computes (read from its source; the tests check it against t
   incoming weights keeps ``round(threshold)``.
 
 Rockpool 3.1.0 bugs. With ``compat="rockpool"`` (the default) they are reproduced, so that
-the chip gets exactly Rockpool's configuration, and :mod:`nirjax.lowering.xylo_rules` flags
+the chip gets exactly Rockpool's configuration, and :mod:`nirjax.lowering.xylo.rules` flags
 each as a warning saying what it changes and by how much; ``compat="fixed"`` does what the
 code evidently intends:
 
@@ -66,8 +66,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import LoweringError, ParameterError
-from .violations import QuantizationRecord
+from ...errors import LoweringError, ParameterError
+from ..violations import QuantizationRecord
 
 __all__ = [
     "XyloTarget", "TARGETS", "get_target", "XyloNames", "XyloFloatNetwork", "XyloSpec",
@@ -615,14 +615,14 @@ class XyloSpec:
         return int(np.shape(self.arrays["weights_out"])[1])
 
     def violations(self, rules=None) -> list:
-        """Every design-rule violation (see :mod:`nirjax.lowering.xylo_rules`)."""
-        from .xylo_rules import check_design_rules
+        """Every design-rule violation (see :mod:`nirjax.lowering.xylo.rules`)."""
+        from .rules import check_design_rules
 
         return check_design_rules(self, rules)
 
     def report(self) -> str:
         """Mapping, resources and every rounding, as text."""
-        from .xylo_rules import resources
+        from .rules import resources
 
         lines = [f"{self.target.chip} ({self.target.name}), dt = {self.arrays['dt']:g} s"]
         if self.method:
@@ -643,7 +643,7 @@ class XyloSpec:
         Raises:
             LoweringError: a design rule fails (a value would not fit its field).
         """
-        from .xylo_rules import require_valid
+        from .rules import require_valid
 
         # errors only: the approximations were reported when the spec was lowered
         require_valid([v for v in self.violations() if v.severity == "error"], self.target)
@@ -663,7 +663,7 @@ class XyloSpec:
 
     def kernel_params(self):
         """The arrays as :class:`nirjax.kernels.xylo.XyloParams` (int32, padded to Nhid)."""
-        from ..kernels import xylo as xk
+        from ...kernels import xylo as xk
 
         a = self.arrays
         w_in = np.asarray(a["weights_in"], np.int32)

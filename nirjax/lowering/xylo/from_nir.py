@@ -4,7 +4,7 @@ The shape Xylo runs: ``Input -> Linear/Affine -> CubaLIF`` (hidden; more hidden 
 nodes may follow through weight nodes, and weight nodes may close cycles among them) ``->
 Linear/Affine -> CubaLIF`` (the readout) ``-> Output``. :func:`network_from_program`
 checks that shape (every violation at once, as :class:`~nirjax.lowering.Violation`
-records) and builds the :class:`~nirjax.lowering.xylo_quantize.XyloFloatNetwork`;
+records) and builds the :class:`~nirjax.lowering.xylo.quantize.XyloFloatNetwork`;
 :func:`lower_nir` adds quantization and the chip's design rules and raises one
 :class:`~nirjax.LoweringError` listing everything that fails (``nirjax.lower(graph,
 "xylo-audio2", dt)`` is the public route; :mod:`nirjax.lowering.xylo`).
@@ -40,10 +40,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import LoweringError, NirjaxError
-from .violations import Violation
-from .xylo_quantize import XyloFloatNetwork, XyloNames, XyloSpec, get_target, quantize_network
-from .xylo_rules import check_design_rules, require_valid
+from ...errors import LoweringError, NirjaxError
+from ..violations import Violation
+from .quantize import XyloFloatNetwork, XyloNames, XyloSpec, get_target, quantize_network
+from .rules import check_design_rules, require_valid
 
 __all__ = ["GraphNode", "network_from_program", "network_from_nodes", "lower_nir", "GAINS"]
 
@@ -145,7 +145,7 @@ def program_nodes(program, params: dict) -> tuple[dict, list, tuple, tuple]:
     ``params`` (node name -> NamedTuple) override the program's parameters; ports of nested
     graphs are collapsed.
     """
-    from .core import collapse_ports
+    from ..core import collapse_ports
 
     irnodes, edges = collapse_ports(program)
     nodes = {name: GraphNode(name, n.type_name, params.get(name, n.params), n.out_shape,
@@ -343,8 +343,8 @@ def network_from_program(program, params: dict | None = None,
 def network_from_nir(graph, dt: float, gains: str = "ignore"):
     """:func:`network_from_program` of a NIR graph read under the NIR spec; by default with
     Rockpool's importer's gains (``gains="ignore"``)."""
-    from ..compiler import build_program
-    from ..semantics import Semantics
+    from ...compiler import build_program
+    from ...semantics import Semantics
 
     program = build_program(graph, dt, Semantics(), table="float")
     return network_from_program(program, None, gains)
@@ -355,18 +355,18 @@ def lower_nir(graph, target, dt: float, *, method: str = "global", fuzzy_scaling
     """Map and quantize a NIR graph for a Xylo target, checking every design rule.
 
     ``nirjax.lower(graph, target, dt)`` is the public route (it also builds the integer
-    simulation); this returns only the :class:`~nirjax.lowering.xylo_quantize.XyloSpec`.
+    simulation); this returns only the :class:`~nirjax.lowering.xylo.quantize.XyloSpec`.
 
     Args:
         graph: a ``nir.NIRGraph`` of Xylo's shape (module docstring).
         target: ``"xylo-audio2"``, ``"xylo-audio3"`` or ``"xylo-imu"``.
         dt: the chip's time step (s).
         method, fuzzy_scaling, compat: see
-            :func:`~nirjax.lowering.xylo_quantize.quantize_network`.
+            :func:`~nirjax.lowering.xylo.quantize.quantize_network`.
         gains: ``"ignore"`` (Rockpool's importer, the default here) or ``"fold"``.
 
     Returns:
-        The :class:`~nirjax.lowering.xylo_quantize.XyloSpec`.
+        The :class:`~nirjax.lowering.xylo.quantize.XyloSpec`.
 
     Raises:
         LoweringError: listing every violation (graph shape and chip limits together).

@@ -3,15 +3,15 @@
 ``nirjax.lower(graph, "xylo-audio2", dt=1e-4)`` runs these passes over the graph's float
 :class:`~nirjax.compiler.Program`:
 
-1. **Shape** (:func:`~nirjax.lowering.xylo_nir.network_from_program`): the graph must be
+1. **Shape** (:func:`~nirjax.lowering.xylo.from_nir.network_from_program`): the graph must be
    ``Input -> Linear/Affine -> CubaLIF (hidden, optionally recurrent, possibly several
    nodes) -> Linear/Affine -> CubaLIF (readout) -> Output``; the float model's gains
    (``r``, ``w_in``, ``v_leak`` under its semantics) are folded into thresholds and biases
    (option ``gains``).
-2. **Mapping and quantization** (:func:`~nirjax.lowering.xylo_quantize.quantize_network`):
+2. **Mapping and quantization** (:func:`~nirjax.lowering.xylo.quantize.quantize_network`):
    Rockpool 3.1.0's mapper and ``global_quantize`` (or ``channel_quantize``), so that the
    chip configuration equals Rockpool's; ``dash = round(log2(tau/dt))``.
-3. **Design rules** (:mod:`~nirjax.lowering.xylo_rules`): every violation at once in one
+3. **Design rules** (:mod:`~nirjax.lowering.xylo.rules`): every violation at once in one
    :class:`~nirjax.LoweringError`; approximations become warnings.
 4. **Integer program**: the weight nodes are absorbed and all hidden CubaLIF nodes collapse
    into ONE population; the program is ``Input -> hidden -> readout -> Output`` on the
@@ -44,15 +44,15 @@ import jax.numpy as jnp
 import nir
 import numpy as np
 
-from ..errors import LoweringError
-from ..semantics import Semantics
-from ..kernels import xylo as xk
-from ..rules.xylo import XYLO, XyloPopulationConfig, dot_dtype
-from .core import LoweringResult, NodeSpec, make_program, register_target, resource
-from .violations import MappingRecord, split_violations
-from .xylo_nir import GAINS, program_nodes, network_from_nodes
-from .xylo_quantize import COMPAT, TARGETS as XYLO_TARGETS, XyloSpec, quantize_network
-from .xylo_rules import check_design_rules, resources as spec_resources
+from ...errors import LoweringError
+from ...semantics import Semantics
+from ...kernels import xylo as xk
+from ...rules.xylo import XYLO, XyloPopulationConfig, dot_dtype
+from ..core import LoweringResult, NodeSpec, make_program, register_target, resource
+from ..violations import MappingRecord, split_violations
+from .from_nir import GAINS, program_nodes, network_from_nodes
+from .quantize import COMPAT, TARGETS as XYLO_TARGETS, XyloSpec, quantize_network
+from .rules import check_design_rules, resources as spec_resources
 
 __all__ = ["lower_xylo", "OPTIONS", "xylo_to_nir", "FLOAT_SEMANTICS", "float_semantics",
            "fake_quantize"]
@@ -89,8 +89,8 @@ def float_semantics(graph, dt: float = 1e-3) -> Semantics:
     """
     import pathlib
 
-    from ..compiler import build_program
-    from ..io import read
+    from ...compiler import build_program
+    from ...io import read
 
     if isinstance(graph, (str, pathlib.Path)):
         graph = read(graph)
@@ -199,8 +199,8 @@ def _structure(program):
     sem = program.semantics
     if sem.latency == "none" and sem.cycle_break == "dfs" and sem.recurrent_bias == "keep":
         return program
-    from ..compiler import build_program
-    from ..semantics import Semantics
+    from ...compiler import build_program
+    from ...semantics import Semantics
 
     plain = build_program(program.graph, program.dt, Semantics(), table="float")
     return plain
@@ -341,7 +341,7 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
 
     Returns:
         The :class:`~nirjax.lowering.LoweringResult` (``details``: the
-        :class:`~nirjax.lowering.xylo_quantize.XyloSpec`).
+        :class:`~nirjax.lowering.xylo.quantize.XyloSpec`).
 
     Raises:
         LoweringError: every violation of the graph's shape and of the chip's limits.
@@ -459,7 +459,7 @@ def lower_xylo(program, params: dict, options: dict, target_name: str) -> Loweri
 
 
 def _raise(target_name, errors):
-    from .violations import DesignRuleError
+    from ..violations import DesignRuleError
 
     raise DesignRuleError(target_name, errors)
 
@@ -476,7 +476,7 @@ def _ste_round(x):
 
 def _gains_jnp(sem, p, dt, gains):
     """``(S, k)``: the chip's state is the float model's divided by ``S``; its per-step bias
-    is ``k * v_leak`` (see :func:`nirjax.lowering.xylo_nir.neuron_units`)."""
+    is ``k * v_leak`` (see :func:`nirjax.lowering.xylo.from_nir.neuron_units`)."""
     ignore = tuple(getattr(sem, "ignore", ()) or ())
     one = jnp.ones_like(p.tau_mem)
     if gains == "ignore":

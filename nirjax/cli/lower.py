@@ -1,11 +1,14 @@
-"""The ``nirjax lower`` command: lower a ``.nir`` file to a chip and write the vendor's file.
-
-::
+"""``nirjax lower``: lower a ``.nir`` file to a chip and write the vendor's file.
 
     nirjax lower FILE --target T -o OUT [--dt DT] [--report] [--option KEY=VALUE ...]
 
-The command line package wires it in with :func:`add_arguments` (on its ``lower``
-sub-parser) and :func:`run` (returns the exit status). It writes to ``sys.stdout`` (the
+examples:
+  nirjax lower braille.nir --target xylo-audio2 -o braille.npz --dt 1e-4 --report
+  nirjax lower cnn.nir --target speck -o cnn_speck.nir
+  nirjax lower braille.nir --target loihi2 -o braille_netx.h5 --dt 1e-4 -O scale=paper
+
+This module provides ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status)
+for :mod:`nirjax.cli`. It writes to ``sys.stdout`` (the
 report, with ``--report``, and one line saying what was written) and ``sys.stderr`` (one
 line per lowering warning, and on failure ONE line starting ``nirjax lower: error:`` with
 every design-rule violation, exit status 2).
@@ -29,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     >>> args.target, args.output, args.dt, args.report
     ('xylo-audio2', 'g.npz', 0.0001, False)
     """
-    from .core import TARGET_NAMES
+    from ..lowering import TARGET_NAMES
 
     parser.add_argument("file", help="the .nir file to lower")
     parser.add_argument("--target", "-t", required=True,
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         args: the namespace of a parser built with :func:`add_arguments`.
     """
     from ..errors import NirjaxError
-    from .core import lower
+    from ..lowering import lower
 
     try:
         options = _options(args.option)
