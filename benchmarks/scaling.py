@@ -30,7 +30,14 @@ Usage::
     python benchmarks/scaling.py --sizes 8192 --tag cpu_8192     # one size at a time ...
     python benchmarks/scaling.py --combine results/scaling_cpu_8192.json results/scaling_cpu_16384.json
 
-Results: ``benchmarks/results/scaling_cpu.{md,json}`` with the machine description.
+    python benchmarks/scaling.py --platform gpu --devices 1 --sizes 8192 16384 32768 --out DIR --tag gpu
+
+``--platform gpu`` runs on the first D GPUs (``JAX_PLATFORMS=cuda``; no device-count flag)
+and also reports each device's peak bytes in use (``device.memory_stats()``);
+``benchmarks/gpu/scaling_gpu.sh`` is the prepared run for a GPU machine.
+
+Results: ``benchmarks/results/scaling_cpu.{md,json}`` with the machine description
+(``--out DIR`` writes elsewhere).
 """
 
 from __future__ import annotations
@@ -95,11 +102,14 @@ def measure_one(n: int, devices: int) -> dict:
 
     import nirjax
 
-    assert jax.device_count() == devices, (jax.device_count(), devices)
+    if jax.device_count() < devices:
+        raise SystemExit(f"{devices} devices asked for, {jax.device_count()} present "
+                         f"({jax.default_backend()})")
     t0 = time.perf_counter()
     options = {}
     if devices > 1:
-        options = {"mesh": jax.make_mesh((devices,), ("neurons",))}
+        options = {"mesh": jax.make_mesh((devices,), ("neurons",),
+                                         devices=jax.devices()[:devices])}
     model = nirjax.compile(w5_graph(n), dt=DT, **options)
     build_s = time.perf_counter() - t0
 
@@ -138,10 +148,17 @@ def measure_one(n: int, devices: int) -> dict:
         jax.block_until_ready(fwd(model.params, xs))
         times.append(time.perf_counter() - t0)
     resident = _resident_per_device()
+    peaks = {}
+    for dev in jax.devices()[:devices]:
+        stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
+        if stats and "peak_bytes_in_use" in stats:
+            peaks[str(dev.id)] = stats["peak_bytes_in_use"] / MB
     rate = float(np.asarray(jax.device_get(ys)).mean())
     weight = model.params["fc1"].weight
     return {
-        "n": n, "devices": devices,
+        "n": n, "devices": devices, "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        "device_peak_mb": max(peaks.values()) if peaks else None,
         "weight_shard": list(weight.addressable_shards[0].data.shape),
         "forward": forward, "backward": backward,
         "resident_max_mb": max(resident.values()), "resident_per_device_mb": resident,
@@ -151,12 +168,15 @@ def measure_one(n: int, devices: int) -> dict:
     }
 
 
-def run_all(sizes, devices) -> list:
+def run_all(sizes, devices, platform="cpu") -> list:
     rows = []
     for n in sizes:
         for d in devices:
-            env = {**os.environ, "JAX_PLATFORMS": "cpu",
-                   "XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"}
+            if platform == "cpu":
+                env = {**os.environ, "JAX_PLATFORMS": "cpu",
+                       "XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"}
+            else:  # the first d GPUs of the machine
+                env = {**os.environ, "JAX_PLATFORMS": "cuda"}
             proc = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()),
                                    "--one", str(n), str(d)], capture_output=True, text=True,
                                   env=env)
@@ -169,9 +189,11 @@ def run_all(sizes, devices) -> list:
     return rows
 
 
-def write_results(rows, info, tag="cpu"):
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"scaling_{tag}.json").write_text(json.dumps(
+def write_results(rows, info, tag="cpu", out=None):
+    results = RESULTS if out is None else pathlib.Path(out)
+    results.mkdir(parents=True, exist_ok=True)
+    gpu = any(r.get("backend") == "gpu" for r in rows)
+    (results / f"scaling_{tag}.json").write_text(json.dumps(
         {"machine": info, "steps": STEPS, "batch": BATCH, "time_steps": TIME_STEPS,
          "results": rows}, indent=1))
     ok = [r for r in rows if "error" not in r]
@@ -181,10 +203,12 @@ def write_results(rows, info, tag="cpu"):
         "",
         f"Produced by `python benchmarks/scaling.py` on {time.strftime('%Y-%m-%d')}. W5: "
         f"Input N -> Linear NxN -> LIF N, T = {STEPS}, batch {BATCH}, float32, compiled with "
-        "`mesh=` a `\"neurons\"` axis over D host CPU devices "
-        "(`--xla_force_host_platform_device_count=D`, one fresh process per row; D = 1 is "
-        "the single-device program without a mesh). Every array of size N is split into D "
-        "blocks: the weight's rows, the input, the LIF state and the output.",
+        + ("`mesh=` a `\"neurons\"` axis over the first D GPUs (one fresh process per row; "
+           if gpu else
+           "`mesh=` a `\"neurons\"` axis over D host CPU devices "
+           "(`--xla_force_host_platform_device_count=D`, one fresh process per row; ")
+        + "D = 1 is the single-device program without a mesh). Every array of size N is split "
+        "into D blocks: the weight's rows, the input, the LIF state and the output.",
         "",
         "Memory per device, from XLA's analysis of the compiled SPMD program (one device's "
         "share; compiled at the full T, not run):",
@@ -206,23 +230,29 @@ def write_results(rows, info, tag="cpu"):
             f"{f['args_mb']:.0f} + {f['out_mb']:.0f} + {f['temp_mb']:.0f} = "
             f"{f['total_mb']:.0f} | {fr} | {b['args_mb']:.0f} + {b['out_mb']:.0f} + "
             f"{b['temp_mb']:.0f} = {b['total_mb']:.0f} | {br} | {r['resident_max_mb']:.0f} |")
+    cores = os.cpu_count()
+    caveat = ("measured on GPUs, each device its own chip" if gpu else
+              f"**indicative only**: the D devices share the same {cores} CPU cores of this "
+              f"machine (other jobs may have been using them), so the speed-up of separate "
+              f"devices cannot show fully; on separate devices (GPUs, hosts) each device does "
+              f"1/D of the matrix product and the LIF update")
     lines += [
         "",
-        f"Time of a forward run at T = {TIME_STEPS} (batch {BATCH}), median of 3 — "
-        "**indicative only**: the D devices share the same 2 CPU cores of a machine other "
-        "jobs were using, so no speed-up can show here; on separate devices (GPUs, hosts) "
-        "each device does 1/D of the matrix product and the LIF update.",
+        f"Time of a forward run at T = {TIME_STEPS} (batch {BATCH}), median of 3 — {caveat}.",
         "",
         "| N | D | forward ms (T = 20) | output spike rate | compile forward s | "
-        "compile grad s | process peak RSS MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "compile grad s | process peak RSS MB | device peak MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in ok:
+        peak = r.get("device_peak_mb")
         lines.append(f"| {r['n']} | {r['devices']} | {r['time_ms_T20']:.0f} | "
                      f"{r['spike_rate']:.3f} | {r['compile_fwd_s']:.1f} | "
-                     f"{r['compile_grad_s']:.1f} | {r['rss_peak_mb']:.0f} |")
+                     f"{r['compile_grad_s']:.1f} | {r['rss_peak_mb']:.0f} | "
+                     f"{'-' if peak is None else f'{peak:.0f}'} |")
     lines += ["", "Machine:", ""] + [f"* {k}: {v}" for k, v in info.items()] + [""]
-    (RESULTS / f"scaling_{tag}.md").write_text("\n".join(lines))
+    (results / f"scaling_{tag}.md").write_text("\n".join(lines))
+    return results
 
 
 def main(argv=None):
@@ -231,6 +261,10 @@ def main(argv=None):
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--one", type=int, nargs=2, metavar=("N", "D"))
     parser.add_argument("--tag", default="cpu", help="suffix of the result files")
+    parser.add_argument("--platform", choices=("cpu", "gpu"), default="cpu",
+                        help="cpu: D host devices of this CPU; gpu: the first D GPUs")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="directory of the result files (default benchmarks/results)")
     parser.add_argument("--combine", nargs="+", metavar="JSON",
                         help="write the report from earlier runs' JSON files (e.g. one per "
                              "size, run separately to bound memory) instead of measuring")
@@ -241,15 +275,28 @@ def main(argv=None):
     if args.combine:
         parts = [json.loads(pathlib.Path(f).read_text()) for f in args.combine]
         rows = [r for part in parts for r in part["results"]]
-        write_results(rows, parts[-1]["machine"], args.tag)
-        print(f"wrote {RESULTS / f'scaling_{args.tag}.md'}")
+        where = write_results(rows, parts[-1]["machine"], args.tag, args.out)
+        print(f"wrote {where / f'scaling_{args.tag}.md'}")
         return
     sys.path.insert(0, str(HERE))
+    if args.platform == "gpu":
+        # this parent process only describes the machine: it must not take the GPUs'
+        # memory from the measuring processes
+        os.environ["JAX_PLATFORMS"] = "cpu"
     from memory import machine
 
-    rows = run_all(args.sizes, args.devices)
-    write_results(rows, machine(), args.tag)
-    print(f"wrote {RESULTS / f'scaling_{args.tag}.md'}")
+    info = machine()
+    if args.platform == "gpu":
+        info["backend"] = "gpu"
+        try:
+            info["GPUs"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                 "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+        except OSError:
+            pass
+    rows = run_all(args.sizes, args.devices, args.platform)
+    where = write_results(rows, info, args.tag, args.out)
+    print(f"wrote {where / f'scaling_{args.tag}.md'}")
 
 
 if __name__ == "__main__":
