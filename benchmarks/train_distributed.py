@@ -26,6 +26,7 @@ parameters) for scripts and tests to compare.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import warnings
@@ -70,6 +71,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     distributed.add_distributed_arguments(parser)
     args = parser.parse_args(argv)
+    # gloo writes connection messages to stdout while processes exchange data: send them to
+    # stderr until training is done (everything below prints afterwards)
+    quiet = contextlib.ExitStack()
+    if args.coordinator is not None:
+        quiet.enter_context(distributed.native_stdout_to_stderr())
     mesh = distributed.setup(args)          # first: before JAX starts its devices
 
     import jax
@@ -113,15 +119,17 @@ def main(argv=None) -> dict:
              f"mesh {', '.join(f'{a}={n}' for a, n in dict(mesh.shape).items())} over "
              f"{mesh.devices.size} devices in {jax.process_count()} process(es); process "
              f"{jax.process_index()} feeds rows {rows.start}..{rows.stop - 1} of each batch")
+    with quiet:
+        result = train.fit(trainer, model.params, batches, epochs=args.epochs,
+                           eval_data=held_out)
+        params = distributed.gather(result.params)
     print(f"training the Braille RSNN: {args.epochs} epochs x {args.batches} batches of "
           f"{args.batch}; {where}", flush=True)
-    result = train.fit(trainer, model.params, batches, epochs=args.epochs, eval_data=held_out)
     for record in result.history:
         print(f"step {record['step']:3d}  loss {record['loss']:.5f}  acc {record['acc']:.4f}")
     for record in result.eval_history:
         print(f"epoch {record['epoch']}  eval_loss {record['eval_loss']:.5f}  "
               f"eval_acc {record['eval_acc']:.4f}")
-    params = distributed.gather(result.params)
     checksum = float(sum(np.abs(np.asarray(a, np.float64)).sum()
                          for a in jax.tree_util.tree_leaves(params)))
     print(f"sum of |trained parameters|: {checksum:.6g}")

@@ -191,14 +191,24 @@ def _results_lines(stdout: str) -> list:
     return [line for line in stdout.splitlines() if line.startswith(keep)]
 
 
+def _printout(stdout: str) -> list:
+    """Every line but the timing and the devices line (the only ones that may differ)."""
+    return [line for line in stdout.splitlines()
+            if not line.startswith(("timing:", "  devices:"))]
+
+
 def test_two_processes_nirjax_run_prints_the_single_process_results():
-    """Both axes across the two processes: batch blocks and the hidden layer's neurons."""
-    cli = [sys.executable, "-m", "nirjax.cli", "run", "--steps", "40", "--batch", "8"]
+    """Both axes across the two processes: batch blocks and the hidden layer's neurons.
+    Standard output is the single process's, line for line (gloo's connection messages go
+    to standard error)."""
+    cli = [sys.executable, "-m", "nirjax.cli", "run", "--steps", "40", "--batch", "8",
+           "--record", "lif1.lif:v"]
     single, pair = _two_processes(cli + ["--mesh", "batch=2,neurons=2", "--shard-min", "1"], cli)
     expected = _results_lines(single)
     assert len(expected) == 4 and "devices:" not in single
     for out, rows in zip(pair, ("0..3", "4..7")):
         assert _results_lines(out) == expected
+        assert _printout(out) == _printout(single)
         assert (f"mesh batch=2, neurons=2 over 4 devices in 2 process(es); this is process "
                 f"{rows == '4..7':d}, feeding batch rows {rows}") in out
 

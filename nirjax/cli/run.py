@@ -29,6 +29,7 @@ OUT.npz keys: output/<Output node>, record/<node>, record/<node>/<field>, input/
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -67,39 +68,46 @@ def run(args) -> int:
     from .. import progress
     from ..compiler import distributed
 
-    # before anything starts JAX's devices: join the other processes, build the mesh
-    mesh = distributed.setup(args)
-    writer = jax.process_index() == 0  # in a multi-process run only process 0 writes files
-    loaded = c.load_graph(args.graph)
-    out_path = c.check_writable(args.output, "--output") if args.output and writer else None
-    plot_path = c.check_plot_path(args.plot) if args.plot and writer else None
-    options = {} if mesh is None else {"mesh": mesh}
-    if args.shard_min is not None:
-        options["shard_min"] = args.shard_min
-    model = c.compile_model(loaded, c.resolve_dt(args, loaded), args.semantics, **options)
-    records = c.parse_records(args.record, model)
-    plot_records = list(records)
-    if plot_path is not None and not records:
-        plot_records = [n.name for n in model.program.nodes
-                        if n.rule.spiking and n.name not in model.output_names]
-    xs, info = c.load_input(args, model)
-    steps, batch = next(iter(xs.values())).shape[:2]
-    if plot_path is not None and not -batch <= args.sample < batch:
-        raise nirjax.InputError(f"--sample {args.sample}: out of range for {batch} samples")
+    # gloo (the collectives of a multi-process run) writes connection messages to stdout
+    # while processes join and exchange data: send them to stderr until the results are
+    # gathered, so that stdout is the single-process printout
+    quiet = contextlib.ExitStack()
+    if args.coordinator is not None:
+        quiet.enter_context(distributed.native_stdout_to_stderr())
+    with quiet:
+        # before anything starts JAX's devices: join the other processes, build the mesh
+        mesh = distributed.setup(args)
+        writer = jax.process_index() == 0  # in a multi-process run only process 0 writes files
+        loaded = c.load_graph(args.graph)
+        out_path = c.check_writable(args.output, "--output") if args.output and writer else None
+        plot_path = c.check_plot_path(args.plot) if args.plot and writer else None
+        options = {} if mesh is None else {"mesh": mesh}
+        if args.shard_min is not None:
+            options["shard_min"] = args.shard_min
+        model = c.compile_model(loaded, c.resolve_dt(args, loaded), args.semantics, **options)
+        records = c.parse_records(args.record, model)
+        plot_records = list(records)
+        if plot_path is not None and not records:
+            plot_records = [n.name for n in model.program.nodes
+                            if n.rule.spiking and n.name not in model.output_names]
+        xs, info = c.load_input(args, model)
+        steps, batch = next(iter(xs.values())).shape[:2]
+        if plot_path is not None and not -batch <= args.sample < batch:
+            raise nirjax.InputError(f"--sample {args.sample}: out of range for {batch} samples")
 
-    t0 = time.perf_counter()
-    if mesh is None:
-        ys, _, rec = progress.run(model, model.params, xs, record=plot_records or None,
-                                  progress=c.progress_flag(args))
-    else:
-        # the whole input is the same in every process; each process feeds only its own rows
-        rows = distributed.process_rows(batch, mesh)
-        feed = distributed.global_batch({k: v[:, rows] for k, v in xs.items()}, mesh,
-                                        batch=batch)
-        ys, _, rec = model.run(model.params, feed, record=plot_records or [])
-        ys = distributed.gather(ys)  # whole, in every process
-        rec = {k: distributed.gather(v) for k, v in rec.items()}  # keys mix str and tuples
-    elapsed = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if mesh is None:
+            ys, _, rec = progress.run(model, model.params, xs, record=plot_records or None,
+                                      progress=c.progress_flag(args))
+        else:
+            # the whole input is the same in every process; each process feeds only its own rows
+            rows = distributed.process_rows(batch, mesh)
+            feed = distributed.global_batch({k: v[:, rows] for k, v in xs.items()}, mesh,
+                                            batch=batch)
+            ys, _, rec = model.run(model.params, feed, record=plot_records or [])
+            ys = distributed.gather(ys)  # whole, in every process
+            rec = {k: distributed.gather(v) for k, v in rec.items()}  # keys mix str and tuples
+        elapsed = time.perf_counter() - t0
     outputs = ys if isinstance(ys, dict) else {model.output_names[0]: ys}
     saved_records = {k: v for k, v in rec.items() if k in records}
 

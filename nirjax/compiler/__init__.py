@@ -33,6 +33,6 @@ from .options import CompileOptions
 from .validation import check_inputs, check_record, check_state
 from .program import IREdge, IRNode, Program, build_program
 
-__all__ = ["distributed", "sharding", "CompiledGraph", "GraphState", "compile_graph", "check_record", "check_inputs",
-           "check_state", "CompileOptions", "Interpreter", "Loops", "Program", "IRNode", "IREdge",
-           "build_program"]
+__all__ = ["distributed", "sharding", "CompiledGraph", "GraphState", "compile_graph",
+           "check_record", "check_inputs", "check_state", "CompileOptions", "Interpreter",
+           "Loops", "Program", "IRNode", "IREdge", "build_program"]

@@ -28,8 +28,11 @@ two processes of two devices each on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import re
+import sys
 from typing import Any
 
 import jax
@@ -40,7 +43,8 @@ from ..errors import InputError, OptionsError
 from .sharding import BATCH, MESH_AXES, NEURONS, auto_mesh
 
 __all__ = ["initialize", "is_initialized", "make_mesh", "parse_mesh", "process_rows",
-           "global_batch", "gather", "add_distributed_arguments", "setup"]
+           "global_batch", "gather", "add_distributed_arguments", "setup",
+           "native_stdout_to_stderr"]
 
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 
@@ -253,6 +257,45 @@ def gather(tree: Any):
         return np.asarray(x)
 
     return jax.tree_util.tree_map(one, tree)
+
+
+def _flush_native_stdout() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)  # C stdio buffers of native libraries
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+@contextlib.contextmanager
+def native_stdout_to_stderr():
+    """While the block runs, send what is written to file descriptor 1 to standard error.
+
+    Gloo, the CPU collectives of a multi-process run, writes a line such as ``[Gloo] Rank 0
+    is connected to 1 peer ranks...`` to standard output whenever it connects a group of
+    processes (at the first compiled run on a mesh, at :func:`gather`). Wrapped around
+    those calls, its lines go to standard error and standard output holds only what the
+    program prints, the same in every process as in a single-process run. Does nothing
+    when standard output or standard error has no file descriptor (e.g. captured by a
+    test harness).
+    """
+    try:
+        out_fd, err_fd = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stdout.flush()
+    _flush_native_stdout()
+    saved = os.dup(out_fd)
+    try:
+        os.dup2(err_fd, out_fd)
+        yield
+    finally:
+        sys.stdout.flush()
+        _flush_native_stdout()
+        os.dup2(saved, out_fd)
+        os.close(saved)
 
 
 def add_distributed_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -24,8 +24,8 @@ so otherwise; nirjax does not pad, since padded samples would enter batch means)
 
 Input nodes follow the same rules: the input ``[T, B, N]`` of a large layer, often the
 largest array of a run, is stored split too. A sharded node keeps on each device a
-contiguous block of its output's first axis: its output, its state (neuron membranes and currents, delay lines, the feedback of a recurrent
-edge), its per-neuron parameters (every parameter with the output's rank and first axis),
+contiguous block of its output's first axis: its output, its state (neuron membranes and
+currents, delay lines, the feedback of a recurrent edge), its per-neuron parameters (every parameter with the output's rank and first axis),
 and for Affine/Linear the rows of ``weight`` and ``bias`` (for Conv1d/Conv2d the output
 channels of ``weight`` and ``bias``). Everything else is replicated.
 
