@@ -10,8 +10,8 @@ the counts and the published constants listed in each target's basis.
 
 Inputs (no dataset ships with nirjax, so both are seeded Bernoulli spikes):
 
-* Braille (``braille_noDelay_bias_zero.nir``, ``nir`` semantics, ``dt = 1e-4``): 256 steps x
-  16 samples, spike probability 0.1 per channel and step (``nirjax run``'s default input);
+* Braille (``braille_noDelay_noBias_subtract.nir``, the graph the NIR paper ran on Xylo,
+  ``nir`` semantics, ``dt = 1e-4``): 256 steps x 16 samples, spike probability 0.1 per channel and step (``nirjax run``'s default input);
 * CNN (``cnn_sinabs.nir``, ``sinabs`` profile, the framework it came from, ``dt = 1e-4``):
   100 steps x 8 samples of 2 x 34 x 34 events, probability 0.05.
 """
@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE.parent))
 import nirjax  # noqa: E402
 
 GRAPHS = {
-    "braille": dict(example="braille_bias_zero", semantics="nir", steps=256, batch=16,
+    "braille": dict(example="braille_subtract", semantics="nir", steps=256, batch=16,
                     rate=0.1, seed=0),
     "cnn": dict(example="cnn_sinabs", semantics="sinabs", steps=100, batch=8, rate=0.05,
                 seed=0),

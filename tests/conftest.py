@@ -62,6 +62,8 @@ def pytest_terminal_summary(terminalreporter):
             f"({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
         for case_id, e in items:
             terminalreporter.write_line(f"  {case_id}: {e}")
+
+
 @pytest.fixture
 def braille():
     """The shipped Braille RSNN graph (12 -> 38 recurrent CubaLIF -> 7 CubaLIF)."""

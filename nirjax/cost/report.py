@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from typing import Iterable
 
 from ..errors import NirjaxError
@@ -20,7 +21,8 @@ from .measure import machine_description, measure
 from .structure import structure_of
 from .targets import CHIPS, TARGETS, Context
 
-__all__ = ["BenchmarkError", "BenchmarkReport", "benchmark", "resolve_targets"]
+__all__ = ["BenchmarkError", "BenchmarkReport", "benchmark", "resolve_targets",
+           "lowering_check"]
 
 
 class BenchmarkError(NirjaxError, ValueError):
@@ -51,6 +53,36 @@ def resolve_targets(targets) -> list:
             raise BenchmarkError(f"unknown benchmark target {t!r}; known targets: "
                                  f"{', '.join(TARGETS)} (or 'all', 'chips')")
     return list(dict.fromkeys(names))
+
+
+def lowering_check(model, target: str, params=None) -> dict | None:
+    """The lowering pass's verdict on ``model`` for a chip ``target``, when nirjax lowers to it.
+
+    Runs :func:`nirjax.lower` (its shape and design rules, quantization and resource count;
+    nothing is simulated) and returns ``{"lowers": bool, "violations": [str, ...],
+    "resources": dict | None, "warnings": [str, ...]}``, or ``None`` when no lowering target
+    of that name exists (Loihi 1, TrueNorth, cpu, gpu). :func:`benchmark` uses it so that a
+    graph the chip's toolchain refuses is never reported as fitting.
+
+    Args:
+        model: a :class:`~nirjax.CompiledGraph`.
+        target: a benchmark target name (``"xylo-audio2"``, ``"speck"``, ``"loihi2"``, ...).
+        params: parameters to lower (default ``model.params``).
+    """
+    from ..lowering import TARGETS as LOWERING_TARGETS, lower
+
+    if target not in LOWERING_TARGETS:
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hw = lower(model, target, params=params)
+        except NirjaxError as exc:
+            found = [str(v) for v in getattr(exc, "violations", None) or ()]
+            return {"lowers": False, "violations": found or [str(exc).splitlines()[0]],
+                    "resources": None, "warnings": []}
+    return {"lowers": True, "violations": [], "resources": hw.resources,
+            "warnings": [str(w.message) for w in caught]}
 
 
 def _fmt(v, unit="", spec="{:.3g}") -> str:
@@ -249,7 +281,9 @@ def benchmark(model, xs, targets="all", *, params=None, measure_time: bool = Tru
     """Benchmark a compiled graph against neuromorphic chips and nirjax itself.
 
     Counts the graph's activity on ``xs`` (NeuroBench's definitions, one jitted run), maps
-    the counts to every target's cost model (estimates with their basis), checks capacity,
+    the counts to every target's cost model (estimates with their basis), checks capacity
+    (the published limits, and for a chip nirjax lowers to, the lowering pass's shape and
+    design rules as well: :func:`lowering_check`, in ``report.targets[name]["lowering"]``),
     and measures nirjax's own wall time on this machine.
 
     Args:
@@ -291,6 +325,16 @@ def benchmark(model, xs, targets="all", *, params=None, measure_time: bool = Tru
     ctx = Context(model=model, counts=activity, structure=structure_of(model),
                   measured=measured)
     results = {n: TARGETS[n].estimate(ctx) for n in names}
+    for n in names:  # a chip nirjax lowers to: its design rules decide too
+        check = lowering_check(model, n, params)
+        if check is None:
+            continue
+        r = results[n]
+        r["lowering"] = check
+        if not check["lowers"]:
+            r["fits"] = False
+            r["violations"] = list(dict.fromkeys(
+                list(r["violations"]) + [f"nirjax.lower: {v}" for v in check["violations"]]))
     program = model.program
     graph = {"name": name, "nodes": len(program.nodes), "dt": float(program.dt),
              "semantics": program.semantics.name,

@@ -2,8 +2,9 @@
 
 Each target is a :class:`Target` ``(name, title, capacity, estimate)``; :data:`TARGETS`
 lists them in the order the report shows them. Capacity checks are one small function per
-target (``Structure -> Capacity``) so that they can call the lowering pass's design rules
-where a lowering exists.
+target (``Structure -> Capacity``) against the published limits; for a chip nirjax lowers
+to, :func:`nirjax.benchmark` also asks the lowering pass (:func:`nirjax.cost.report.
+lowering_check`), so a graph the chip's toolchain refuses never fits.
 """
 
 from __future__ import annotations

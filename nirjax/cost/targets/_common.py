@@ -62,8 +62,9 @@ class Target(NamedTuple):
     Attributes:
         name: the key (``"loihi2"``).
         title: a human-readable name.
-        capacity: ``Structure -> Capacity``: one small function per target, so that it can
-            later call the lowering pass's design rules instead.
+        capacity: ``Structure -> Capacity``: one small function per target, from the
+            published limits (:func:`nirjax.benchmark` adds the lowering pass's verdict for
+            the chips nirjax lowers to).
         estimate: ``Context -> dict``: the cost model (see :func:`result`).
     """
 
