@@ -64,7 +64,10 @@ class Loops:
             recs = {r: getattr(new_nodes[r[0]], r[1]) for r in state_records if r[0] in member_names}
             return new_nodes, new_feedback, outs, recs
 
-        batched = jax.vmap(sample, in_axes=(None, 0, 0, 0))
+        # per-sample sharding constraints get the batch axis inserted as "batch"
+        plan = self.interpreter.plan
+        spmd = plan.batch_axis if plan is not None else None
+        batched = jax.vmap(sample, in_axes=(None, 0, 0, 0), spmd_axis_name=spmd)
 
         def body(coeffs_s, carry, ext_t):
             new_nodes, new_feedback, outs, recs = batched(coeffs_s, carry[0], carry[1], ext_t)
@@ -116,6 +119,7 @@ class Loops:
     def run_chunk(self, stages, coeffs, state: GraphState, xs: dict, record: tuple):
         """Run the stages layer by layer over one chunk ``xs`` of ``[K, B, ...]`` inputs."""
         program, interp = self.program, self.interpreter
+        plan = interp.plan
         lead = jax.tree_util.tree_leaves(xs)[0].shape[:2]
         env: dict[str, Any] = {}
         read = lambda e: env[e.src]
@@ -126,13 +130,28 @@ class Loops:
             if stage.kind == "map":
                 n = members[0]
                 x = xs[n.name] if n.role == "input" else interp.fan_in(n, read, lead)
-                env[n.name] = interp.apply_chunk(n, coeffs[n.name], x)
+                if plan is None:
+                    env[n.name] = interp.apply_chunk(n, coeffs[n.name], x)
+                    continue
+
+                def gathered_map(coeff, x, n=n):
+                    x = plan.lay(x, plan.input_spec(n.name), 2, 1)
+                    return plan.lay(interp.apply_chunk(n, coeff, x), plan.value_spec(n.name), 2, 1)
+
+                if plan.gathers_input(n.name):
+                    # the backward pass keeps the split input and gathers it again, instead
+                    # of keeping the whole [K, B, N_in] chunk on every device
+                    gathered_map = jax.checkpoint(gathered_map)
+                env[n.name] = gathered_map(coeffs[n.name], x)
                 continue
             kernel = self._chunk_kernel(members, state_recs)
             if kernel is not None:
                 n = members[0]
                 nodes[n.name], env[n.name] = kernel(coeffs[n.name], nodes[n.name],
                                                     interp.fan_in(n, read, lead))
+                if plan is not None:
+                    env[n.name] = plan.lay(env[n.name], plan.value_spec(n.name), 2, 1)
+                    nodes[n.name] = plan.lay_node_state(n.name, nodes[n.name], 1)
                 continue
             sub_nodes = {m: nodes[m] for m in stage.members if m in nodes}
             sub_feedback = {m: feedback[m] for m in stage.members if m in feedback}
@@ -141,7 +160,7 @@ class Loops:
                 members, coeffs, sub_nodes, sub_feedback, ext, stage.exports, state_recs, lead[0])
             nodes.update(sub_nodes)
             feedback.update(sub_feedback)
-            env.update(outs)
+            env.update(outs if plan is None else plan.lay_values(outs, 2, 1))
             state_values.update(recs)
         recs = tuple(state_values[r] if isinstance(r, tuple) else env[r] for r in record)
         return {o: env[o] for o in program.outputs}, GraphState(nodes, feedback), recs
@@ -173,7 +192,21 @@ class Loops:
         return k
 
     def run(self, params, xs: dict, state: GraphState, record: tuple):
-        """``T`` steps from ``state``: returns ``(outputs, state, records)``."""
+        """``T`` steps from ``state``: returns ``(outputs, state, records)``.
+
+        On a mesh, parameters, inputs, state, outputs and records are constrained to their
+        layout at the boundaries (the jitted run's in and out shardings)."""
+        plan = self.interpreter.plan
+        if plan is None:
+            return self._run(params, xs, state, record)
+        params = plan.constrain_params(params)
+        xs = plan.lay_values(xs, 2, 1)
+        state = plan.lay_state(state, 1)
+        ys, state, recs = self._run(params, xs, state, record)
+        return (plan.lay_values(ys, 2, 1), plan.lay_state(state, 1),
+                plan.lay_record(record, recs, 2, 1))
+
+    def _run(self, params, xs: dict, state: GraphState, record: tuple):
         coeffs = self.interpreter.prepare(params)
         steps, batch = jax.tree_util.tree_leaves(xs)[0].shape[:2]
         remat = self.options.checkpoint
@@ -218,7 +251,15 @@ class Loops:
 
     def step(self, params, state: GraphState, x_t):
         """One step: ``x_t`` ``[B, ...]`` -> ``(y_t, state)``."""
+        plan = self.interpreter.plan
+        if plan is not None:
+            params = plan.constrain_params(params)
+            x_t = plan.lay_values(x_t, 1, 0)
+            state = plan.lay_state(state, 1)
         coeffs = self.interpreter.prepare(params)
         xs = jax.tree_util.tree_map(lambda a: a[None], x_t)
         ys, state, _ = self.run_plain(coeffs, xs, state, (), 1)
-        return jax.tree_util.tree_map(lambda a: a[0], ys), state
+        ys = jax.tree_util.tree_map(lambda a: a[0], ys)
+        if plan is None:
+            return ys, state
+        return plan.lay_values(ys, 1, 0), plan.lay_state(state, 1)

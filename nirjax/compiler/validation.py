@@ -70,7 +70,8 @@ def check_record(program: Program, record, dtype=None) -> tuple:
     return tuple(items)
 
 
-def check_inputs(program: Program, xs, dtype, *, per_step: bool) -> tuple[dict, int, int | None]:
+def check_inputs(program: Program, xs, dtype, *, per_step: bool,
+                 place=None) -> tuple[dict, int, int | None]:
     """Validate inputs and normalize them to a dict of ``dtype`` arrays keyed by Input name.
 
     Args:
@@ -79,6 +80,9 @@ def check_inputs(program: Program, xs, dtype, *, per_step: bool) -> tuple[dict, 
             those keyed by Input node name.
         dtype: the dtype of the program's values (an integer program takes whole numbers).
         per_step: whether ``xs`` is one step.
+        place: ``place(name, x, lead)`` -> the array to use (e.g. placed on a mesh of
+            devices, :meth:`nirjax.CompiledGraph.run` on a mesh); default: ``x`` cast to
+            ``dtype`` on the default device.
 
     Returns:
         ``(inputs, batch, T)`` (``T`` is ``None`` per step).
@@ -134,7 +138,7 @@ def check_inputs(program: Program, xs, dtype, *, per_step: bool) -> tuple[dict, 
             )
         if jnp.issubdtype(dtype, jnp.integer):
             _check_integral(name, x, program.table)
-        out[name] = jnp.asarray(x, dtype)
+        out[name] = jnp.asarray(x, dtype) if place is None else place(name, x, lead_n)
     if batch == 0:
         raise InputError("the batch axis is empty")
     return out, batch, steps
@@ -162,6 +166,8 @@ def _check_integral(name, x, table):
     """Inputs of an integer program must be whole numbers (checked when concrete)."""
     if isinstance(x, jax.core.Tracer) or not jnp.issubdtype(x.dtype, jnp.floating):
         return
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return  # a global array of a multi-process run: its other rows live elsewhere
     values = np.asarray(x)
     if not np.all(np.isfinite(values) & (values == np.round(values))):
         raise InputError(
