@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import scan_vjp
+from . import layout, scan_vjp
 from .interpreter import GraphState, Interpreter
 from .options import CompileOptions
 from .schedule import schedule
@@ -113,38 +113,75 @@ class Loops:
                 return kernel
         return None
 
-    def run_chunk(self, stages, coeffs, state: GraphState, xs: dict, record: tuple):
-        """Run the stages layer by layer over one chunk ``xs`` of ``[K, B, ...]`` inputs."""
+    def run_chunk(self, stages, coeffs, state: GraphState, xs: dict, record: tuple,
+                  last: frozenset = frozenset()):
+        """Run the stages layer by layer over one chunk ``xs`` of ``[K, B, ...]`` inputs.
+
+        ``last`` names the nodes whose values (and state, and coefficients, already permuted
+        by :meth:`run`) are channels-last (:mod:`nirjax.compiler.layout`); a value is
+        transposed where a consumer needs the other layout. Outputs and records come back
+        channels-first.
+        """
         program, interp = self.program, self.interpreter
         lead = jax.tree_util.tree_leaves(xs)[0].shape[:2]
         env: dict[str, Any] = {}
-        read = lambda e: env[e.src]
+        converted: dict = {}
+
+        def value(name, want_last):
+            """``name``'s chunk value in the layout a consumer wants (each transpose once)."""
+            if (name in last) == want_last:
+                return env[name]
+            key = (name, want_last)
+            if key not in converted:
+                move = layout.to_last if want_last else layout.to_first
+                converted[key] = move(env[name], 2)
+            return converted[key]
+
+        def fan_in(n, want_last):
+            x = interp.fan_in(n, lambda e: value(e.src, want_last), lead)
+            if want_last and not program.incoming(n.name):
+                x = layout.to_last(x, 2)  # the zeros were built channels-first
+            return x
+
         nodes, feedback, state_values = dict(state.nodes), dict(state.feedback), {}
         state_recs = tuple(r for r in record if isinstance(r, tuple))
         for stage in stages:
             members = tuple(program.node(m) for m in stage.members)
             if stage.kind == "map":
                 n = members[0]
-                x = xs[n.name] if n.role == "input" else interp.fan_in(n, read, lead)
-                env[n.name] = interp.apply_chunk(n, coeffs[n.name], x)
+                is_last = n.name in last
+                if n.role == "input":
+                    x = layout.to_last(xs[n.name], 2) if is_last else xs[n.name]
+                else:
+                    x = fan_in(n, is_last)
+                env[n.name] = interp.apply_chunk(n, coeffs[n.name], x, is_last)
                 continue
             kernel = self._chunk_kernel(members, state_recs)
             if kernel is not None:
                 n = members[0]
                 nodes[n.name], env[n.name] = kernel(coeffs[n.name], nodes[n.name],
-                                                    interp.fan_in(n, read, lead))
+                                                    fan_in(n, n.name in last))
                 continue
+            # a scan stage of several members never computes channels-last
+            want = len(members) == 1 and members[0].name in last
             sub_nodes = {m: nodes[m] for m in stage.members if m in nodes}
             sub_feedback = {m: feedback[m] for m in stage.members if m in feedback}
-            ext = {name: env[name] for name in stage.external}
+            ext = {name: value(name, want) for name in stage.external}
             sub_nodes, sub_feedback, outs, recs = self.scan_loop(
                 members, coeffs, sub_nodes, sub_feedback, ext, stage.exports, state_recs, lead[0])
             nodes.update(sub_nodes)
             feedback.update(sub_feedback)
             env.update(outs)
             state_values.update(recs)
-        recs = tuple(state_values[r] if isinstance(r, tuple) else env[r] for r in record)
-        return {o: env[o] for o in program.outputs}, GraphState(nodes, feedback), recs
+
+        def recorded(r):
+            if isinstance(r, tuple):
+                v = state_values[r]
+                return layout.to_first(v, 2) if r[0] in last else v
+            return value(r, False)
+
+        recs = tuple(recorded(r) for r in record)
+        return {o: value(o, False) for o in program.outputs}, GraphState(nodes, feedback), recs
 
     def chunk_size(self, steps: int, batch: int) -> int:
         """Steps per chunk of the staged program for ``steps`` steps of ``batch`` samples.
@@ -186,8 +223,10 @@ class Loops:
         else:
             needed = {r for r in record if not isinstance(r, tuple)}
             stages = schedule(self.program, needed)
+            last = layout.channels_last(self.program, stages)
+            coeffs, state = self._to_last(coeffs, state, last)
             k = self.chunk_size(steps, batch)
-            chunk = lambda st, xc: self.run_chunk(stages, coeffs, st, xc, record)
+            chunk = lambda st, xc: self.run_chunk(stages, coeffs, st, xc, record, last)
         if isinstance(remat, int):
             # only the state at chunk boundaries is kept for the backward pass
             chunk = jax.checkpoint(chunk)
@@ -210,11 +249,36 @@ class Loops:
             tail = jax.tree_util.tree_map(lambda a: a[n_full * k:], xs)
             ys, state, recs = chunk(state, tail)
             pieces.append((ys, recs))
+        if self.options.optimize:
+            state = self._to_first(state, last)
         if len(pieces) == 1:
             return pieces[0][0], state, pieces[0][1]
         cat = lambda a, b: jnp.concatenate([a, b], axis=0)
         return (jax.tree_util.tree_map(cat, pieces[0][0], pieces[1][0]), state,
                 jax.tree_util.tree_map(cat, pieces[0][1], pieces[1][1]))
+
+    def _to_last(self, coeffs, state: GraphState, last: frozenset):
+        """Coefficients of elementwise nodes and states of the nodes in ``last``, permuted
+        channels-last (:mod:`nirjax.compiler.layout`)."""
+        if not last:
+            return coeffs, state
+        coeffs = dict(coeffs)
+        nodes = dict(state.nodes)
+        for name in last:
+            n = self.program.node(name)
+            if n.rule.elementwise and coeffs.get(name) is not None:
+                coeffs[name] = layout.coeffs_to_last(coeffs[name], n.out_shape)
+            if name in nodes:
+                nodes[name] = jax.tree_util.tree_map(lambda a: layout.to_last(a, 1), nodes[name])
+        return coeffs, GraphState(nodes, state.feedback)
+
+    def _to_first(self, state: GraphState, last: frozenset) -> GraphState:
+        """The state of the nodes in ``last`` back channels-first."""
+        nodes = dict(state.nodes)
+        for name in last:
+            if name in nodes:
+                nodes[name] = jax.tree_util.tree_map(lambda a: layout.to_first(a, 1), nodes[name])
+        return GraphState(nodes, state.feedback)
 
     def step(self, params, state: GraphState, x_t):
         """One step: ``x_t`` ``[B, ...]`` -> ``(y_t, state)``."""
