@@ -207,6 +207,274 @@ def run_one(framework: str, python: str, spec: dict, workdir: pathlib.Path,
     return result
 
 
+# ----------------------------------------------------------------------------- interleaved rounds
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (float(fields[11]) + float(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class Worker:
+    """One framework's runner kept alive between rounds (``"serve": true``, see runners/common.py).
+
+    The runner first does everything it does on its own (compile, the first measurements,
+    memory, rates, GEMM) and writes its result file; then it answers timing commands.
+    """
+
+    def __init__(self, framework: str, python: str, spec: dict, workdir: pathlib.Path):
+        import queue
+        import threading
+
+        self.framework = framework
+        tag = f"{spec['workload']}_{framework}"
+        self.out_path = workdir / f"{tag}.out.json"
+        spec_path = workdir / f"{tag}.spec.json"
+        spec_path.write_text(json.dumps(dict(spec, framework=framework, serve=True), indent=1))
+        if self.out_path.exists():
+            self.out_path.unlink()
+        self.log_path = workdir / f"{tag}.log"
+        self.log = open(self.log_path, "w")
+        env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="2",
+                   PYTHONUNBUFFERED="1")
+        threads = int(spec.get("threads") or 0)
+        pin = None
+        if threads > 0:
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                env[var] = str(threads)
+            cpus = sorted(os.sched_getaffinity(0))[:threads]
+            pin = lambda: os.sched_setaffinity(0, cpus)  # noqa: E731
+        cmd = [python, str(RUNNERS / FRAMEWORKS[framework][0]), str(spec_path), str(self.out_path)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, env=env, cwd=str(HERE.parent),
+                                     preexec_fn=pin, text=True, bufsize=1)
+        self.lines: "queue.Queue" = queue.Queue()
+
+        def pump():
+            for line in self.proc.stdout:
+                if line.startswith("@@ "):
+                    self.lines.put(json.loads(line[3:]))
+                else:
+                    self.log.write(line)
+            self.lines.put(None)  # end of output: the runner exited
+
+        threading.Thread(target=pump, daemon=True).start()
+        self.t0 = time.time()
+
+    def _next(self, timeout: float):
+        import queue
+
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return {"error": f"no answer within {timeout:.0f} s"}
+
+    def ready(self, timeout: float) -> dict:
+        """Wait for the set-up to finish; returns the runner's result dict."""
+        msg = self._next(timeout)
+        if self.out_path.exists():
+            result = json.loads(self.out_path.read_text())
+        else:
+            self.proc.kill()
+            tail = self.log_path.read_text()[-1500:] if self.log_path.exists() else ""
+            last = [line for line in tail.strip().splitlines() if line.strip()][-1:] or [""]
+            why = (msg or {}).get("error") or f"runner exited with code {self.proc.poll()}"
+            result = {"framework": self.framework, "status": "n/a",
+                      "reason": f"{why}: {last[0][:300]}"}
+        self.serving = bool(msg and msg.get("ready"))
+        self.phases = (msg or {}).get("phases", [])
+        result["wall_s"] = time.time() - self.t0
+        return result
+
+    def time(self, phase: str, repeats: int, timeout: float) -> list | None:
+        """Seconds of ``repeats`` synchronised calls of ``phase`` (None if unavailable)."""
+        if not self.serving or phase not in self.phases:
+            return None
+        self.proc.stdin.write(json.dumps({"phase": phase, "repeats": repeats}) + "\n")
+        self.proc.stdin.flush()
+        msg = self._next(timeout)
+        if not msg or "times" not in msg:
+            self.serving = msg is not None and "no answer" not in str(msg.get("error", ""))
+            return None
+        return msg["times"]
+
+    def close(self) -> None:
+        """Ask the worker to quit (kill it if it does not within 30 s)."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            self.proc.kill()
+        self.log.close()
+
+
+def _quantiles(values: list) -> dict:
+    """Median, quartiles (inclusive method), min, max and count of a list."""
+    import statistics
+
+    v = sorted(values)
+    if len(v) >= 2:
+        q1, _, q3 = statistics.quantiles(v, n=4, method="inclusive")
+    else:
+        q1 = q3 = v[0]
+    return {"median": statistics.median(v), "q1": q1, "q3": q3, "min": v[0], "max": v[-1],
+            "n": len(v)}
+
+
+def interleave(workers: dict, rounds: int, round_time: float, phases=("fwd", "fwdbwd"),
+               timeout: float = 3600.0, log=print) -> dict:
+    """Alternate the frameworks round by round (A B A B ...) for every phase.
+
+    A round of a framework is ``repeats`` synchronised calls (as many as fill ``round_time``
+    seconds by the set-up measurement, at least one); its time is the median of those calls.
+    Returns ``{"rounds": {framework: {phase: [round times]}}, "load": [...]}`` where ``load``
+    has, per round, the load average and the fraction of the CPUs used by processes other
+    than the workers.
+    """
+    times: dict = {f: {p: [] for p in phases} for f in workers}
+    load = []
+    repeats = {}
+    for f, (w, res) in workers.items():
+        for p in phases:
+            med = (res.get(p) or {}).get("median")
+            repeats[(f, p)] = max(1, min(50, int(round_time / med))) if med else 1
+    for k in range(rounds):
+        b0, t0 = _cpu_jiffies()
+        own0 = sum(_proc_cpu(w.proc.pid) for w, _ in workers.values())
+        for p in phases:
+            for f, (w, _) in workers.items():
+                ts = w.time(p, repeats[(f, p)], timeout)
+                if ts:
+                    times[f][p].append(sorted(ts)[len(ts) // 2])
+        b1, t1 = _cpu_jiffies()
+        own1 = sum(_proc_cpu(w.proc.pid) for w, _ in workers.values())
+        foreign = max(0.0, (b1 - b0) - (own1 - own0)) / max(t1 - t0, 1e-9)
+        load.append({"round": k + 1, "loadavg_1min": os.getloadavg()[0], "foreign_cpu": foreign})
+        log(f"    round {k + 1}/{rounds}: " + ", ".join(
+            f"{f} " + "/".join(f"{1e3 * times[f][p][-1]:.1f}" if times[f][p] else "-" for p in phases)
+            for f in workers) + f" ms; other processes {100 * foreign:.0f} % of the CPUs")
+    return {"rounds": times, "load": load, "repeats": {f"{f}/{p}": n for (f, p), n in repeats.items()}}
+
+
+def ratio_stats(rounds: dict, peer: str, phase: str, base: str = "nirjax") -> dict | None:
+    """Per-round ratios ``peer time / base time`` (> 1: ``base`` is faster): median, min, max."""
+    a = rounds.get(base, {}).get(phase) or []
+    b = rounds.get(peer, {}).get(phase) or []
+    pairs = [y / x for x, y in zip(a, b) if x > 0]
+    if not pairs:
+        return None
+    ratio_of_medians = _quantiles(b)["median"] / _quantiles(a)["median"]
+    return dict(_quantiles(pairs), ratio_of_medians=ratio_of_medians)
+
+
+def verdict(stats: dict | None, need: float) -> str:
+    """``met`` if every round meets ``need``, ``not met`` if none does, else ``within noise``."""
+    if not stats:
+        return "n/a"
+    if stats["min"] >= need:
+        return "met"
+    if stats["max"] < need:
+        return "not met"
+    return "within noise"
+
+
+def run_workload_sequential(wname, f, py, meta, opts, compile_T, w, workdir, args) -> dict:
+    """One framework on one workload in a process of its own (``--rounds 0``)."""
+    spec = dict(meta)
+    if f == "nirjax":
+        spec["options"] = opts
+        spec["compile_T"] = compile_T if w.kind != "onb" else []
+    print(f"[{wname}] {f:9s} ...", flush=True)
+    if py is None:
+        return {"framework": f, "workload": wname, "status": "n/a",
+                "reason": f"no Python environment for {f} (run tests/peers/setup_peers.sh "
+                          f"or pass --python-{f})"}
+    res = None
+    for attempt in range(1 + max(args.retries, 0)):
+        if args.wait_idle > 0:
+            wait_idle(args.wait_idle)
+        new = run_one(f, py, spec, workdir, args.timeout)
+        new["attempts"] = attempt + 1
+        if res is None or (new["status"] == "ok" and new.get("foreign_cpu", 1.0)
+                           < res.get("foreign_cpu", 1.0)):
+            res = new
+        if (res["status"] != "ok" or res.get("foreign_cpu", 0.0) <= args.max_other_load
+                or attempt == max(args.retries, 0)):
+            break
+        print(f"    (other processes used {100 * new.get('foreign_cpu', 0):.0f} % of the "
+              f"CPUs: again)", flush=True)
+    return res
+
+
+def run_workload_interleaved(wname, frameworks, pythons, meta, opts, compile_T, w, workdir,
+                             args) -> list:
+    """Every framework on one workload: set-up one after the other, then interleaved rounds.
+
+    Each framework's runner starts in its own process and does its set-up measurements
+    alone (compile, first calls, memory, rates, GEMM); the runners then stay alive and the
+    harness alternates them round by round (:func:`interleave`). The reported forward and
+    forward+backward times are the medians over the rounds (``fwd``/``fwdbwd``: median,
+    quartiles, min, max); the set-up measurement is kept as ``setup_fwd``/``setup_fwdbwd``.
+    """
+    workers, out = {}, []
+    try:
+        for f in frameworks:
+            spec = dict(meta)
+            if f == "nirjax":
+                spec["options"] = opts
+                spec["compile_T"] = compile_T if w.kind != "onb" else []
+            py = pythons[f]
+            if py is None:
+                out.append({"framework": f, "workload": wname, "status": "n/a",
+                            "reason": f"no Python environment for {f} (run "
+                                      f"tests/peers/setup_peers.sh or pass --python-{f})"})
+                continue
+            if args.wait_idle > 0:
+                wait_idle(args.wait_idle)
+            print(f"[{wname}] {f:9s} set-up ...", end=" ", flush=True)
+            worker = Worker(f, py, spec, workdir)
+            res = worker.ready(args.timeout)
+            res.setdefault("workload", wname)
+            res["python_path"] = py
+            res["measured_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+            print(res["status"] + (f" ({res.get('reason', '')[:120]})" if res["status"] != "ok" else "")
+                  + f" in {res['wall_s']:.0f} s", flush=True)
+            out.append(res)
+            if res["status"] == "ok" and worker.serving:
+                workers[f] = (worker, res)
+            else:
+                worker.close()
+        phases = ("fwd",) if args.no_backward else ("fwd", "fwdbwd")
+        print(f"[{wname}] {args.rounds} interleaved rounds of {', '.join(workers)} "
+              f"(forward / forward+backward ms per round)", flush=True)
+        il = interleave(workers, args.rounds, args.round_time, phases, args.timeout)
+    finally:
+        for worker, _ in workers.values():
+            worker.close()
+    loads = [x["foreign_cpu"] for x in il["load"]] or [0.0]
+    for res in out:
+        f = res["framework"]
+        if f not in workers:
+            continue
+        res["rounds"] = il["rounds"][f]
+        res["round_repeats"] = {p: il["repeats"].get(f"{f}/{p}") for p in phases}
+        res["round_load"] = il["load"]
+        res["foreign_cpu"] = sorted(loads)[len(loads) // 2]
+        for p in phases:
+            if res.get(p):
+                res[f"setup_{p}"] = res[p]
+            if il["rounds"][f][p]:
+                res[p] = _quantiles(il["rounds"][f][p])
+    return out
+
+
 # ----------------------------------------------------------------------------- reporting
 
 CSV_FIELDS = [
@@ -528,6 +796,12 @@ def main(argv=None):
     p.add_argument("--min-time", type=float, help="seconds of steady-state calls per measurement")
     p.add_argument("--compile-T", default=None, help="T values for nirjax's compile/memory vs T")
     p.add_argument("--gemm-n", type=int)
+    p.add_argument("--rounds", type=int, default=None,
+                   help="interleaved rounds per workload and phase (default 7; 2 with --quick; "
+                        "0: one process per framework after the other, no rounds)")
+    p.add_argument("--round-time", type=float, default=None,
+                   help="seconds of calls per framework and round (default 1; 0 with --quick: "
+                        "one call)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per framework process")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="before each process, wait up to SECONDS until other processes use "
@@ -559,6 +833,10 @@ def main(argv=None):
     opts = parse_opt(args.nirjax_opt)
     quick = args.quick
     name = args.name or ("speed_cpu_quick" if quick else "speed_cpu")
+    if args.rounds is None:
+        args.rounds = 2 if quick else 7
+    if args.round_time is None:
+        args.round_time = 0.0 if quick else 1.0
     min_repeats = args.min_repeats or (2 if quick else 5)
     max_repeats = args.max_repeats or (3 if quick else 30)
     min_time = args.min_time if args.min_time is not None else (0.0 if quick else 3.0)
@@ -589,44 +867,24 @@ def main(argv=None):
                 "min_repeats": min_repeats, "max_repeats": max_repeats, "min_time": min_time,
                 "gemm_n": gemm_n, "backward": not args.no_backward, "threads": args.threads}
         wmeta[wname] = meta
-        for f in frameworks:
-            spec = dict(meta)
-            if f == "nirjax":
-                spec["options"] = opts
-                spec["compile_T"] = compile_T if w.kind != "onb" else []
-            py = pythons[f]
-            print(f"[{wname}] {f:9s} ...", end=" ", flush=True)
-            if py is None:
-                res = {"framework": f, "workload": wname, "status": "n/a",
-                       "reason": f"no Python environment for {f} (run tests/peers/setup_peers.sh "
-                                 f"or pass --python-{f})"}
-            else:
-                res = None
-                for attempt in range(1 + max(args.retries, 0)):
-                    if args.wait_idle > 0:
-                        wait_idle(args.wait_idle)
-                    new = run_one(f, py, spec, workdir, args.timeout)
-                    new["attempts"] = attempt + 1
-                    if res is None or (new["status"] == "ok" and new.get("foreign_cpu", 1.0)
-                                       < res.get("foreign_cpu", 1.0)):
-                        res = new
-                    if (res["status"] != "ok" or res.get("foreign_cpu", 0.0) <= args.max_other_load
-                            or attempt == max(args.retries, 0)):
-                        break
-                    print(f"(other processes used {100 * new.get('foreign_cpu', 0):.0f} % of the "
-                          f"CPUs: again) ...", end=" ", flush=True)
+        if args.rounds > 0:
+            r_list = run_workload_interleaved(wname, frameworks, pythons, meta, opts, compile_T,
+                                              w, workdir, args)
+        else:
+            r_list = [run_workload_sequential(wname, f, pythons[f], meta, opts, compile_T, w,
+                                              workdir, args) for f in frameworks]
+        for res in r_list:
             results.append(res)
             r = row(res, meta)
             rows.append(r)
             if res["status"] == "ok":
-                print(f"fwd {r['fwd_ms']:.1f} ms" + (f", fwd+bwd {r['fwdbwd_ms']:.1f} ms"
-                                                     if r.get("fwdbwd_ms") else "")
-                      + f", rates {r['rates']}, other load {100 * r['foreign_cpu']:.0f} %",
-                      flush=True)
+                print(f"[{wname}] {res['framework']:9s} fwd {r['fwd_ms']:.1f} ms"
+                      + (f", fwd+bwd {r['fwdbwd_ms']:.1f} ms" if r.get("fwdbwd_ms") else "")
+                      + f", rates {r['rates']}", flush=True)
                 if r.get("reason"):
                     print(f"    {r['reason'][:160]}")
             else:
-                print(f"n/a: {res.get('reason', '')[:160]}", flush=True)
+                print(f"[{wname}] {res['framework']:9s} n/a: {res.get('reason', '')[:160]}", flush=True)
             compile_rows += _compile_rows([res])
     load_end = " ".join(f"{v:.2f}" for v in os.getloadavg())
     old_json = out_dir / f"{name}.json"
