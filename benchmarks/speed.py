@@ -16,6 +16,18 @@ framework's own importer and measures (see ``benchmarks/runners/``):
 * a float32 GEMM timed in the same process with the framework's own backend, and the
   workload's matmul/conv GFLOP/s as a fraction of it.
 
+Interleaved rounds (default): every framework's runner stays alive after its own set-up
+measurements as a worker process (``runners/common.py``), and the harness alternates the
+frameworks round by round, A B A B ..., for forward and then forward+backward (``--rounds``,
+default 7; 2 with ``--quick``; ``--round-time`` seconds of calls per framework and round).
+The reported times are medians over the rounds with quartiles and range; nirjax's speed-up
+over a peer is given as the median and range of the per-round ratios (both measured in the
+same round, under the same load); every goal of issue 13 gets a verdict: ``met`` (every
+round meets it), ``not met`` (no round does) or ``within noise``. The fraction of the CPUs
+other processes used is recorded per round, the load average at start and end. The Markdown
+report ends with the table for the README (``docs/README_speed_section.md``).
+``--rounds 0`` runs each framework once in a process of its own, one after the other.
+
 Results go to ``benchmarks/results/``: ``<name>.csv`` (one row per workload and framework),
 ``<name>_compile.csv`` (nirjax compile time and memory vs T), ``<name>.json`` (everything the
 runners returned), ``<name>.md`` (tables and goal check), ``<name>.png`` and a machine
@@ -23,7 +35,9 @@ description.
 
 Run::
 
-    python benchmarks/speed.py                      # every workload, every framework found
+    NIRJAX_PEERS_DIR=/path/to/.peers python benchmarks/speed.py   # the committed results
+    python benchmarks/speed.py --quick --frameworks nirjax,spyx --workloads W3 --steps 20 \
+        --batch 2 --compile-T 20 --gemm-n 64 --min-repeats 1 --max-repeats 1   # < 1 min
     python benchmarks/speed.py --quick --frameworks nirjax --workloads W3
     python benchmarks/speed.py --workloads W1,W2 --nirjax-opt unroll=4 --name w12_unroll4
 
@@ -263,7 +277,8 @@ class Worker:
                     self.log.write(line)
             self.lines.put(None)  # end of output: the runner exited
 
-        threading.Thread(target=pump, daemon=True).start()
+        self.pump = threading.Thread(target=pump, daemon=True)
+        self.pump.start()
         self.t0 = time.time()
 
     def _next(self, timeout: float):
@@ -312,6 +327,13 @@ class Worker:
                 self.proc.wait(timeout=30)
         except (OSError, subprocess.TimeoutExpired, ValueError):
             self.proc.kill()
+            self.proc.wait()
+        self.pump.join(timeout=10)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
         self.log.close()
 
 
@@ -595,64 +617,145 @@ def summary_table(rows: list, frameworks: list) -> str:
     return "\n".join(lines)
 
 
-def goals(rows: list, compile_rows: list) -> list:
-    """Check the issue's CPU goals; returns (goal, measured, met) tuples."""
-    by = {(r["workload"], r["framework"]): r for r in rows}
+def _round_values(res: dict, phase: str) -> list:
+    """The per-round times of a result (the set-up median if it has no rounds)."""
+    rounds = (res.get("rounds") or {}).get(phase)
+    if rounds:
+        return list(rounds)
+    med = (res.get(phase) or {}).get("median")
+    return [med] if med else []
+
+
+def _range(stats: dict | None, fmt="{:.2f}x") -> str:
+    if not stats:
+        return "n/a"
+    return (f"{fmt.format(stats['median'])} (rounds {fmt.format(stats['min'])}-"
+            f"{fmt.format(stats['max'])}, n={stats['n']})")
+
+
+def goals(results: list, wmeta: dict) -> list:
+    """The CPU goals of issue 13 from the interleaved rounds: ``(goal, measured, verdict)``.
+
+    A speed-up goal is checked on the per-round ratios ``peer time / nirjax time`` of the
+    same round (:func:`ratio_stats`): ``met`` if every round meets it, ``not met`` if none
+    does, ``within noise`` otherwise (:func:`verdict`). Fractions of the GEMM rate likewise
+    per round (the GEMM measured once in nirjax's process).
+    """
+    by = {(r["workload"], r["framework"]): r for r in results}
+    rounds = {}
+    for (w, f), r in by.items():
+        if r.get("status") == "ok":
+            rounds.setdefault(w, {})[f] = {p: _round_values(r, p) for p in ("fwd", "fwdbwd")}
     out = []
 
-    def ratio(w, peer, key):
-        a, b = by.get((w, "nirjax"), {}), by.get((w, peer), {})
-        if a.get(key) and b.get(key):
-            return b[key] / a[key]
-        return None
+    def speedup(w, peer, phase, need, label):
+        if (w, "nirjax") not in by or (w, peer) not in by:
+            return
+        st = ratio_stats(rounds.get(w, {}), peer, phase)
+        why = "" if st else f" ({(by[(w, peer)].get('reason') or by[(w, 'nirjax')].get('reason') or 'no rounds')[:60]})"
+        out.append((f"{w} {label} >= {need:g}x {peer}", _range(st) + why, verdict(st, need)))
 
-    for w in ("W1", "W2"):
-        for peer, need in (("spyx", 2.0), ("norse", 4.0), ("snntorch", 4.0)):
-            if (w, "nirjax") not in by:
-                continue
-            s = ratio(w, peer, "fwd_ms")
-            reason = by.get((w, peer), {}).get("reason", "not run")
-            out.append((f"{w} forward >= {need:g}x {peer}",
-                        f"{s:.2f}x" if s else f"n/a ({reason[:80]})",
-                        None if s is None else s >= need))
-    for w in ("W1", "W2"):
-        if (w, "nirjax") in by:
-            s = ratio(w, "spyx", "fwdbwd_ms")
-            out.append((f"{w} forward+backward >= 2x spyx", f"{s:.2f}x" if s else "n/a",
-                        None if s is None else s >= 2.0))
-    r = by.get(("W1", "nirjax"))
-    if r and r.get("fwd_frac_gemm") is not None:
-        out.append(("W1 forward >= 70 % of float32 GEMM GFLOP/s",
-                    f"{100 * r['fwd_frac_gemm']:.0f} % ({r['fwd_gflops']:.1f} of "
-                    f"{r['gemm_gflops']:.1f} GFLOP/s)", r["fwd_frac_gemm"] >= 0.7))
-    for w in ("W1", "W2", "W3", "W4"):
+    def gemm_fraction(w, phase, factor, need, label):
         r = by.get((w, "nirjax"))
-        if r and r.get("fwd_compile_s") is not None:
-            c = max(r["fwd_compile_s"], r.get("fwdbwd_compile_s") or 0.0)
-            out.append((f"{w} compile < 2 s (forward; forward+backward)",
-                        f"{r['fwd_compile_s']:.2f} s; {_fmt(r.get('fwdbwd_compile_s'), '{:.2f}')} s",
-                        c < 2.0))
-    for w in ("W1", "W2", "W3", "W4"):
-        ts = sorted((c for c in compile_rows if c["workload"] == w), key=lambda c: c["T"])
-        if len(ts) >= 2:
-            lo, hi = ts[0], ts[-1]
-            rc = hi["total_s"] / lo["total_s"]
-            out.append((f"{w} compile flat in T (T={lo['T']} vs {hi['T']}, within 20 %)",
-                        f"{lo['total_s']:.2f} s vs {hi['total_s']:.2f} s ({rc:.2f}x)",
-                        rc <= 1.2))
-            # T values whose run is longer than one chunk of the staged program: below that
-            # the chunk (and its buffers) is the whole run, above it the chunk_bytes budget
-            # (8 MiB by default) caps them; flat means no growth between the two longest runs.
-            mid = ts[-2] if len(ts) >= 3 else lo
-            if mid.get("temp_mb") is not None and hi.get("temp_mb") is not None:
-                grow = hi["temp_mb"] - mid["temp_mb"]
-                out.append((f"{w} inference memory flat in T apart from outputs "
-                            f"(T={mid['T']} vs {hi['T']})",
-                            "XLA temp " + " / ".join(f"{c['temp_mb']:.1f}" for c in ts)
-                            + " MB at T=" + " / ".join(str(c["T"]) for c in ts)
-                            + "; outputs " + " / ".join(f"{c['out_mb']:.2f}" for c in ts) + " MB",
-                            grow <= 0.2 * max(mid["temp_mb"], 1.0)))
+        if not r or r.get("status") != "ok" or not r.get("gemm_gflops"):
+            return
+        gflop = wmeta[w]["flops_per_sample_step"] * wmeta[w]["steps"] * wmeta[w]["batch"] / 1e9
+        vals = [factor * gflop / t / r["gemm_gflops"] for t in _round_values(r, phase) if t]
+        if not vals:
+            return
+        st = _quantiles(vals)
+        out.append((label, _range(st, "{:.0%}") + f" of {r['gemm_gflops']:.1f} GFLOP/s",
+                    verdict(st, need)))
+
+    for w in ("W4", "W6"):
+        speedup(w, "spyx", "fwd", 1.5, "forward")
+        speedup(w, "spyx", "fwdbwd", 3.0, "forward+backward")
+        r = by.get((w, "nirjax"))
+        if r and r.get("bwd_compile_s") is not None:
+            out.append((f"{w} backward compile < 2 s", f"{r['bwd_compile_s']:.2f} s",
+                        "met" if r["bwd_compile_s"] < 2.0 else "not met"))
+    for w in ("W1", "W2", "W3"):
+        speedup(w, "spyx", "fwdbwd", 1.2, "forward+backward")
+    gemm_fraction("W1", "fwdbwd", 3.0, 0.8,
+                  "W1 forward+backward >= 80 % of the dense limit (3x forward FLOPs at the GEMM rate)")
+    for w in ("W1", "W2"):
+        speedup(w, "spyx", "fwd", 1.2, "forward")
+    gemm_fraction("W1", "fwd", 1.0, 0.9, "W1 forward >= 90 % of the float32 GEMM rate")
+    for w in ("W1", "W2"):
+        for peer in ("norse", "snntorch"):
+            speedup(w, peer, "fwd", 4.0, "forward")
     return out
+
+
+def rounds_table(results: list) -> str:
+    """Per workload and framework: median [quartiles] (min-max) over the interleaved rounds."""
+    lines = ["| workload | framework | forward [ms] median [IQR] (min-max, rounds) | "
+             "fwd+bwd [ms] median [IQR] (min-max, rounds) | other processes' CPU use (median of rounds) |",
+             "|---|---|---|---|---|"]
+
+    def cell(s):
+        if not s or "q1" not in s:
+            return "-"
+        k = 1e3
+        return (f"{k * s['median']:.3g} [{k * s['q1']:.3g}-{k * s['q3']:.3g}] "
+                f"({k * s['min']:.3g}-{k * s['max']:.3g}, n={s['n']})")
+
+    for r in results:
+        if r.get("status") != "ok":
+            continue
+        lines.append(f"| {r['workload']} | {r['framework']} | {cell(r.get('fwd'))} | "
+                     f"{cell(r.get('fwdbwd'))} | {100 * (r.get('foreign_cpu') or 0):.0f} % |")
+    return "\n".join(lines)
+
+
+def ratio_table(results: list) -> str:
+    """nirjax's speed-up over every peer per workload: median of per-round ratios (range)."""
+    rounds = {}
+    for r in results:
+        if r.get("status") == "ok":
+            rounds.setdefault(r["workload"], {})[r["framework"]] = {
+                p: _round_values(r, p) for p in ("fwd", "fwdbwd")}
+    lines = ["| workload | peer | forward speed-up | forward+backward speed-up |", "|---|---|---|---|"]
+    for w, fw in rounds.items():
+        if "nirjax" not in fw:
+            continue
+        for peer in fw:
+            if peer == "nirjax":
+                continue
+            lines.append(f"| {w} | {peer} | {_range(ratio_stats(fw, peer, 'fwd'))} | "
+                         f"{_range(ratio_stats(fw, peer, 'fwdbwd'))} |")
+    return "\n".join(lines)
+
+
+def readme_table(results: list, wmeta: dict) -> str:
+    """The table for the README's Speed section (docs/README_speed_section.md)."""
+    by = {(r["workload"], r["framework"]): r for r in results if r.get("status") == "ok"}
+    rounds = {}
+    for (w, f), r in by.items():
+        rounds.setdefault(w, {})[f] = {p: _round_values(r, p) for p in ("fwd", "fwdbwd")}
+    lines = ["| workload | T x B | nirjax fwd / fwd+bwd [ms] | Spyx fwd / fwd+bwd [ms] | "
+             "speed-up vs Spyx fwd / fwd+bwd | speed-up vs Norse fwd | speed-up vs snnTorch fwd |",
+             "|---|---|---|---|---|---|---|"]
+
+    def ms(w, f):
+        r = by.get((w, f))
+        if not r:
+            return "n/a"
+        fb = (r.get("fwdbwd") or {}).get("median")
+        return f"{1e3 * r['fwd']['median']:.3g} / " + (f"{1e3 * fb:.3g}" if fb else "n/a")
+
+    def sp(w, peer, phase):
+        st = ratio_stats(rounds.get(w, {}), peer, phase)
+        return f"{st['median']:.2f}x ({st['min']:.2f}-{st['max']:.2f})" if st else "n/a"
+
+    for w in rounds:
+        if (w, "nirjax") not in by:
+            continue
+        m = wmeta.get(w, {})
+        lines.append(f"| {w} | {m.get('steps')} x {m.get('batch')} | {ms(w, 'nirjax')} | {ms(w, 'spyx')} | "
+                     f"{sp(w, 'spyx', 'fwd')} / {sp(w, 'spyx', 'fwdbwd')} | {sp(w, 'norse', 'fwd')} | "
+                     f"{sp(w, 'snntorch', 'fwd')} |")
+    return "\n".join(lines)
 
 
 def plot(rows: list, compile_rows: list, path: pathlib.Path, title: str) -> bool:
@@ -674,13 +777,17 @@ def plot(rows: list, compile_rows: list, path: pathlib.Path, title: str) -> bool
     for ax, key, label in ((axes[0, 0], "fwd_ms", "forward"),
                            (axes[0, 1], "fwdbwd_ms", "forward + backward")):
         for i, f in enumerate(frameworks):
-            xs, ys = [], []
+            xs, ys, lo, hi = [], [], [], []
             for j, n in enumerate(names):
-                v = by.get((n, f), {}).get(key)
+                r = by.get((n, f), {})
+                v = r.get(key)
                 if v:
                     xs.append(j + (i - (len(frameworks) - 1) / 2) * width)
                     ys.append(v)
-            ax.bar(xs, ys, width, label=f, color=colors.get(f))
+                    lo.append(v - (r.get(key.replace("_ms", "_min_ms")) or v))
+                    hi.append((r.get(key.replace("_ms", "_max_ms")) or v) - v)
+            # bars: median over the interleaved rounds; whiskers: their min-max
+            ax.bar(xs, ys, width, label=f, color=colors.get(f), yerr=[lo, hi], capsize=2)
         ax.set_yscale("log")
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30)
@@ -712,7 +819,7 @@ def plot(rows: list, compile_rows: list, path: pathlib.Path, title: str) -> bool
     ax.set_title("nirjax compile time vs T (forward)")
     if compile_rows:
         ax.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title + "\nbars: median over interleaved rounds, whiskers: min-max")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -934,9 +1041,10 @@ def main(argv=None):
                     "GEMM peak GFLOP/s", "fraction of GEMM"]
     ok = [r for r in rows if r["status"] == "ok"]
     na = [r for r in rows if r["status"] != "ok" or r.get("reason")]
-    goal_rows = goals(rows, compile_rows)
+    goal_rows = goals(results, wmeta)
     md = [f"# Speed benchmark ({name}, {started} UTC)", "",
-          "Medians of repeated calls after a compiling/warm-up call; see machine description.",
+          "Medians over interleaved rounds (see below) after each framework's compiling/warm-up "
+          "calls; see the machine description for the load.",
           "", summary_table(rows, frameworks), "", table(ok, main_fields, main_headers), ""]
     spread = [dict(r, fwd_spread=f"{r['fwd_min_ms']:.3g}-{r['fwd_max_ms']:.3g} (n={r['fwd_n']})",
                    fb_spread=(f"{r['fwdbwd_min_ms']:.3g}-{r['fwdbwd_max_ms']:.3g} (n={r['fwdbwd_n']})"
@@ -955,11 +1063,25 @@ def main(argv=None):
                                     "out_mb"],
                      ["workload", "T", "trace+lower [s]", "XLA compile [s]", "total [s]",
                       "XLA temp [MB]", "outputs [MB]"]), ""]
+    interleaved = any(r.get("rounds") for r in results)
+    if interleaved:
+        md += ["## Interleaved rounds", "",
+               "Each framework ran in its own persistent process; the harness alternated them "
+               "round by round (A B A B ...), so every framework saw the same machine load. A "
+               "round's time is the median of its calls; the table gives the median, the "
+               "quartiles and the range over the rounds.", "", rounds_table(results), "",
+               "## nirjax's speed-up (per-round ratios peer time / nirjax time: median and range)",
+               "", ratio_table(results), ""]
     if goal_rows:
-        md += ["## Goals (issue 5, CPU)", "", "| goal | measured | met |", "|---|---|---|"]
-        md += [f"| {g} | {m} | {'yes' if ok_ else ('-' if ok_ is None else 'NO')} |"
-               for g, m, ok_ in goal_rows]
+        md += ["## Goals (issue 13, CPU)", "",
+               "met: every round meets the goal; not met: no round does; within noise: some do.",
+               "", "| goal | measured | verdict |", "|---|---|---|"]
+        md += [f"| {g} | {m} | {v} |" for g, m, v in goal_rows]
         md.append("")
+    readme = readme_table(results, wmeta)
+    md += ["## Table for the README (docs/README_speed_section.md)", "",
+           f"Measured {started} UTC; load average at start / end {load_start} / {load_end}.", "",
+           readme, ""]
     (out_dir / f"{name}.md").write_text("\n".join(md))
     cpu = machine_md.splitlines()[3].split(":", 1)[1].split(";")[0].strip()
     plotted = plot(rows, compile_rows, out_dir / f"{name}.png",
