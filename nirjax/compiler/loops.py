@@ -75,12 +75,40 @@ class Loops:
             body = jax.checkpoint(body)
         if self.options.fast_backward and self.options.checkpoint != "step":
             (nodes, feedback), (outs, recs) = scan_vjp.scan(
-                body, own, (nodes, feedback), ext_seq, length, unroll)
+                body, own, (nodes, feedback), ext_seq, length, unroll,
+                self._per_sample(members, own, sample, nodes))
         else:
             (nodes, feedback), (outs, recs) = jax.lax.scan(
                 lambda c, x: body(own, c, x), (nodes, feedback), ext_seq, length=length,
                 unroll=unroll)
         return nodes, feedback, outs, recs
+
+    def _per_sample(self, members, own, sample, nodes):
+        """``(expand, step_b)`` for :func:`scan_vjp.scan`: per-sample copies of the
+        coefficients of the elementwise members (``Rule.elementwise``: neurons, Scale,
+        Threshold), whose coefficients are at most the size of their state; ``None`` if
+        there are none or the batch size is unknown (no state)."""
+        names = {n.name for n in members if n.rule.elementwise and n.name in own}
+        leaves = jax.tree_util.tree_leaves(nodes)
+        if not names or not leaves:
+            return None
+        batch = leaves[0].shape[0]
+        axes = {name: (0 if name in names else None) for name in own}
+
+        def expand(c):
+            return {name: (jax.tree_util.tree_map(
+                lambda a: jnp.broadcast_to(a, (batch,) + jnp.shape(a)), v) if name in names else v)
+                for name, v in c.items()}
+
+        batched = jax.vmap(sample, in_axes=(axes, 0, 0, 0))
+
+        def step_b(coeffs_s, carry, ext_t):
+            new_nodes, new_feedback, outs, recs = batched(coeffs_s, carry[0], carry[1], ext_t)
+            return (new_nodes, new_feedback), (outs, recs)
+
+        if self.options.checkpoint == "step":
+            step_b = jax.checkpoint(step_b)
+        return expand, step_b
 
     def run_plain(self, coeffs, xs: dict, state: GraphState, record: tuple, length: int):
         """The reference program: every node, every step, in one ``lax.scan``."""
