@@ -351,11 +351,13 @@ def _quantiles(values: list) -> dict:
 
 
 def interleave(workers: dict, rounds: int, round_time: float, phases=("fwd", "fwdbwd"),
-               timeout: float = 3600.0, log=print) -> dict:
+               timeout: float = 3600.0, log=print, pause: float = 0.0) -> dict:
     """Alternate the frameworks round by round (A B A B ...) for every phase.
 
     A round of a framework is ``repeats`` synchronised calls (as many as fill ``round_time``
     seconds by the set-up measurement, at least one); its time is the median of those calls.
+    ``pause`` seconds pass between two frameworks' turns, so that threads the previous one
+    left spinning (OpenMP, XLA's pool) are asleep before the next is timed.
     Returns ``{"rounds": {framework: {phase: [round times]}}, "load": [...]}`` where ``load``
     has, per round, the load average and the fraction of the CPUs used by processes other
     than the workers.
@@ -372,6 +374,8 @@ def interleave(workers: dict, rounds: int, round_time: float, phases=("fwd", "fw
         own0 = sum(_proc_cpu(w.proc.pid) for w, _ in workers.values())
         for p in phases:
             for f, (w, _) in workers.items():
+                if pause > 0 and len(workers) > 1:
+                    time.sleep(pause)
                 ts = w.time(p, repeats[(f, p)], timeout)
                 if ts:
                     times[f][p].append(sorted(ts)[len(ts) // 2])
@@ -476,7 +480,8 @@ def run_workload_interleaved(wname, frameworks, pythons, meta, opts, compile_T, 
         phases = ("fwd",) if args.no_backward else ("fwd", "fwdbwd")
         print(f"[{wname}] {args.rounds} interleaved rounds of {', '.join(workers)} "
               f"(forward / forward+backward ms per round)", flush=True)
-        il = interleave(workers, args.rounds, args.round_time, phases, args.timeout)
+        il = interleave(workers, args.rounds, args.round_time, phases, args.timeout,
+                        pause=args.pause)
     finally:
         for worker, _ in workers.values():
             worker.close()
@@ -909,6 +914,9 @@ def main(argv=None):
     p.add_argument("--round-time", type=float, default=None,
                    help="seconds of calls per framework and round (default 1; 0 with --quick: "
                         "one call)")
+    p.add_argument("--pause", type=float, default=None,
+                   help="seconds between two frameworks' turns in a round (default 0.5; 0.1 "
+                        "with --quick)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per framework process")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="before each process, wait up to SECONDS until other processes use "
@@ -942,6 +950,8 @@ def main(argv=None):
     name = args.name or ("speed_cpu_quick" if quick else "speed_cpu")
     if args.rounds is None:
         args.rounds = 2 if quick else 7
+    if args.pause is None:
+        args.pause = 0.1 if quick else 0.5
     if args.round_time is None:
         args.round_time = 0.0 if quick else 1.0
     min_repeats = args.min_repeats or (2 if quick else 5)
