@@ -310,7 +310,7 @@ class Worker:
         """Seconds of ``repeats`` synchronised calls of ``phase`` (None if unavailable)."""
         if not self.serving or phase not in self.phases:
             return None
-        self.proc.stdin.write(json.dumps({"phase": phase, "repeats": repeats}) + "\n")
+        self.proc.stdin.write(json.dumps({"phase": phase, "repeats": repeats, "warmup": 1}) + "\n")
         self.proc.stdin.flush()
         msg = self._next(timeout)
         if not msg or "times" not in msg:
@@ -354,8 +354,10 @@ def interleave(workers: dict, rounds: int, round_time: float, phases=("fwd", "fw
                timeout: float = 3600.0, log=print, pause: float = 0.0) -> dict:
     """Alternate the frameworks round by round (A B A B ...) for every phase.
 
-    A round of a framework is ``repeats`` synchronised calls (as many as fill ``round_time``
-    seconds by the set-up measurement, at least one); its time is the median of those calls.
+    A round of a framework is one untimed call (the previous framework's turn has evicted
+    its data from the caches) and then ``repeats`` synchronised calls (as many as fill
+    ``round_time`` seconds by the set-up measurement, at least one); its time is the median
+    of those calls.
     ``pause`` seconds pass between two frameworks' turns, so that threads the previous one
     left spinning (OpenMP, XLA's pool) are asleep before the next is timed.
     Returns ``{"rounds": {framework: {phase: [round times]}}, "load": [...]}`` where ``load``

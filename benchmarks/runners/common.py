@@ -16,8 +16,9 @@ framework:
 
 Interleaved rounds (``"serve": true`` in the spec): after writing ``OUT.json`` the runner
 stays alive as a worker. It prints ``@@ {"ready": true}`` on stdout and then answers one JSON
-command per stdin line, ``{"phase": "fwd" | "fwdbwd", "repeats": n}``, with ``@@ {"times":
-[...]}`` (seconds of ``n`` synchronised calls of the phase the runner registered with
+command per stdin line, ``{"phase": "fwd" | "fwdbwd", "repeats": n, "warmup": w}``, with
+``@@ {"times": [...]}`` (seconds of ``n`` synchronised calls, after ``w`` untimed ones, of
+the phase the runner registered with
 :func:`register`), until ``{"quit": true}`` or end of input. ``speed.py`` keeps one worker
 per framework and alternates them round by round, so the frameworks see the same machine load.
 
@@ -77,6 +78,8 @@ def serve() -> None:
         fn, sync = PHASES[phase]
         times = []
         try:
+            for _ in range(int(cmd.get("warmup", 0))):  # untimed: caches, thread pools
+                sync(fn())
             for _ in range(int(cmd.get("repeats", 1))):
                 t0 = time.perf_counter()
                 sync(fn())
