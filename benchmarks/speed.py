@@ -306,11 +306,12 @@ class Worker:
         result["wall_s"] = time.time() - self.t0
         return result
 
-    def time(self, phase: str, repeats: int, timeout: float) -> list | None:
-        """Seconds of ``repeats`` synchronised calls of ``phase`` (None if unavailable)."""
+    def time(self, phase: str, repeats: int, timeout: float, warmup: int = 1) -> list | None:
+        """Seconds of ``repeats`` synchronised calls of ``phase`` after ``warmup`` untimed
+        ones (None if unavailable)."""
         if not self.serving or phase not in self.phases:
             return None
-        self.proc.stdin.write(json.dumps({"phase": phase, "repeats": repeats, "warmup": 1}) + "\n")
+        self.proc.stdin.write(json.dumps({"phase": phase, "repeats": repeats, "warmup": warmup}) + "\n")
         self.proc.stdin.flush()
         msg = self._next(timeout)
         if not msg or "times" not in msg:
@@ -355,7 +356,8 @@ def interleave(workers: dict, rounds: int, round_time: float, phases=("fwd", "fw
     """Alternate the frameworks round by round (A B A B ...) for every phase.
 
     A round of a framework is one untimed call (the previous framework's turn has evicted
-    its data from the caches) and then ``repeats`` synchronised calls (as many as fill
+    its data from the caches; skipped for calls over a second) and then ``repeats``
+    synchronised calls (as many as fill
     ``round_time`` seconds by the set-up measurement, at least one); its time is the median
     of those calls.
     ``pause`` seconds pass between two frameworks' turns, so that threads the previous one
@@ -366,11 +368,12 @@ def interleave(workers: dict, rounds: int, round_time: float, phases=("fwd", "fw
     """
     times: dict = {f: {p: [] for p in phases} for f in workers}
     load = []
-    repeats = {}
+    repeats, warm = {}, {}
     for f, (w, res) in workers.items():
         for p in phases:
             med = (res.get(p) or {}).get("median")
             repeats[(f, p)] = max(1, min(50, int(round_time / med))) if med else 1
+            warm[(f, p)] = 0 if med and med > 1.0 else 1
     for k in range(rounds):
         b0, t0 = _cpu_jiffies()
         own0 = sum(_proc_cpu(w.proc.pid) for w, _ in workers.values())
@@ -378,7 +381,7 @@ def interleave(workers: dict, rounds: int, round_time: float, phases=("fwd", "fw
             for f, (w, _) in workers.items():
                 if pause > 0 and len(workers) > 1:
                     time.sleep(pause)
-                ts = w.time(p, repeats[(f, p)], timeout)
+                ts = w.time(p, repeats[(f, p)], timeout, warm[(f, p)])
                 if ts:
                     times[f][p].append(sorted(ts)[len(ts) // 2])
         b1, t1 = _cpu_jiffies()
