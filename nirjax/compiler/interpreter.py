@@ -152,15 +152,24 @@ class Interpreter:
         new_feedback = {k: values[k] for k in feedback}
         return new_nodes, new_feedback, values
 
-    def apply_chunk(self, n, coeff, x):
-        """Apply a stateless node to a whole chunk ``[K, B, *in_shape]`` at once."""
+    def apply_chunk(self, n, coeff, x, last: bool = False):
+        """Apply a stateless node to a whole chunk ``[K, B, *in_shape]`` at once.
+
+        ``last``: the values are channels-last (:mod:`nirjax.compiler.layout`); a rule with
+        a channels-last kernel (``Rule.apply_last``) then gets all ``K*B`` samples in one
+        call, an elementwise rule its (already permuted) coefficients as usual. On a mesh
+        (``self.plan``) values are never channels-last and the batch axis split over devices
+        is not merged with the steps: batch outer, steps inner.
+        """
         if self.plan is not None:
-            # no [K*B] merge of a batch axis split over devices: batch outer, steps inner
             fn = lambda xi: n.rule.apply(coeff, xi, n.config)
             return jax.vmap(jax.vmap(fn), in_axes=1, out_axes=1)(x).astype(self.dtype)
         lead = x.shape[:2]
         flat = x.reshape((-1,) + x.shape[2:])
-        y = jax.vmap(lambda xi: n.rule.apply(coeff, xi, n.config))(flat)
+        if last and n.rule.apply_last is not None:
+            y = n.rule.apply_last(coeff, flat, n.config)
+        else:
+            y = jax.vmap(lambda xi: n.rule.apply(coeff, xi, n.config))(flat)
         return y.reshape(lead + y.shape[1:]).astype(self.dtype)
 
     def chunk_kernel(self, n, method: str, interpret: bool) -> Callable | None:
