@@ -3,30 +3,35 @@
 For each target it runs the SAME graph and the SAME input batch through
 
 * ``nirjax``: ``nirjax.lower(graph, target, dt)`` then the lowered model's integer program
-  (:class:`~nirjax.compiler.CompiledGraph`: one jitted scan, batched; compile time excluded
-  and reported apart; the fastest of ``--repeat`` runs);
+  (``hw(xs)``, the public call: one jitted scan, batched). The first call (trace, compile,
+  run) is reported apart as the compile time and never enters a throughput;
 * the vendor's simulator in its own environment (``tests/peers/setup_peers.sh``):
   ``xylo``: XyloSim (Rockpool 3.1.0 + xylosim 0.1.3), built from ``hw.export(path)``, run
-  sample by sample as its API requires; ``speck``: sinabs 3.1.3's discretized
-  ``DynapcnnNetwork`` forward, and ``spinnaker2`` (nirjax only: no vendor simulator
-  installs), through ``benchmarks/hardware_sim_speck.py`` (``speck_case``,
-  ``spinnaker2_case``) when those targets are registered; ``loihi2``: Lava 0.10's
-  fixed-point simulation (``Loihi2SimCfg(select_tag="fixed_pt")``) of the netx file
-  ``hw.export(path)`` writes, one sample after the other as Lava runs them
-  (``tests/peers/lava_harness.py:lava_run(path, x, repeat) -> {"out", "seconds",
-  "samples_per_s"}``; the network is built once per timed run, the build not timed).
+  sample by sample as its API requires (``tests/peers/xylo_runner.py``, job ``time``);
+  ``loihi2``: Lava's fixed-point simulation (``Loihi2SimCfg(select_tag="fixed_pt")``) of the
+  netx file ``hw.export(path)`` writes, one sample after the other as Lava runs them
+  (``tests/peers/lava_harness.py:lava_run``); ``speck``: sinabs 3.1.3's discretized
+  ``DynapcnnNetwork`` forward and ``spinnaker2`` (nirjax only: no vendor simulator
+  installs), from ``benchmarks/hardware_sim_speck.py``.
 
-It first checks that both give identical output spikes at every step (a row whose spikes
-differ has no valid ratio and is marked so), then reports samples/s of each and the ratio
-(the goal of issue 10: at least 100x on a batch of 32). A target whose vendor environment or
-lowering is missing is reported as skipped, with the reason.
+It first checks that both give identical output spikes at every step for every sample (Speck:
+the spike counts of every layer; Lava: in every round), then times them in ``--rounds``
+alternating rounds (``benchmarks/hw_rounds.py``): each round nirjax (``--nirjax-inner``
+timed batches) then the vendor (one timed batch; XyloSim: three), the vendor's process
+start and network build not timed. Each round gives each framework one samples/s (the
+batch over the round's median); the report gives per framework the median over rounds with
+its min-max, the ratio of the medians and the range of the per-round ratios (only where the
+spikes are identical), and the machine: CPU model, cores, load average before and after, the
+command. The goal of issue 10 is a ratio of at least 100 on a batch of 32.
 
 Usage::
 
-    python benchmarks/hardware_sim.py [--targets xylo,speck,loihi2,spinnaker2] [--steps 300]
-                                      [--batch 32] [--repeat 3] [--out results.json]
+    python benchmarks/hardware_sim.py [--targets xylo,loihi2,speck,spinnaker2] [--steps 300]
+        [--speck-steps 100] [--batch 32] [--rounds 5] [--out benchmarks/results/hardware_sim_cpu]
+    python benchmarks/hardware_sim.py --quick [--out STEM]     # tiny sizes, 2 rounds
 
-Timings depend on the machine and its load; this script makes no claim by itself.
+writes ``STEM.json`` and ``STEM.md`` (``--quick`` writes only with ``--out``). Timings depend
+on the machine and its load: a ratio is a result only with its spread and its machine.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
@@ -48,13 +52,16 @@ sys.path.insert(0, str(ROOT / "tests" / "peers"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT / "tests" / "data" / "paper"
 
+from hw_rounds import Case, alternate, machine, markdown, summarize  # noqa: E402
+
 #: target family -> (chip target, graph file, dt)
 CASES = {
     "xylo": ("xylo-audio2", DATA / "braille_noDelay_noBias_subtract.nir", 1e-4),
-    "speck": ("speck", DATA / "cnn_sinabs.nir", 1e-4),
     "loihi2": ("loihi2", DATA / "braille_noDelay_noBias_subtract.nir", 1e-4),
+    "speck": ("speck", DATA / "cnn_sinabs.nir", 1e-4),
     "spinnaker2": ("spinnaker2", DATA / "braille_noDelay_noBias_subtract.nir", 1e-4),
 }
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "hardware_sim_cpu"
 
 
 class Skipped(Exception):
@@ -77,111 +84,6 @@ def lower(target: str, path, dt: float):
         return nirjax.lower(str(path), target, dt=dt)
 
 
-def nirjax_run(hw, xs: np.ndarray, repeat: int = 3) -> dict:
-    """``hw(xs)`` (the public call: inputs checked, jitted integer program): outputs, wall
-    times, compile time (the first call).
-
-    Returns:
-        ``{"out", "seconds", "compile_s", "samples_per_s"}``.
-    """
-    import jax
-
-    start = time.perf_counter()
-    out = jax.block_until_ready(hw(xs))
-    compile_s = time.perf_counter() - start
-    seconds = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        jax.block_until_ready(hw(xs))
-        seconds.append(time.perf_counter() - start)
-    return {"out": np.asarray(out), "seconds": seconds, "compile_s": compile_s,
-            "samples_per_s": xs.shape[1] / min(seconds)}
-
-
-def xylo_vendor(hw, xs: np.ndarray, repeat: int = 3) -> dict:
-    """XyloSim built from ``hw.export``: its outputs and the sample loop's wall times."""
-    import xylo_harness
-
-    if xylo_harness.xylo_python() is None:
-        raise Skipped(f"no xylo environment under {xylo_harness.peers_dir()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "spec.npz")
-        hw.export(path)
-        jobs = [{"id": "sim", "kind": "simulate", "target": hw.target, "spec": "spec.npz",
-                 "x": "x.npy"},
-                {"id": "time", "kind": "time", "target": hw.target, "spec": "spec.npz",
-                 "x": "x.npy", "repeat": repeat}]
-        results, versions = xylo_harness.run_jobs(jobs, {"spec.npz": path, "x.npy": xs})
-    for r in results.values():
-        if r.error:
-            raise RuntimeError(r.error)
-    seconds = results["time"]["seconds"]
-    return {"name": f"XyloSim (rockpool {versions['rockpool']}, xylosim {versions['xylosim']})",
-            "out": results["sim"]["out"], "seconds": seconds.tolist(),
-            "samples_per_s": xs.shape[1] / float(np.min(seconds))}
-
-
-def loihi_vendor(hw, xs: np.ndarray, repeat: int = 3) -> dict:
-    """Lava's fixed-point simulation through ``tests/peers/lava_harness.py`` (when present)."""
-    try:
-        import lava_harness
-    except ImportError:
-        raise Skipped("no tests/peers/lava_harness.py in this checkout") from None
-    if not hasattr(lava_harness, "lava_run"):
-        raise Skipped("tests/peers/lava_harness.py has no lava_run(path, x, repeat)")
-    if lava_harness.lava_python() is None:
-        raise Skipped(f"no lava environment under {lava_harness.peers_dir()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        out_path = os.path.join(tmp, "net.h5")
-        hw.export(out_path)
-        result = lava_harness.lava_run(out_path, xs, repeat)
-    result.setdefault("name", "Lava fixed point (Loihi2SimCfg fixed_pt)")
-    return result
-
-
-VENDORS = {"xylo": xylo_vendor, "loihi2": loihi_vendor}
-
-
-def _speck_module():
-    try:
-        import hardware_sim_speck
-    except ImportError:
-        raise Skipped("benchmarks/hardware_sim_speck.py (the speck/spinnaker2 cases) is not "
-                      "in this checkout") from None
-    return hardware_sim_speck
-
-
-def external_case(family: str, steps: int, batch: int, repeat: int) -> dict:
-    """The speck and spinnaker2 rows, from ``benchmarks/hardware_sim_speck.py`` (their
-    lowering's own cases: Speck compares the spike counts of every layer with sinabs)."""
-    target, path, _ = CASES[family]
-    row = {"family": family, "target": target, "graph": path.name, "steps": steps,
-           "batch": batch}
-    try:
-        from nirjax.lowering import TARGETS
-
-        if target not in TARGETS:
-            raise Skipped(f"target {target!r} is not registered in this checkout")
-        module = _speck_module()
-        case = (module.speck_case(batch=batch, steps=steps, repeats=repeat) if family == "speck"
-                else module.spinnaker2_case(batch=batch, steps=steps, repeats=repeat))
-    except Skipped as why:
-        row["skipped"] = str(why)
-        return row
-    row["graph"] = case.get("graph", row["graph"])
-    row.update(nirjax_samples_per_s=case["nirjax_samples_per_s"],
-               nirjax_seconds=case["nirjax_seconds"], nirjax_compile_s=None)
-    if "vendor_error" in case:
-        row["skipped"] = f"no vendor comparison: {case['vendor_error'].splitlines()[0]}"
-        return row
-    identical = bool(case["identical"])
-    row.update(identical_spikes=identical, output_spikes=case.get("spikes"),
-               vendor=case["vendor"], vendor_samples_per_s=case["vendor_samples_per_s"],
-               vendor_seconds=case["vendor_seconds"],
-               ratio=case["ratio"] if identical else None)
-    return row
-
-
 def inputs_for(hw, steps: int, batch: int, rate: float, seed: int = 0) -> np.ndarray:
     """Random event counts ``[T, B, *input]`` in the chip's input range (mostly 0 and 1)."""
     shape = next(iter(hw.model.input_shapes.values()))
@@ -192,69 +94,173 @@ def inputs_for(hw, steps: int, batch: int, rate: float, seed: int = 0) -> np.nda
     return xs
 
 
-def measure(family: str, steps: int, batch: int, repeat: int, rate: float) -> dict:
-    """One row: the family's default graph through nirjax and the vendor simulator."""
-    if family in ("speck", "spinnaker2"):
-        return external_case(family, steps, batch, repeat)
-    target, path, dt = CASES[family]
-    row = {"family": family, "target": target, "graph": path.name, "steps": steps,
-           "batch": batch}
+def nirjax_prepare(hw, xs: np.ndarray):
+    """Compile ``hw`` on ``xs``: ``(output, compile seconds, run-once callable)``."""
+    import jax
+
+    start = time.perf_counter()
+    out = np.asarray(jax.block_until_ready(hw(xs)))
+    compile_s = time.perf_counter() - start
+    return out, compile_s, lambda: jax.block_until_ready(hw(xs))
+
+
+def xylo_case(steps: int, batch: int, rate: float, vendor: bool = True) -> Case:
+    """The Braille graph on ``xylo-audio2``: nirjax vs XyloSim (built from ``hw.export``)."""
+    import xylo_harness
+
+    target, path, dt = CASES["xylo"]
+    case = Case("xylo", target, path.name, steps, batch, vendor_inner=3,
+                notes="XyloSim runs one sample after the other (its API); output spikes of "
+                      "every sample and step compared once before the rounds")
+    hw = lower(target, path, dt)
+    xs = inputs_for(hw, steps, batch, rate)
+    out, case.compile_s, case.nirjax_once = nirjax_prepare(hw, xs)
+    case.output_spikes = int(out.sum())
+    if not vendor:
+        return case
+    if xylo_harness.xylo_python() is None:
+        raise Skipped(f"no xylo environment under {xylo_harness.peers_dir()}")
+    tmp = tempfile.mkdtemp(prefix="nirjax-hwbench-")
+    spec = os.path.join(tmp, "spec.npz")
+    hw.export(spec)
+    files = {"spec.npz": spec, "x.npy": xs}
+    results, versions = xylo_harness.run_jobs(
+        [{"id": "sim", "kind": "simulate", "target": target, "spec": "spec.npz", "x": "x.npy"}],
+        files)
+    if results["sim"].error:
+        raise RuntimeError(results["sim"].error)
+    theirs = np.asarray(results["sim"]["out"])
+    case.identical = theirs.shape == out.shape and bool(np.array_equal(theirs, out))
+    case.vendor = f"XyloSim (rockpool {versions['rockpool']}, xylosim {versions['xylosim']})"
+
+    def vendor_round(n):
+        res, _ = xylo_harness.run_jobs([{"id": "time", "kind": "time", "target": target,
+                                         "spec": "spec.npz", "x": "x.npy", "repeat": n}], files)
+        if res["time"].error:
+            raise RuntimeError(res["time"].error)
+        return list(np.asarray(res["time"]["seconds"]))
+
+    case.vendor_round = vendor_round
+    return case
+
+
+def loihi_case(steps: int, batch: int, rate: float, vendor: bool = True) -> Case:
+    """The Braille graph on ``loihi2``: nirjax vs Lava's fixed point (the netx export)."""
+    target, path, dt = CASES["loihi2"]
+    case = Case("loihi2", target, path.name, steps, batch, vendor_inner=1,
+                notes="Lava runs one sample after the other; its output spikes are compared "
+                      "with nirjax's in every round (network build not timed)")
+    hw = lower(target, path, dt)
+    xs = inputs_for(hw, steps, batch, rate)
+    out, case.compile_s, case.nirjax_once = nirjax_prepare(hw, xs)
+    case.output_spikes = int(out.sum())
+    if not vendor:
+        return case
     try:
-        hw = lower(target, path, dt)
-        xs = inputs_for(hw, steps, batch, rate)
-        vendor = VENDORS[family](hw, xs, repeat)
+        import lava_harness
+    except ImportError:
+        raise Skipped("no tests/peers/lava_harness.py in this checkout") from None
+    if lava_harness.lava_python() is None:
+        raise Skipped(f"no lava environment under {lava_harness.peers_dir()}")
+    tmp = tempfile.mkdtemp(prefix="nirjax-hwbench-")
+    net = os.path.join(tmp, "net.h5")
+    hw.export(net)
+    case.identical = True
+
+    def vendor_round(n):
+        res = lava_harness.lava_run(net, xs, n)
+        theirs = np.asarray(res["out"])
+        case.identical &= theirs.shape == out.shape and bool(np.array_equal(theirs, out))
+        case.vendor = res["name"]
+        return list(res["seconds"])
+
+    case.vendor_round = vendor_round
+    case.vendor = "Lava fixed point (Loihi2SimCfg fixed_pt)"
+    return case
+
+
+def prepare(family: str, steps: int, speck_steps: int, batch: int, rate: float,
+            vendor: bool = True) -> Case:
+    """The family's case, compiled and checked, or a skipped case saying why."""
+    target, path, _ = CASES[family]
+    try:
+        if family == "xylo":
+            return xylo_case(steps, batch, rate, vendor)
+        if family == "loihi2":
+            return loihi_case(steps, batch, rate, vendor)
+        try:
+            import hardware_sim_speck
+        except ImportError:
+            raise Skipped("benchmarks/hardware_sim_speck.py is not in this checkout") from None
+        from nirjax.lowering import TARGETS
+
+        if target not in TARGETS:
+            raise Skipped(f"target {target!r} is not registered in this checkout")
+        if family == "speck":
+            return hardware_sim_speck.speck_setup(batch=batch, steps=speck_steps,
+                                                  vendor=vendor)
+        return hardware_sim_speck.spinnaker2_setup(batch=batch, steps=steps)
     except Skipped as why:
-        row["skipped"] = str(why)
-        return row
-    ours = nirjax_run(hw, xs, repeat)
-    a, b = np.asarray(ours["out"]), np.asarray(vendor["out"])
-    identical = a.shape == b.shape and bool(np.array_equal(a, b))
-    row.update({
-        "identical_spikes": identical, "output_spikes": int(a.sum()),
-        "vendor": vendor["name"],
-        "vendor_samples_per_s": vendor["samples_per_s"], "vendor_seconds": vendor["seconds"],
-        "nirjax_samples_per_s": ours["samples_per_s"], "nirjax_seconds": ours["seconds"],
-        "nirjax_compile_s": ours["compile_s"],
-        "ratio": ours["samples_per_s"] / vendor["samples_per_s"] if identical else None,
-    })
-    return row
+        return Case(family, target, path.name, steps, batch, skipped=str(why))
 
 
 def main(argv=None) -> dict:
     """Command line entry point; returns the results dict."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--targets", default="xylo,speck,loihi2,spinnaker2",
-                        help="comma-separated families: xylo, speck, loihi2, spinnaker2")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--targets", default="xylo,loihi2,speck,spinnaker2",
+                        help="comma-separated families: xylo, loihi2, speck, spinnaker2")
+    parser.add_argument("--steps", type=int, default=None, help="time steps (default 300)")
+    parser.add_argument("--speck-steps", type=int, default=None,
+                        help="time steps of the Speck CNN (default 100)")
+    parser.add_argument("--batch", type=int, default=None, help="batch (default 32)")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (5)")
+    parser.add_argument("--nirjax-inner", type=int, default=None,
+                        help="timed nirjax batches per round (default 5)")
     parser.add_argument("--rate", type=float, default=0.2,
-                        help="probability of an input event per element and step")
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
+                        help="probability of an input event per element and step (Braille)")
+    parser.add_argument("--nirjax-only", action="store_true", help="no vendor simulators")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes (T=10, Speck T=3, B=2, 2 rounds); writes only with --out")
+    parser.add_argument("--out", default=None,
+                        help=f"write STEM.json and STEM.md (default {DEFAULT_OUT.relative_to(ROOT)})")
     args = parser.parse_args(argv)
-    rows = []
-    for family in [t.strip() for t in args.targets.split(",") if t.strip()]:
+    q = args.quick
+    steps = args.steps or (10 if q else 300)
+    speck_steps = args.speck_steps or (3 if q else 100)
+    batch = args.batch or (2 if q else 32)
+    rounds = args.rounds or (2 if q else 5)
+    inner = args.nirjax_inner or (1 if q else 5)
+    out = args.out if args.out is not None else (None if q else str(DEFAULT_OUT))
+    families = [t.strip() for t in args.targets.split(",") if t.strip()]
+    for family in families:
         if family not in CASES:
             parser.error(f"unknown target family {family!r}; expected one of {list(CASES)}")
-        rows.append(measure(family, args.steps, args.batch, args.repeat, args.rate))
-    result = {"rows": rows, "machine": platform.platform(), "cpus": os.cpu_count()}
-    print(f"chip simulation throughput, T={args.steps}, B={args.batch} (samples/s; the ratio only "
-          f"where spikes are identical)")
-    for r in rows:
-        if "skipped" in r:
-            done = (f" (nirjax alone: {r['nirjax_samples_per_s']:.1f} samples/s)"
-                    if "nirjax_samples_per_s" in r else "")
-            print(f"  {r['target']:<12} skipped: {r['skipped']}{done}")
+
+    start = time.perf_counter()
+    before = machine()
+    print(f"load average before: {before['load_average']}", flush=True)
+    rows = []
+    for family in families:
+        case = prepare(family, steps, speck_steps, batch, args.rate, not args.nirjax_only)
+        if case.skipped:
+            print(f"  {case.target}: skipped: {case.skipped}", flush=True)
+            rows.append(summarize(case, {}))
             continue
-        ratio = f"x{r['ratio']:.1f}" if r["ratio"] is not None else "spikes differ: no ratio"
-        print(f"  {r['target']:<12} {r['graph']}: identical spikes {r['identical_spikes']} "
-              f"({r['output_spikes']} output spikes)")
-        print(f"    {r['vendor']:<48} {r['vendor_samples_per_s']:12.1f}")
-        print(f"    {'nirjax (lowered, jitted, batched)':<48} {r['nirjax_samples_per_s']:12.1f}  "
-              f"{ratio}" + (f"  (compile {r['nirjax_compile_s']:.2f} s)"
-                            if r.get("nirjax_compile_s") is not None else ""))
-    if args.out:
-        pathlib.Path(args.out).write_text(json.dumps(result, indent=2))
+        print(f"  {case.target}: compiled in {case.compile_s or 0:.1f} s; identical spikes "
+              f"{case.identical}", flush=True)
+        timing = alternate(case, rounds, inner, log=lambda s: print(s, flush=True))
+        rows.append(summarize(case, timing))
+    after = machine()
+    meta = {"steps": steps, "speck_steps": speck_steps, "batch": batch, "rounds": rounds,
+            "nirjax_inner": inner, "rate": args.rate, "machine_before": before,
+            "machine_after": after, "wall_s": time.perf_counter() - start}
+    result = {"rows": rows, **meta}
+    text = markdown(rows, meta, "Chip simulation throughput: nirjax's integer simulation vs "
+                                "the vendors' simulators")
+    print(text)
+    if out:
+        pathlib.Path(out + ".json").write_text(json.dumps(result, indent=2, default=float))
+        pathlib.Path(out + ".md").write_text(text)
     return result
 
 

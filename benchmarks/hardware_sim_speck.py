@@ -1,7 +1,9 @@
 """Speck and SpiNNaker2 cases of the hardware-simulation benchmark.
 
-``benchmarks/hardware_sim.py`` (the lowering core's script) calls :func:`speck_case` and
-:func:`spinnaker2_case`; this file also runs on its own::
+``benchmarks/hardware_sim.py`` (the lowering core's script) calls :func:`speck_setup` and
+:func:`spinnaker2_setup` and times them in alternating rounds (``benchmarks/hw_rounds.py``);
+:func:`speck_case` and :func:`spinnaker2_case` do the same alone, and this file also runs on
+its own::
 
     python benchmarks/hardware_sim_speck.py [--batch 32] [--steps 100] [--repeats 3]
 
@@ -9,8 +11,10 @@ Speck: the NIR paper's CNN (``cnn_sinabs.nir``) lowered with ``nirjax.lower(grap
 "speck")`` and run on one batch of random input events by nirjax's integer simulation
 (jitted, batched, one scan; compiled first, then timed) and by sinabs 3.1.3's discretized
 ``DynapcnnNetwork`` forward (the ``sinabs`` peer environment, ``tests/peers/speck_harness``).
-The spike counts of every layer at every step are compared (``identical``), then each
-simulator's best of ``repeats`` timed runs gives samples per second.
+The spike counts of every layer at every step are compared (``identical``), then the two
+are timed in ``repeats`` alternating rounds (nirjax, then sinabs in its own process, whose
+start and network build are not timed); each gives the median samples/s over the rounds
+with its spread, and the ratio of the medians with the range of the per-round ratios.
 
 SpiNNaker2: no vendor simulator can be installed (py-spinnaker2 is not on PyPI), so only
 nirjax's simulation of the lowered Braille graph is timed.
@@ -32,22 +36,13 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 import speck_harness  # noqa: E402
+from hw_rounds import Case, alternate, summarize  # noqa: E402
 
 import nirjax  # noqa: E402
 
-__all__ = ["speck_case", "spinnaker2_case"]
-
-
-def _time(fn, repeats):
-    """Compile/warm up once, then the wall time of each of ``repeats`` calls."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return times
+__all__ = ["speck_case", "speck_setup", "spinnaker2_case", "spinnaker2_setup"]
 
 
 def _nirjax_run(hw, x, record=()):
@@ -56,25 +51,21 @@ def _nirjax_run(hw, x, record=()):
     return ys, rec
 
 
-def speck_case(batch: int = 32, steps: int = 100, repeats: int = 3, rate: float = 0.05,
-               seed: int = 0, vendor: bool = True) -> dict:
-    """nirjax's Speck simulation vs sinabs' on the NIR paper's CNN.
+def speck_setup(batch: int = 32, steps: int = 100, rate: float = 0.05, seed: int = 0,
+                vendor: bool = True) -> Case:
+    """The paper CNN on ``speck``, compiled and checked against sinabs, ready to time.
 
     Args:
         batch: samples per batch.
         steps: time steps.
-        repeats: timed runs of each simulator (best taken).
         rate: probability of an event per pixel and step (1 event).
         seed: input seed.
-        vendor: also run sinabs (needs the ``sinabs`` peer environment).
+        vendor: also prepare sinabs (needs the ``sinabs`` peer environment).
 
     Returns:
-        A dict: ``target``, ``graph``, ``batch``, ``steps``, ``nirjax_seconds``,
-        ``nirjax_samples_per_s``, and with ``vendor``: ``vendor`` (name),
-        ``vendor_seconds``, ``vendor_samples_per_s``, ``ratio`` (nirjax / vendor),
-        ``identical`` (spike counts of every layer and step, and the output, equal),
-        ``spikes`` (output spikes in total), ``layer_spikes`` (spikes of all layers).
-        Without the sinabs environment, ``vendor_error`` says why.
+        A :class:`hw_rounds.Case`; ``identical`` compares the spike counts of every layer
+        at every step and the output with sinabs'. Without the sinabs environment the case
+        has no vendor and ``notes`` says why.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", nirjax.ResetAmbiguityWarning)
@@ -83,61 +74,98 @@ def speck_case(batch: int = 32, steps: int = 100, repeats: int = 3, rate: float 
     rng = np.random.default_rng(seed)
     x = (rng.random((steps, batch) + hw.details.input_shape) < rate).astype(np.int32)
     neurons = [q.layer.nodes["neuron"] for q in hw.details.layers]
-    times = _time(lambda: _nirjax_run(hw, x), repeats)
-    out = {"target": "speck", "graph": "cnn_sinabs.nir", "batch": batch, "steps": steps,
-           "nirjax_seconds": times, "nirjax_samples_per_s": batch / min(times)}
+    case = Case("speck", "speck", "cnn_sinabs.nir", steps, batch, vendor_inner=1,
+                notes="spike counts of every layer at every step compared with sinabs' once "
+                      "before the rounds; sinabs pushes all T*B frames through torch at once")
+    t0 = time.perf_counter()
+    ys, _ = _nirjax_run(hw, x)  # the timed call, compiled here
+    case.compile_s = time.perf_counter() - t0
+    case.output_spikes = int(np.asarray(ys).sum())
+    case.nirjax_once = lambda: _nirjax_run(hw, x)
     if not vendor:
-        return out
-    if speck_harness.sinabs_python() is None:
-        out["vendor_error"] = "no sinabs environment (tests/peers/setup_peers.sh)"
-        return out
-    xf = x.astype(np.float32)
-    results, versions = speck_harness.run_sinabs([
-        {"id": "check", "graph": str(speck_harness.PAPER_CNN), "x": xf,
-         "input_shape": list(hw.details.input_shape)},
-        {"id": "bench", "graph": str(speck_harness.PAPER_CNN), "x": xf, "bench": True,
-         "repeats": repeats, "input_shape": list(hw.details.input_shape)}])
-    for job in ("check", "bench"):
-        if results[job].error:
-            out["vendor_error"] = results[job].error
-            return out
+        return case
     ys, rec = _nirjax_run(hw, x, neurons)
-    identical, spikes = True, 0
+    if speck_harness.sinabs_python() is None:
+        case.notes = "no sinabs environment (tests/peers/setup_peers.sh): nirjax alone"
+        return case
+    xf = x.astype(np.float32)
+    shape = list(hw.details.input_shape)
+    results, versions = speck_harness.run_sinabs([
+        {"id": "check", "graph": str(speck_harness.PAPER_CNN), "x": xf, "input_shape": shape}])
+    if results["check"].error:
+        raise RuntimeError(results["check"].error)
+    identical = True
     for i, n in enumerate(neurons):
         theirs = results["check"].arrays[f"spikes{i}"]
-        ours = np.asarray(rec[n]).reshape(theirs.shape)
-        identical &= bool(np.array_equal(ours, theirs))
-        spikes += int(ours.sum())
+        identical &= bool(np.array_equal(np.asarray(rec[n]).reshape(theirs.shape), theirs))
     out_theirs = results["check"].arrays["out"]
     identical &= bool(np.array_equal(np.asarray(ys).reshape(out_theirs.shape), out_theirs))
-    bench = results["bench"].meta["bench"]
-    out.update(vendor=f"sinabs {versions.get('sinabs')} DynapcnnNetwork(discretize=True)",
-               vendor_seconds=bench["seconds"], vendor_threads=bench["threads"],
-               vendor_samples_per_s=batch / min(bench["seconds"]), identical=identical,
-               spikes=int(np.asarray(ys).sum()), layer_spikes=spikes)
-    out["ratio"] = out["nirjax_samples_per_s"] / out["vendor_samples_per_s"]
-    return out
+    case.identical = identical
+    case.vendor = f"sinabs {versions.get('sinabs')} DynapcnnNetwork(discretize=True)"
+
+    def vendor_round(n):
+        res, _ = speck_harness.run_sinabs([
+            {"id": "bench", "graph": str(speck_harness.PAPER_CNN), "x": xf, "bench": True,
+             "repeats": n, "input_shape": shape}])
+        if res["bench"].error:
+            raise RuntimeError(res["bench"].error)
+        return list(res["bench"].meta["bench"]["seconds"])
+
+    case.vendor_round = vendor_round
+    return case
 
 
-def spinnaker2_case(batch: int = 32, steps: int = 100, repeats: int = 3, rate: float = 0.1,
-                    seed: int = 0) -> dict:
-    """nirjax's SpiNNaker2 simulation of the lowered Braille graph (no vendor simulator).
-
-    Returns:
-        A dict: ``target``, ``graph``, ``batch``, ``steps``, ``nirjax_seconds``,
-        ``nirjax_samples_per_s``, ``vendor_error`` (why there is no vendor number).
-    """
+def spinnaker2_setup(batch: int = 32, steps: int = 100, rate: float = 0.1,
+                     seed: int = 0) -> Case:
+    """nirjax's SpiNNaker2 simulation of the lowered Braille graph, compiled, ready to time
+    (no vendor simulator: py-spinnaker2 is not on PyPI)."""
     path = ROOT / "tests" / "data" / "paper" / "braille_noDelay_noBias_subtract.nir"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pre-1.0.6 file; weights truncated to zero
         hw = nirjax.lower(path, "spinnaker2", dt=1e-4)
     shape = hw.model.input_shapes[hw.input_names[0]]
     x = (np.random.default_rng(seed).random((steps, batch) + shape) < rate).astype(np.int32)
-    times = _time(lambda: _nirjax_run(hw, x), repeats)
-    return {"target": "spinnaker2", "graph": path.name, "batch": batch, "steps": steps,
-            "nirjax_seconds": times, "nirjax_samples_per_s": batch / min(times),
-            "vendor_error": "py-spinnaker2 is not installable (not on PyPI); no vendor "
-                            "simulator to compare with"}
+    case = Case("spinnaker2", "spinnaker2", path.name, steps, batch,
+                notes="py-spinnaker2 is not installable (not on PyPI): no vendor simulator "
+                      "to compare with; nirjax alone")
+    t0 = time.perf_counter()
+    ys, _ = _nirjax_run(hw, x)
+    case.compile_s = time.perf_counter() - t0
+    case.output_spikes = int(np.asarray(ys).sum())
+    case.nirjax_once = lambda: _nirjax_run(hw, x)
+    return case
+
+
+def _flat(row: dict) -> dict:
+    """A summarized row with the headline numbers at the top level."""
+    row["nirjax_samples_per_s"] = row["nirjax"]["median"]
+    if row.get("vendor_spread"):
+        row["vendor_samples_per_s"] = row["vendor_spread"]["median"]
+    return row
+
+
+def speck_case(batch: int = 32, steps: int = 100, repeats: int = 3, rate: float = 0.05,
+               seed: int = 0, vendor: bool = True) -> dict:
+    """nirjax's Speck simulation vs sinabs' on the NIR paper's CNN, in ``repeats``
+    alternating rounds (:func:`speck_setup`, :func:`hw_rounds.alternate`).
+
+    Returns:
+        :func:`hw_rounds.summarize`'s row plus ``nirjax_samples_per_s`` and (with a vendor)
+        ``vendor_samples_per_s``: the medians over rounds.
+    """
+    case = speck_setup(batch, steps, rate, seed, vendor)
+    return _flat(summarize(case, alternate(case, repeats, nirjax_inner=1)))
+
+
+def spinnaker2_case(batch: int = 32, steps: int = 100, repeats: int = 3, rate: float = 0.1,
+                    seed: int = 0) -> dict:
+    """nirjax's SpiNNaker2 simulation of the lowered Braille graph, ``repeats`` rounds.
+
+    Returns:
+        Like :func:`speck_case` (no vendor).
+    """
+    case = spinnaker2_setup(batch, steps, rate, seed)
+    return _flat(summarize(case, alternate(case, repeats, nirjax_inner=1)))
 
 
 def main(argv=None):
@@ -145,12 +173,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds")
     parser.add_argument("--no-vendor", action="store_true", help="time nirjax only")
     args = parser.parse_args(argv)
     print(json.dumps(speck_case(args.batch, args.steps, args.repeats,
-                                vendor=not args.no_vendor)))
-    print(json.dumps(spinnaker2_case(args.batch, args.steps, args.repeats)))
+                                vendor=not args.no_vendor), default=float))
+    print(json.dumps(spinnaker2_case(args.batch, args.steps, args.repeats), default=float))
 
 
 if __name__ == "__main__":

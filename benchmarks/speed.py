@@ -16,6 +16,18 @@ framework's own importer and measures (see ``benchmarks/runners/``):
 * a float32 GEMM timed in the same process with the framework's own backend, and the
   workload's matmul/conv GFLOP/s as a fraction of it.
 
+Interleaved rounds (default): every framework's runner stays alive after its own set-up
+measurements as a worker process (``runners/common.py``), and the harness alternates the
+frameworks round by round, A B A B ..., for forward and then forward+backward (``--rounds``,
+default 7; 2 with ``--quick``; ``--round-time`` seconds of calls per framework and round).
+The reported times are medians over the rounds with quartiles and range; nirjax's speed-up
+over a peer is given as the median and range of the per-round ratios (both measured in the
+same round, under the same load); every goal of issue 13 gets a verdict: ``met`` (every
+round meets it), ``not met`` (no round does) or ``within noise``. The fraction of the CPUs
+other processes used is recorded per round, the load average at start and end. The Markdown
+report ends with the table for the README (``docs/README_speed_section.md``).
+``--rounds 0`` runs each framework once in a process of its own, one after the other.
+
 Results go to ``benchmarks/results/``: ``<name>.csv`` (one row per workload and framework),
 ``<name>_compile.csv`` (nirjax compile time and memory vs T), ``<name>.json`` (everything the
 runners returned), ``<name>.md`` (tables and goal check), ``<name>.png`` and a machine
@@ -23,7 +35,9 @@ description.
 
 Run::
 
-    python benchmarks/speed.py                      # every workload, every framework found
+    NIRJAX_PEERS_DIR=/path/to/.peers python benchmarks/speed.py   # the committed results
+    python benchmarks/speed.py --quick --frameworks nirjax,spyx --workloads W3 --steps 20 \
+        --batch 2 --compile-T 20 --gemm-n 64 --min-repeats 1 --max-repeats 1   # < 1 min
     python benchmarks/speed.py --quick --frameworks nirjax --workloads W3
     python benchmarks/speed.py --workloads W1,W2 --nirjax-opt unroll=4 --name w12_unroll4
 
@@ -207,6 +221,292 @@ def run_one(framework: str, python: str, spec: dict, workdir: pathlib.Path,
     return result
 
 
+# ----------------------------------------------------------------------------- interleaved rounds
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (float(fields[11]) + float(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class Worker:
+    """One framework's runner kept alive between rounds (``"serve": true``, see runners/common.py).
+
+    The runner first does everything it does on its own (compile, the first measurements,
+    memory, rates, GEMM) and writes its result file; then it answers timing commands.
+    """
+
+    def __init__(self, framework: str, python: str, spec: dict, workdir: pathlib.Path):
+        import queue
+        import threading
+
+        self.framework = framework
+        tag = f"{spec['workload']}_{framework}"
+        self.out_path = workdir / f"{tag}.out.json"
+        spec_path = workdir / f"{tag}.spec.json"
+        spec_path.write_text(json.dumps(dict(spec, framework=framework, serve=True), indent=1))
+        if self.out_path.exists():
+            self.out_path.unlink()
+        self.log_path = workdir / f"{tag}.log"
+        self.log = open(self.log_path, "w")
+        env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="2",
+                   PYTHONUNBUFFERED="1")
+        threads = int(spec.get("threads") or 0)
+        pin = None
+        if threads > 0:
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                env[var] = str(threads)
+            cpus = sorted(os.sched_getaffinity(0))[:threads]
+            pin = lambda: os.sched_setaffinity(0, cpus)  # noqa: E731
+        cmd = [python, str(RUNNERS / FRAMEWORKS[framework][0]), str(spec_path), str(self.out_path)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, env=env, cwd=str(HERE.parent),
+                                     preexec_fn=pin, text=True, bufsize=1)
+        self.lines: "queue.Queue" = queue.Queue()
+
+        def pump():
+            for line in self.proc.stdout:
+                if line.startswith("@@ "):
+                    self.lines.put(json.loads(line[3:]))
+                else:
+                    self.log.write(line)
+            self.lines.put(None)  # end of output: the runner exited
+
+        self.pump = threading.Thread(target=pump, daemon=True)
+        self.pump.start()
+        self.t0 = time.time()
+
+    def _next(self, timeout: float):
+        import queue
+
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return {"error": f"no answer within {timeout:.0f} s"}
+
+    def ready(self, timeout: float) -> dict:
+        """Wait for the set-up to finish; returns the runner's result dict."""
+        msg = self._next(timeout)
+        if self.out_path.exists():
+            result = json.loads(self.out_path.read_text())
+        else:
+            self.proc.kill()
+            tail = self.log_path.read_text()[-1500:] if self.log_path.exists() else ""
+            last = [line for line in tail.strip().splitlines() if line.strip()][-1:] or [""]
+            why = (msg or {}).get("error") or f"runner exited with code {self.proc.poll()}"
+            result = {"framework": self.framework, "status": "n/a",
+                      "reason": f"{why}: {last[0][:300]}"}
+        self.serving = bool(msg and msg.get("ready"))
+        self.phases = (msg or {}).get("phases", [])
+        result["wall_s"] = time.time() - self.t0
+        return result
+
+    def time(self, phase: str, repeats: int, timeout: float, warmup: int = 1) -> list | None:
+        """Seconds of ``repeats`` synchronised calls of ``phase`` after ``warmup`` untimed
+        ones (None if unavailable)."""
+        if not self.serving or phase not in self.phases:
+            return None
+        self.proc.stdin.write(json.dumps({"phase": phase, "repeats": repeats, "warmup": warmup}) + "\n")
+        self.proc.stdin.flush()
+        msg = self._next(timeout)
+        if not msg or "times" not in msg:
+            self.serving = msg is not None and "no answer" not in str(msg.get("error", ""))
+            return None
+        return msg["times"]
+
+    def close(self) -> None:
+        """Ask the worker to quit (kill it if it does not within 30 s)."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            self.proc.kill()
+            self.proc.wait()
+        self.pump.join(timeout=10)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        self.log.close()
+
+
+def _quantiles(values: list) -> dict:
+    """Median, quartiles (inclusive method), min, max and count of a list."""
+    import statistics
+
+    v = sorted(values)
+    if len(v) >= 2:
+        q1, _, q3 = statistics.quantiles(v, n=4, method="inclusive")
+    else:
+        q1 = q3 = v[0]
+    return {"median": statistics.median(v), "q1": q1, "q3": q3, "min": v[0], "max": v[-1],
+            "n": len(v)}
+
+
+def interleave(workers: dict, rounds: int, round_time: float, phases=("fwd", "fwdbwd"),
+               timeout: float = 3600.0, log=print, pause: float = 0.0) -> dict:
+    """Alternate the frameworks round by round (A B A B ...) for every phase.
+
+    A round of a framework is one untimed call (the previous framework's turn has evicted
+    its data from the caches; skipped for calls over a second) and then ``repeats``
+    synchronised calls (as many as fill
+    ``round_time`` seconds by the set-up measurement, at least one); its time is the median
+    of those calls.
+    ``pause`` seconds pass between two frameworks' turns, so that threads the previous one
+    left spinning (OpenMP, XLA's pool) are asleep before the next is timed.
+    Returns ``{"rounds": {framework: {phase: [round times]}}, "load": [...]}`` where ``load``
+    has, per round, the load average and the fraction of the CPUs used by processes other
+    than the workers.
+    """
+    times: dict = {f: {p: [] for p in phases} for f in workers}
+    load = []
+    repeats, warm = {}, {}
+    for f, (w, res) in workers.items():
+        for p in phases:
+            med = (res.get(p) or {}).get("median")
+            repeats[(f, p)] = max(1, min(50, int(round_time / med))) if med else 1
+            warm[(f, p)] = 0 if med and med > 1.0 else 1
+    for k in range(rounds):
+        b0, t0 = _cpu_jiffies()
+        own0 = sum(_proc_cpu(w.proc.pid) for w, _ in workers.values())
+        for p in phases:
+            for f, (w, _) in workers.items():
+                if pause > 0 and len(workers) > 1:
+                    time.sleep(pause)
+                ts = w.time(p, repeats[(f, p)], timeout, warm[(f, p)])
+                if ts:
+                    times[f][p].append(sorted(ts)[len(ts) // 2])
+        b1, t1 = _cpu_jiffies()
+        own1 = sum(_proc_cpu(w.proc.pid) for w, _ in workers.values())
+        foreign = max(0.0, (b1 - b0) - (own1 - own0)) / max(t1 - t0, 1e-9)
+        load.append({"round": k + 1, "loadavg_1min": os.getloadavg()[0], "foreign_cpu": foreign})
+        log(f"    round {k + 1}/{rounds}: " + ", ".join(
+            f"{f} " + "/".join(f"{1e3 * times[f][p][-1]:.1f}" if times[f][p] else "-" for p in phases)
+            for f in workers) + f" ms; other processes {100 * foreign:.0f} % of the CPUs")
+    return {"rounds": times, "load": load, "repeats": {f"{f}/{p}": n for (f, p), n in repeats.items()}}
+
+
+def ratio_stats(rounds: dict, peer: str, phase: str, base: str = "nirjax") -> dict | None:
+    """Per-round ratios ``peer time / base time`` (> 1: ``base`` is faster): median, min, max."""
+    a = rounds.get(base, {}).get(phase) or []
+    b = rounds.get(peer, {}).get(phase) or []
+    pairs = [y / x for x, y in zip(a, b) if x > 0]
+    if not pairs:
+        return None
+    ratio_of_medians = _quantiles(b)["median"] / _quantiles(a)["median"]
+    return dict(_quantiles(pairs), ratio_of_medians=ratio_of_medians)
+
+
+def verdict(stats: dict | None, need: float) -> str:
+    """``met`` if every round meets ``need``, ``not met`` if none does, else ``within noise``."""
+    if not stats:
+        return "n/a"
+    if stats["min"] >= need:
+        return "met"
+    if stats["max"] < need:
+        return "not met"
+    return "within noise"
+
+
+def run_workload_sequential(wname, f, py, meta, opts, compile_T, w, workdir, args) -> dict:
+    """One framework on one workload in a process of its own (``--rounds 0``)."""
+    spec = dict(meta)
+    if f == "nirjax":
+        spec["options"] = opts
+        spec["compile_T"] = compile_T if w.kind != "onb" else []
+    print(f"[{wname}] {f:9s} ...", flush=True)
+    if py is None:
+        return {"framework": f, "workload": wname, "status": "n/a",
+                "reason": f"no Python environment for {f} (run tests/peers/setup_peers.sh "
+                          f"or pass --python-{f})"}
+    res = None
+    for attempt in range(1 + max(args.retries, 0)):
+        if args.wait_idle > 0:
+            wait_idle(args.wait_idle)
+        new = run_one(f, py, spec, workdir, args.timeout)
+        new["attempts"] = attempt + 1
+        if res is None or (new["status"] == "ok" and new.get("foreign_cpu", 1.0)
+                           < res.get("foreign_cpu", 1.0)):
+            res = new
+        if (res["status"] != "ok" or res.get("foreign_cpu", 0.0) <= args.max_other_load
+                or attempt == max(args.retries, 0)):
+            break
+        print(f"    (other processes used {100 * new.get('foreign_cpu', 0):.0f} % of the "
+              f"CPUs: again)", flush=True)
+    return res
+
+
+def run_workload_interleaved(wname, frameworks, pythons, meta, opts, compile_T, w, workdir,
+                             args) -> list:
+    """Every framework on one workload: set-up one after the other, then interleaved rounds.
+
+    Each framework's runner starts in its own process and does its set-up measurements
+    alone (compile, first calls, memory, rates, GEMM); the runners then stay alive and the
+    harness alternates them round by round (:func:`interleave`). The reported forward and
+    forward+backward times are the medians over the rounds (``fwd``/``fwdbwd``: median,
+    quartiles, min, max); the set-up measurement is kept as ``setup_fwd``/``setup_fwdbwd``.
+    """
+    workers, out = {}, []
+    try:
+        for f in frameworks:
+            spec = dict(meta)
+            if f == "nirjax":
+                spec["options"] = opts
+                spec["compile_T"] = compile_T if w.kind != "onb" else []
+            py = pythons[f]
+            if py is None:
+                out.append({"framework": f, "workload": wname, "status": "n/a",
+                            "reason": f"no Python environment for {f} (run "
+                                      f"tests/peers/setup_peers.sh or pass --python-{f})"})
+                continue
+            if args.wait_idle > 0:
+                wait_idle(args.wait_idle)
+            print(f"[{wname}] {f:9s} set-up ...", end=" ", flush=True)
+            worker = Worker(f, py, spec, workdir)
+            res = worker.ready(args.timeout)
+            res.setdefault("workload", wname)
+            res["python_path"] = py
+            res["measured_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+            print(res["status"] + (f" ({res.get('reason', '')[:120]})" if res["status"] != "ok" else "")
+                  + f" in {res['wall_s']:.0f} s", flush=True)
+            out.append(res)
+            if res["status"] == "ok" and worker.serving:
+                workers[f] = (worker, res)
+            else:
+                worker.close()
+        phases = ("fwd",) if args.no_backward else ("fwd", "fwdbwd")
+        print(f"[{wname}] {args.rounds} interleaved rounds of {', '.join(workers)} "
+              f"(forward / forward+backward ms per round)", flush=True)
+        il = interleave(workers, args.rounds, args.round_time, phases, args.timeout,
+                        pause=args.pause)
+    finally:
+        for worker, _ in workers.values():
+            worker.close()
+    loads = [x["foreign_cpu"] for x in il["load"]] or [0.0]
+    for res in out:
+        f = res["framework"]
+        if f not in workers:
+            continue
+        res["rounds"] = il["rounds"][f]
+        res["round_repeats"] = {p: il["repeats"].get(f"{f}/{p}") for p in phases}
+        res["round_load"] = il["load"]
+        res["foreign_cpu"] = sorted(loads)[len(loads) // 2]
+        for p in phases:
+            if res.get(p):
+                res[f"setup_{p}"] = res[p]
+            if il["rounds"][f][p]:
+                res[p] = _quantiles(il["rounds"][f][p])
+    return out
+
+
 # ----------------------------------------------------------------------------- reporting
 
 CSV_FIELDS = [
@@ -327,64 +627,145 @@ def summary_table(rows: list, frameworks: list) -> str:
     return "\n".join(lines)
 
 
-def goals(rows: list, compile_rows: list) -> list:
-    """Check the issue's CPU goals; returns (goal, measured, met) tuples."""
-    by = {(r["workload"], r["framework"]): r for r in rows}
+def _round_values(res: dict, phase: str) -> list:
+    """The per-round times of a result (the set-up median if it has no rounds)."""
+    rounds = (res.get("rounds") or {}).get(phase)
+    if rounds:
+        return list(rounds)
+    med = (res.get(phase) or {}).get("median")
+    return [med] if med else []
+
+
+def _range(stats: dict | None, fmt="{:.2f}x") -> str:
+    if not stats:
+        return "n/a"
+    return (f"{fmt.format(stats['median'])} (rounds {fmt.format(stats['min'])}-"
+            f"{fmt.format(stats['max'])}, n={stats['n']})")
+
+
+def goals(results: list, wmeta: dict) -> list:
+    """The CPU goals of issue 13 from the interleaved rounds: ``(goal, measured, verdict)``.
+
+    A speed-up goal is checked on the per-round ratios ``peer time / nirjax time`` of the
+    same round (:func:`ratio_stats`): ``met`` if every round meets it, ``not met`` if none
+    does, ``within noise`` otherwise (:func:`verdict`). Fractions of the GEMM rate likewise
+    per round (the GEMM measured once in nirjax's process).
+    """
+    by = {(r["workload"], r["framework"]): r for r in results}
+    rounds = {}
+    for (w, f), r in by.items():
+        if r.get("status") == "ok":
+            rounds.setdefault(w, {})[f] = {p: _round_values(r, p) for p in ("fwd", "fwdbwd")}
     out = []
 
-    def ratio(w, peer, key):
-        a, b = by.get((w, "nirjax"), {}), by.get((w, peer), {})
-        if a.get(key) and b.get(key):
-            return b[key] / a[key]
-        return None
+    def speedup(w, peer, phase, need, label):
+        if (w, "nirjax") not in by or (w, peer) not in by:
+            return
+        st = ratio_stats(rounds.get(w, {}), peer, phase)
+        why = "" if st else f" ({(by[(w, peer)].get('reason') or by[(w, 'nirjax')].get('reason') or 'no rounds')[:60]})"
+        out.append((f"{w} {label} >= {need:g}x {peer}", _range(st) + why, verdict(st, need)))
 
-    for w in ("W1", "W2"):
-        for peer, need in (("spyx", 2.0), ("norse", 4.0), ("snntorch", 4.0)):
-            if (w, "nirjax") not in by:
-                continue
-            s = ratio(w, peer, "fwd_ms")
-            reason = by.get((w, peer), {}).get("reason", "not run")
-            out.append((f"{w} forward >= {need:g}x {peer}",
-                        f"{s:.2f}x" if s else f"n/a ({reason[:80]})",
-                        None if s is None else s >= need))
-    for w in ("W1", "W2"):
-        if (w, "nirjax") in by:
-            s = ratio(w, "spyx", "fwdbwd_ms")
-            out.append((f"{w} forward+backward >= 2x spyx", f"{s:.2f}x" if s else "n/a",
-                        None if s is None else s >= 2.0))
-    r = by.get(("W1", "nirjax"))
-    if r and r.get("fwd_frac_gemm") is not None:
-        out.append(("W1 forward >= 70 % of float32 GEMM GFLOP/s",
-                    f"{100 * r['fwd_frac_gemm']:.0f} % ({r['fwd_gflops']:.1f} of "
-                    f"{r['gemm_gflops']:.1f} GFLOP/s)", r["fwd_frac_gemm"] >= 0.7))
-    for w in ("W1", "W2", "W3", "W4"):
+    def gemm_fraction(w, phase, factor, need, label):
         r = by.get((w, "nirjax"))
-        if r and r.get("fwd_compile_s") is not None:
-            c = max(r["fwd_compile_s"], r.get("fwdbwd_compile_s") or 0.0)
-            out.append((f"{w} compile < 2 s (forward; forward+backward)",
-                        f"{r['fwd_compile_s']:.2f} s; {_fmt(r.get('fwdbwd_compile_s'), '{:.2f}')} s",
-                        c < 2.0))
-    for w in ("W1", "W2", "W3", "W4"):
-        ts = sorted((c for c in compile_rows if c["workload"] == w), key=lambda c: c["T"])
-        if len(ts) >= 2:
-            lo, hi = ts[0], ts[-1]
-            rc = hi["total_s"] / lo["total_s"]
-            out.append((f"{w} compile flat in T (T={lo['T']} vs {hi['T']}, within 20 %)",
-                        f"{lo['total_s']:.2f} s vs {hi['total_s']:.2f} s ({rc:.2f}x)",
-                        rc <= 1.2))
-            # T values whose run is longer than one chunk of the staged program: below that
-            # the chunk (and its buffers) is the whole run, above it the chunk_bytes budget
-            # (8 MiB by default) caps them; flat means no growth between the two longest runs.
-            mid = ts[-2] if len(ts) >= 3 else lo
-            if mid.get("temp_mb") is not None and hi.get("temp_mb") is not None:
-                grow = hi["temp_mb"] - mid["temp_mb"]
-                out.append((f"{w} inference memory flat in T apart from outputs "
-                            f"(T={mid['T']} vs {hi['T']})",
-                            "XLA temp " + " / ".join(f"{c['temp_mb']:.1f}" for c in ts)
-                            + " MB at T=" + " / ".join(str(c["T"]) for c in ts)
-                            + "; outputs " + " / ".join(f"{c['out_mb']:.2f}" for c in ts) + " MB",
-                            grow <= 0.2 * max(mid["temp_mb"], 1.0)))
+        if not r or r.get("status") != "ok" or not r.get("gemm_gflops"):
+            return
+        gflop = wmeta[w]["flops_per_sample_step"] * wmeta[w]["steps"] * wmeta[w]["batch"] / 1e9
+        vals = [factor * gflop / t / r["gemm_gflops"] for t in _round_values(r, phase) if t]
+        if not vals:
+            return
+        st = _quantiles(vals)
+        out.append((label, _range(st, "{:.0%}") + f" of {r['gemm_gflops']:.1f} GFLOP/s",
+                    verdict(st, need)))
+
+    for w in ("W4", "W6"):
+        speedup(w, "spyx", "fwd", 1.5, "forward")
+        speedup(w, "spyx", "fwdbwd", 3.0, "forward+backward")
+        r = by.get((w, "nirjax"))
+        if r and r.get("bwd_compile_s") is not None:
+            out.append((f"{w} backward compile < 2 s", f"{r['bwd_compile_s']:.2f} s",
+                        "met" if r["bwd_compile_s"] < 2.0 else "not met"))
+    for w in ("W1", "W2", "W3"):
+        speedup(w, "spyx", "fwdbwd", 1.2, "forward+backward")
+    gemm_fraction("W1", "fwdbwd", 3.0, 0.8,
+                  "W1 forward+backward >= 80 % of the dense limit (3x forward FLOPs at the GEMM rate)")
+    for w in ("W1", "W2"):
+        speedup(w, "spyx", "fwd", 1.2, "forward")
+    gemm_fraction("W1", "fwd", 1.0, 0.9, "W1 forward >= 90 % of the float32 GEMM rate")
+    for w in ("W1", "W2"):
+        for peer in ("norse", "snntorch"):
+            speedup(w, peer, "fwd", 4.0, "forward")
     return out
+
+
+def rounds_table(results: list) -> str:
+    """Per workload and framework: median [quartiles] (min-max) over the interleaved rounds."""
+    lines = ["| workload | framework | forward [ms] median [IQR] (min-max, rounds) | "
+             "fwd+bwd [ms] median [IQR] (min-max, rounds) | other processes' CPU use (median of rounds) |",
+             "|---|---|---|---|---|"]
+
+    def cell(s):
+        if not s or "q1" not in s:
+            return "-"
+        k = 1e3
+        return (f"{k * s['median']:.3g} [{k * s['q1']:.3g}-{k * s['q3']:.3g}] "
+                f"({k * s['min']:.3g}-{k * s['max']:.3g}, n={s['n']})")
+
+    for r in results:
+        if r.get("status") != "ok":
+            continue
+        lines.append(f"| {r['workload']} | {r['framework']} | {cell(r.get('fwd'))} | "
+                     f"{cell(r.get('fwdbwd'))} | {100 * (r.get('foreign_cpu') or 0):.0f} % |")
+    return "\n".join(lines)
+
+
+def ratio_table(results: list) -> str:
+    """nirjax's speed-up over every peer per workload: median of per-round ratios (range)."""
+    rounds = {}
+    for r in results:
+        if r.get("status") == "ok":
+            rounds.setdefault(r["workload"], {})[r["framework"]] = {
+                p: _round_values(r, p) for p in ("fwd", "fwdbwd")}
+    lines = ["| workload | peer | forward speed-up | forward+backward speed-up |", "|---|---|---|---|"]
+    for w, fw in rounds.items():
+        if "nirjax" not in fw:
+            continue
+        for peer in fw:
+            if peer == "nirjax":
+                continue
+            lines.append(f"| {w} | {peer} | {_range(ratio_stats(fw, peer, 'fwd'))} | "
+                         f"{_range(ratio_stats(fw, peer, 'fwdbwd'))} |")
+    return "\n".join(lines)
+
+
+def readme_table(results: list, wmeta: dict) -> str:
+    """The table for the README's Speed section (docs/README_speed_section.md)."""
+    by = {(r["workload"], r["framework"]): r for r in results if r.get("status") == "ok"}
+    rounds = {}
+    for (w, f), r in by.items():
+        rounds.setdefault(w, {})[f] = {p: _round_values(r, p) for p in ("fwd", "fwdbwd")}
+    lines = ["| workload | T x B | nirjax fwd / fwd+bwd [ms] | Spyx fwd / fwd+bwd [ms] | "
+             "speed-up vs Spyx fwd / fwd+bwd | speed-up vs Norse fwd | speed-up vs snnTorch fwd |",
+             "|---|---|---|---|---|---|---|"]
+
+    def ms(w, f):
+        r = by.get((w, f))
+        if not r:
+            return "n/a"
+        fb = (r.get("fwdbwd") or {}).get("median")
+        return f"{1e3 * r['fwd']['median']:.3g} / " + (f"{1e3 * fb:.3g}" if fb else "n/a")
+
+    def sp(w, peer, phase):
+        st = ratio_stats(rounds.get(w, {}), peer, phase)
+        return f"{st['median']:.2f}x ({st['min']:.2f}-{st['max']:.2f})" if st else "n/a"
+
+    for w in rounds:
+        if (w, "nirjax") not in by:
+            continue
+        m = wmeta.get(w, {})
+        lines.append(f"| {w} | {m.get('steps')} x {m.get('batch')} | {ms(w, 'nirjax')} | {ms(w, 'spyx')} | "
+                     f"{sp(w, 'spyx', 'fwd')} / {sp(w, 'spyx', 'fwdbwd')} | {sp(w, 'norse', 'fwd')} | "
+                     f"{sp(w, 'snntorch', 'fwd')} |")
+    return "\n".join(lines)
 
 
 def plot(rows: list, compile_rows: list, path: pathlib.Path, title: str) -> bool:
@@ -406,13 +787,17 @@ def plot(rows: list, compile_rows: list, path: pathlib.Path, title: str) -> bool
     for ax, key, label in ((axes[0, 0], "fwd_ms", "forward"),
                            (axes[0, 1], "fwdbwd_ms", "forward + backward")):
         for i, f in enumerate(frameworks):
-            xs, ys = [], []
+            xs, ys, lo, hi = [], [], [], []
             for j, n in enumerate(names):
-                v = by.get((n, f), {}).get(key)
+                r = by.get((n, f), {})
+                v = r.get(key)
                 if v:
                     xs.append(j + (i - (len(frameworks) - 1) / 2) * width)
                     ys.append(v)
-            ax.bar(xs, ys, width, label=f, color=colors.get(f))
+                    lo.append(v - (r.get(key.replace("_ms", "_min_ms")) or v))
+                    hi.append((r.get(key.replace("_ms", "_max_ms")) or v) - v)
+            # bars: median over the interleaved rounds; whiskers: their min-max
+            ax.bar(xs, ys, width, label=f, color=colors.get(f), yerr=[lo, hi], capsize=2)
         ax.set_yscale("log")
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30)
@@ -444,7 +829,7 @@ def plot(rows: list, compile_rows: list, path: pathlib.Path, title: str) -> bool
     ax.set_title("nirjax compile time vs T (forward)")
     if compile_rows:
         ax.legend(fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title + "\nbars: median over interleaved rounds, whiskers: min-max")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -528,6 +913,15 @@ def main(argv=None):
     p.add_argument("--min-time", type=float, help="seconds of steady-state calls per measurement")
     p.add_argument("--compile-T", default=None, help="T values for nirjax's compile/memory vs T")
     p.add_argument("--gemm-n", type=int)
+    p.add_argument("--rounds", type=int, default=None,
+                   help="interleaved rounds per workload and phase (default 7; 2 with --quick; "
+                        "0: one process per framework after the other, no rounds)")
+    p.add_argument("--round-time", type=float, default=None,
+                   help="seconds of calls per framework and round (default 1; 0 with --quick: "
+                        "one call)")
+    p.add_argument("--pause", type=float, default=None,
+                   help="seconds between two frameworks' turns in a round (default 0.5; 0.1 "
+                        "with --quick)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per framework process")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="before each process, wait up to SECONDS until other processes use "
@@ -559,6 +953,12 @@ def main(argv=None):
     opts = parse_opt(args.nirjax_opt)
     quick = args.quick
     name = args.name or ("speed_cpu_quick" if quick else "speed_cpu")
+    if args.rounds is None:
+        args.rounds = 2 if quick else 7
+    if args.pause is None:
+        args.pause = 0.1 if quick else 0.5
+    if args.round_time is None:
+        args.round_time = 0.0 if quick else 1.0
     min_repeats = args.min_repeats or (2 if quick else 5)
     max_repeats = args.max_repeats or (3 if quick else 30)
     min_time = args.min_time if args.min_time is not None else (0.0 if quick else 3.0)
@@ -589,44 +989,24 @@ def main(argv=None):
                 "min_repeats": min_repeats, "max_repeats": max_repeats, "min_time": min_time,
                 "gemm_n": gemm_n, "backward": not args.no_backward, "threads": args.threads}
         wmeta[wname] = meta
-        for f in frameworks:
-            spec = dict(meta)
-            if f == "nirjax":
-                spec["options"] = opts
-                spec["compile_T"] = compile_T if w.kind != "onb" else []
-            py = pythons[f]
-            print(f"[{wname}] {f:9s} ...", end=" ", flush=True)
-            if py is None:
-                res = {"framework": f, "workload": wname, "status": "n/a",
-                       "reason": f"no Python environment for {f} (run tests/peers/setup_peers.sh "
-                                 f"or pass --python-{f})"}
-            else:
-                res = None
-                for attempt in range(1 + max(args.retries, 0)):
-                    if args.wait_idle > 0:
-                        wait_idle(args.wait_idle)
-                    new = run_one(f, py, spec, workdir, args.timeout)
-                    new["attempts"] = attempt + 1
-                    if res is None or (new["status"] == "ok" and new.get("foreign_cpu", 1.0)
-                                       < res.get("foreign_cpu", 1.0)):
-                        res = new
-                    if (res["status"] != "ok" or res.get("foreign_cpu", 0.0) <= args.max_other_load
-                            or attempt == max(args.retries, 0)):
-                        break
-                    print(f"(other processes used {100 * new.get('foreign_cpu', 0):.0f} % of the "
-                          f"CPUs: again) ...", end=" ", flush=True)
+        if args.rounds > 0:
+            r_list = run_workload_interleaved(wname, frameworks, pythons, meta, opts, compile_T,
+                                              w, workdir, args)
+        else:
+            r_list = [run_workload_sequential(wname, f, pythons[f], meta, opts, compile_T, w,
+                                              workdir, args) for f in frameworks]
+        for res in r_list:
             results.append(res)
             r = row(res, meta)
             rows.append(r)
             if res["status"] == "ok":
-                print(f"fwd {r['fwd_ms']:.1f} ms" + (f", fwd+bwd {r['fwdbwd_ms']:.1f} ms"
-                                                     if r.get("fwdbwd_ms") else "")
-                      + f", rates {r['rates']}, other load {100 * r['foreign_cpu']:.0f} %",
-                      flush=True)
+                print(f"[{wname}] {res['framework']:9s} fwd {r['fwd_ms']:.1f} ms"
+                      + (f", fwd+bwd {r['fwdbwd_ms']:.1f} ms" if r.get("fwdbwd_ms") else "")
+                      + f", rates {r['rates']}", flush=True)
                 if r.get("reason"):
                     print(f"    {r['reason'][:160]}")
             else:
-                print(f"n/a: {res.get('reason', '')[:160]}", flush=True)
+                print(f"[{wname}] {res['framework']:9s} n/a: {res.get('reason', '')[:160]}", flush=True)
             compile_rows += _compile_rows([res])
     load_end = " ".join(f"{v:.2f}" for v in os.getloadavg())
     old_json = out_dir / f"{name}.json"
@@ -676,9 +1056,10 @@ def main(argv=None):
                     "GEMM peak GFLOP/s", "fraction of GEMM"]
     ok = [r for r in rows if r["status"] == "ok"]
     na = [r for r in rows if r["status"] != "ok" or r.get("reason")]
-    goal_rows = goals(rows, compile_rows)
+    goal_rows = goals(results, wmeta)
     md = [f"# Speed benchmark ({name}, {started} UTC)", "",
-          "Medians of repeated calls after a compiling/warm-up call; see machine description.",
+          "Medians over interleaved rounds (see below) after each framework's compiling/warm-up "
+          "calls; see the machine description for the load.",
           "", summary_table(rows, frameworks), "", table(ok, main_fields, main_headers), ""]
     spread = [dict(r, fwd_spread=f"{r['fwd_min_ms']:.3g}-{r['fwd_max_ms']:.3g} (n={r['fwd_n']})",
                    fb_spread=(f"{r['fwdbwd_min_ms']:.3g}-{r['fwdbwd_max_ms']:.3g} (n={r['fwdbwd_n']})"
@@ -697,11 +1078,25 @@ def main(argv=None):
                                     "out_mb"],
                      ["workload", "T", "trace+lower [s]", "XLA compile [s]", "total [s]",
                       "XLA temp [MB]", "outputs [MB]"]), ""]
+    interleaved = any(r.get("rounds") for r in results)
+    if interleaved:
+        md += ["## Interleaved rounds", "",
+               "Each framework ran in its own persistent process; the harness alternated them "
+               "round by round (A B A B ...), so every framework saw the same machine load. A "
+               "round's time is the median of its calls; the table gives the median, the "
+               "quartiles and the range over the rounds.", "", rounds_table(results), "",
+               "## nirjax's speed-up (per-round ratios peer time / nirjax time: median and range)",
+               "", ratio_table(results), ""]
     if goal_rows:
-        md += ["## Goals (issue 5, CPU)", "", "| goal | measured | met |", "|---|---|---|"]
-        md += [f"| {g} | {m} | {'yes' if ok_ else ('-' if ok_ is None else 'NO')} |"
-               for g, m, ok_ in goal_rows]
+        md += ["## Goals (issue 13, CPU)", "",
+               "met: every round meets the goal; not met: no round does; within noise: some do.",
+               "", "| goal | measured | verdict |", "|---|---|---|"]
+        md += [f"| {g} | {m} | {v} |" for g, m, v in goal_rows]
         md.append("")
+    readme = readme_table(results, wmeta)
+    md += ["## Table for the README (docs/README_speed_section.md)", "",
+           f"Measured {started} UTC; load average at start / end {load_start} / {load_end}.", "",
+           readme, ""]
     (out_dir / f"{name}.md").write_text("\n".join(md))
     cpu = machine_md.splitlines()[3].split(":", 1)[1].split(";")[0].strip()
     plotted = plot(rows, compile_rows, out_dir / f"{name}.png",

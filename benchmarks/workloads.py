@@ -21,6 +21,8 @@ name        graph
 ``W3``      the NIR paper's Braille RSNN (``braille_noDelay_bias_zero.nir``); T=256, B=32
 ``W4``      the NIR paper's spiking CNN (``cnn_sinabs.nir``, input 2x34x34); T=300, B=32
 ``W5-N``    N -> Linear NxN -> LIF (the Open Neuromorphic benchmark); T=500, B=16
+``W6``      DVS-gesture-like CNN: 2x64x64 -> Conv 16 (3x3) -> IF -> SumPool 2 -> Conv 32 (3x3)
+            -> IF -> SumPool 2 -> Flatten -> Affine 11 -> LIF; T=100, B=16
 ==========  ==================================================================================
 """
 
@@ -54,7 +56,7 @@ class Workload:
         dt: time step passed to every importer (in the graph's time unit).
         input_rate: probability of an input spike per channel and step.
         seed: seed of the weights and of the input.
-        kind: ``"ff"``, ``"rec"``, ``"braille"``, ``"cnn"`` or ``"onb"``.
+        kind: ``"ff"``, ``"rec"``, ``"braille"``, ``"cnn"``, ``"dvs"`` or ``"onb"``.
         size: N for the Open Neuromorphic benchmark.
     """
 
@@ -153,6 +155,46 @@ def graph_w5(seed: int, n: int) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
+def graph_w6(seed: int) -> nir.NIRGraph:
+    """W6: a DVS-gesture-like spiking CNN on 2x64x64 event frames (``dt = 1``).
+
+    2x64x64 -> Conv2d 16 (3x3, padding 1) -> IF -> SumPool2d 2 -> Conv2d 32 (3x3, padding 1)
+    -> IF -> SumPool2d 2 -> Flatten (8192) -> Affine 11 -> LIF 11. IF neurons as in the
+    paper CNN (``r = 1``, threshold 1, reset to 0); the LIF has ``tau = 20`` steps and ``r = 1``
+    with the factor ``tau/dt`` in its input weights.
+    """
+    rng = np.random.default_rng(seed)
+    tau = 20.0
+
+    def conv(c_out, c_in, gain, size):
+        w = (rng.standard_normal((c_out, c_in, 3, 3)) * gain / np.sqrt(c_in * 9)).astype(np.float32)
+        return nir.Conv2d(input_shape=np.array([size, size]), weight=w, stride=np.array([1, 1]),
+                          padding=np.array([1, 1]), dilation=np.array([1, 1]), groups=1,
+                          bias=np.zeros(c_out, np.float32))
+
+    def if_(shape):
+        return nir.IF(r=np.ones(shape, np.float32), v_threshold=np.ones(shape, np.float32),
+                      v_reset=np.zeros(shape, np.float32))
+
+    def pool():
+        return nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                             padding=np.array([0, 0]))
+
+    w_fc, b_fc = _dense(rng, 11, 32 * 16 * 16, 4.0 * tau)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([2, 64, 64])}),
+        "conv1": conv(16, 2, 3.0, 64), "if1": if_((16, 64, 64)), "pool1": pool(),
+        "conv2": conv(32, 16, 1.5, 32), "if2": if_((32, 32, 32)), "pool2": pool(),
+        "flat": nir.Flatten(input_type={"input": np.array([32, 16, 16])}, start_dim=0, end_dim=2),
+        "fc": nir.Affine(weight=w_fc, bias=b_fc),
+        "lif": nir.LIF(tau=np.full(11, tau), r=np.ones(11), v_leak=np.zeros(11),
+                       v_threshold=np.ones(11), v_reset=np.zeros(11)),
+        "output": nir.Output(output_type={"output": np.array([11])}),
+    }
+    order = ["input", "conv1", "if1", "pool1", "conv2", "if2", "pool2", "flat", "fc", "lif", "output"]
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])))
+
+
 W5_SIZES = (512, 1024, 2048, 4096, 8192, 16384)
 
 WORKLOADS: dict[str, Workload] = {
@@ -160,13 +202,15 @@ WORKLOADS: dict[str, Workload] = {
     "W2": Workload("W2", "recurrent 700-256(rec)-20 CubaLIF", 250, 32, DT, 0.05, 2, "rec"),
     "W3": Workload("W3", "NIR paper Braille RSNN 12-38(rec)-7", 256, 32, DT, 0.05, 3, "braille"),
     "W4": Workload("W4", "NIR paper CNN 2x34x34 (Sinabs)", 300, 32, 1.0, 0.05, 4, "cnn"),
+    "W6": Workload("W6", "DVS-like CNN 2x64x64-conv16-pool-conv32-pool-11", 100, 16, 1.0, 0.05,
+                   6, "dvs"),
 }
 for _n in W5_SIZES:
     WORKLOADS[f"W5-{_n}"] = Workload(f"W5-{_n}", f"Linear {_n}x{_n} + LIF", 500, 16, DT, 0.05,
                                      5, "onb", _n)
 
-DEFAULT = ("W1", "W2", "W3", "W4", "W5-512", "W5-1024", "W5-2048", "W5-4096")
-QUICK = ("W1", "W2", "W3", "W4", "W5-512")
+DEFAULT = ("W1", "W2", "W3", "W4", "W6", "W5-512", "W5-1024", "W5-2048", "W5-4096")
+QUICK = ("W1", "W2", "W3", "W4", "W6", "W5-512")
 
 
 def parse_names(spec: str | None, quick: bool = False) -> list[str]:
@@ -220,7 +264,7 @@ def build(w: Workload, directory: pathlib.Path, steps: int | None = None,
         shutil.copyfile(_example("cnn_sinabs"), nir_path)
     else:
         graph = {"ff": lambda: graph_w1(w.seed), "rec": lambda: graph_w2(w.seed),
-                 "onb": lambda: graph_w5(w.seed, w.size)}[w.kind]()
+                 "onb": lambda: graph_w5(w.seed, w.size), "dvs": lambda: graph_w6(w.seed)}[w.kind]()
         nir.write(str(nir_path), graph)
     shape = input_shape(nir.read(str(nir_path)))
     x = input_spikes(w, shape, steps, batch)

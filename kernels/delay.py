@@ -50,10 +50,14 @@ def delay_init_state(cfg: DelayConfig, dtype) -> DelayState:
 
 def _read(state: DelayState, cfg: DelayConfig):
     length = max(cfg.length, 1)
-    steps = np.asarray(cfg.steps, np.int32)
+    steps = np.asarray(cfg.steps, np.int32).reshape(cfg.shape)
+    if steps.size and np.all(steps == steps.reshape(-1)[0]):
+        # one delay for every element: read one slot (a slice, elementwise in the neurons,
+        # so a buffer split over devices is read where it lives)
+        slot = (state.pos - int(steps.reshape(-1)[0])) % length
+        return jax.lax.dynamic_index_in_dim(state.buffer, slot, 0, keepdims=False)
     slots = (state.pos - steps) % length
-    flat = state.buffer.reshape(length, -1)
-    return flat[slots, np.arange(steps.size)].reshape(cfg.shape)
+    return jnp.take_along_axis(state.buffer, slots[None], axis=0)[0]
 
 
 def delay_emit(state: DelayState, cfg: DelayConfig):

@@ -687,7 +687,8 @@ def cuba_neuron(use: Callable, coeffs: Callable, update: Callable, initial: Call
         update: ``(coeffs, state, x) -> (i_syn, v')``.
         initial: ``(v_leak, shape, dtype) -> v0``.
         current_at_rest: the current starts at ``v_leak`` (Norse) instead of 0.
-        fire / before: as for :func:`one_variable_neuron` (CubaLIF).
+        fire: as for :func:`one_variable_neuron` (CubaLIF).
+        before: as for :func:`one_variable_neuron` (CubaLIF).
 
     The synaptic current is never reset. The output of CubaLI is ``v[n+1]``.
     """

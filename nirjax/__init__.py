@@ -25,6 +25,7 @@ from . import kernels
 from .analysis import Comparison, Divergence, compare
 from .api import compile as compile
 from .compiler import CompiledGraph, CompileOptions, GraphState, Program, build_program
+from .compiler import distributed
 from .errors import (
     GraphError,
     InputError,
@@ -60,6 +61,8 @@ _sys.modules[__name__ + ".profiles"] = profiles
 # ``import nirjax.data`` / ``nirjax.events``: they live in nirjax.io
 _sys.modules[__name__ + ".data"] = data
 _sys.modules[__name__ + ".events"] = events
+# ``import nirjax.distributed`` / ``from nirjax import distributed``: multi-process runs
+_sys.modules[__name__ + ".distributed"] = distributed
 
 __version__ = "0.1.0"
 
@@ -69,6 +72,7 @@ __all__ = [
     "Semantics", "PROFILES", "Surrogate", "Rule", "register", "kernels", "train",
     "compare", "Comparison", "Divergence", "profiles", "cost", "benchmark", "BenchmarkReport",
     "lower", "Lowered", "to_nir_data", "from_nir_data", "data", "events", "plot", "progress",
+    "distributed",
     "NirjaxError", "NirFileError", "GraphError", "LoweringError", "ShapeError", "ParameterError",
     "SemanticsError", "InputError", "OptionsError", "NirjaxWarning", "ResetAmbiguityWarning",
     "LoweringWarning", "LimitError", "ShapeWarning", "Limits", "limits", "set_limits",

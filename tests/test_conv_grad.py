@@ -1,8 +1,11 @@
 """The convolution kernel's hand-written weight gradient against JAX's own conv rule.
 
 ``kernels.conv`` computes channels-last with a custom VJP (weight gradient as one contraction
-per kernel offset). The oracle is ``jax.grad`` through a plain NCHW ``lax.conv_general_dilated``
-in float64, which shares no code with the kernel.
+per kernel offset), and runs a strided convolution with few input channels as a stride-1
+convolution of the space-to-depth rearranged input. The oracle is ``jax.grad`` through a
+plain NCHW ``lax.conv_general_dilated`` in float64, which shares no code with the kernel.
+Both entry points are checked: ``conv`` (one channels-first sample, vmapped) and
+``conv_last`` (a batch of channels-last samples, the staged program's form).
 """
 
 import jax
@@ -10,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
-from nirjax.kernels.conv import ConvConfig, ConvParams, conv
+from nirjax.kernels.conv import ConvConfig, ConvParams, _use_space_to_depth, conv, conv_last
 
 CASES = [
     # (C_in, C_out, spatial, kernel, stride, padding, dilation, groups)
@@ -19,11 +22,22 @@ CASES = [
     (2, 4, (7, 7), (5, 5), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),
     (6, 6, (8, 9), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 2), 6),
     (3, 2, (13,), (4,), (3,), ((2, 0),), (2,), 1),
+    # space-to-depth: non-square stride, kernel not a multiple of it, asymmetric padding
+    (2, 3, (9, 11), (3, 4), (2, 3), ((1, 0), (2, 1)), (1, 1), 1),
+    (3, 2, (13,), (5,), (3,), ((2, 1),), (1,), 1),
+    (1, 4, (8, 8), (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), 1),
 ]
+SPACE_TO_DEPTH = [i for i, c in enumerate(CASES)
+                  if _use_space_to_depth(c[0], ConvConfig(c[4], c[5], c[6], c[7]))]
 
 
+def test_space_to_depth_cases_exist():
+    assert len(SPACE_TO_DEPTH) >= 4  # the paper CNN's first layer and the three above
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["conv", "conv_last"])
 @pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
-def test_conv_gradients_match_jax_rule(case):
+def test_conv_gradients_match_jax_rule(case, last):
     jax.config.update("jax_enable_x64", True)
     try:
         c_in, c_out, spatial, kernel, stride, padding, dilation, groups = case
@@ -36,7 +50,10 @@ def test_conv_gradients_match_jax_rule(case):
         dn = ("NC" + "HW"[:nd], "OI" + "HW"[:nd], "NC" + "HW"[:nd])
 
         def ours(w, b, x):
-            y = jax.vmap(lambda xi: conv(ConvParams(w, b), xi, cfg))(x)
+            if last:
+                y = jnp.moveaxis(conv_last(ConvParams(w, b), jnp.moveaxis(x, 1, -1), cfg), -1, 1)
+            else:
+                y = jax.vmap(lambda xi: conv(ConvParams(w, b), xi, cfg))(x)
             return jnp.sum(jnp.sin(y))
 
         def oracle(w, b, x):

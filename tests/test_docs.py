@@ -34,7 +34,10 @@ def test_docs_build_strict(tmp_path):
     assert "to_nir_data" in page("api/data.html") and "to_frames" in page("api/data.html")
     assert "divergence" in page("api/plot.html")
     assert "lif_step" in page("api/kernels.html")  # the kernels, installed from kernels/
-    assert "nirjax run" in page("workflow.html")
+    assert "nirjax run" in page("index.html") and "Lowering to hardware" in page("index.html")
+    assert "DesignRuleError" in page("api/lowering.html") and "Lowered" in page("api/lowering.html")
+    assert "lowering_check" in page("api/cost.html")
+    assert "network_step" in page("api/kernels.html")  # the chip kernels (kernels/xylo.py)
     # doctest examples render as code, Sphinx roles as code spans
     assert "language-pycon" in page("api/data.html") or "pycon" in page("api/data.html")
     assert ":class:" not in page("api/data.html")

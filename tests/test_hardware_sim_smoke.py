@@ -17,20 +17,24 @@ import xylo_harness  # noqa: E402
 
 
 def test_xylo_row(tmp_path, capsys):
-    out = tmp_path / "r.json"
-    result = hardware_sim.main(["--targets", "xylo", "--steps", "20", "--batch", "3",
-                                "--repeat", "1", "--out", str(out)])
+    out = tmp_path / "r"
+    result = hardware_sim.main(["--quick", "--targets", "xylo", "--steps", "20",
+                                "--batch", "3", "--out", str(out)])
     row = result["rows"][0]
     assert row["target"] == "xylo-audio2"
     if xylo_harness.xylo_python() is None:
         assert "xylo environment" in row["skipped"]
     else:
         assert row["identical_spikes"] is True
-        assert row["ratio"] > 0 and row["nirjax_samples_per_s"] > 0
-    assert json.loads(out.read_text())["rows"][0]["target"] == "xylo-audio2"
+        assert len(row["nirjax_samples_per_s"]) == len(row["vendor_samples_per_s"]) == 2
+        assert row["ratio"] > 0 and row["ratio_range"][0] <= row["ratio_range"][1]
+        assert row["nirjax"]["min"] <= row["nirjax"]["median"] <= row["nirjax"]["max"]
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][0]["target"] == "xylo-audio2"
+    md = (tmp_path / "r.md").read_text()
+    assert "xylo-audio2" in md and "load average" in md and "command" in md
     assert "xylo-audio2" in capsys.readouterr().out
 
 
 def test_every_row_is_measured_or_says_why_not():
-    row = hardware_sim.measure("loihi2", 10, 2, 1, 0.2)
-    assert row["skipped"] if "skipped" in row else "identical_spikes" in row
+    case = hardware_sim.prepare("loihi2", 10, 3, 2, 0.2)
+    assert case.skipped or (case.nirjax_once is not None and case.vendor_round is not None)

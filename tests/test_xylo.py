@@ -336,3 +336,35 @@ def test_float_network_rejects_bad_parameters():
         xq.quantize_network(_tiny_net(), "xylo-audio2", method="nearest")
     assert xylo_rules.XYLO_RULES  # rules are data: a tuple of named checks
     assert all(r.name and r.description for r in xylo_rules.XYLO_RULES)
+
+
+def _fire_oracle(v, th, max_spikes):
+    """The chip's spike loop, literally (NumPy int64): subtract while ``v >= th``."""
+    v = v.astype(np.int64).copy()
+    n = np.zeros_like(v)
+    for _ in range(max_spikes):
+        go = v >= th
+        n += go
+        v = np.where(go, v - th, v)  # th == 0: v unchanged
+    return n, v
+
+
+@pytest.mark.parametrize("max_spikes", [1, 31])
+def test_fire_is_exact_over_the_whole_16bit_state(max_spikes):
+    """fire() divides through a float32 quotient with an integer correction: it equals the
+    chip's subtract-while-above loop for EVERY 16-bit membrane value at thresholds where
+    XLA's vectorised float32 division is known to land below an integer (41/41 gives
+    0.99999... on x86 CPUs), small ones, powers of two and their neighbours, the largest,
+    and 0; the thresholds vary along the last axis, as per-neuron thresholds do."""
+    v = np.arange(-(2 ** 15), 2 ** 15, dtype=np.int64)[:, None]
+    th = np.array([0, 1, 2, 3, 7, 41, 47, 55, 63, 97, 126, 253, 255, 256, 257, 509, 510,
+                   1000, 4095, 4096, 4097, 12345, 16383, 16384, 16385, 32766, 32767])[None, :]
+    # broadcast inside the jitted function, as in the network step (the fused code XLA
+    # emits then divides through a reciprocal estimate)
+    n, v_after = jax.jit(lambda v, th: xk.fire(jnp.broadcast_to(v, (v.shape[0], th.shape[1])),
+                                               th, max_spikes))(
+        jnp.asarray(v, jnp.int32), jnp.asarray(th, jnp.int32))
+    v, th = np.broadcast_arrays(v, th)
+    n_ref, v_ref = _fire_oracle(v, th, max_spikes)
+    np.testing.assert_array_equal(np.asarray(n), n_ref)
+    np.testing.assert_array_equal(np.asarray(v_after), v_ref)

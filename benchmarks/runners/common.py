@@ -14,6 +14,14 @@ framework:
 * every timed call ends synchronised (``block_until_ready`` for JAX; CPU torch is
   synchronous).
 
+Interleaved rounds (``"serve": true`` in the spec): after writing ``OUT.json`` the runner
+stays alive as a worker. It prints ``@@ {"ready": true}`` on stdout and then answers one JSON
+command per stdin line, ``{"phase": "fwd" | "fwdbwd", "repeats": n, "warmup": w}``, with
+``@@ {"times": [...]}`` (seconds of ``n`` synchronised calls, after ``w`` untimed ones, of
+the phase the runner registered with
+:func:`register`), until ``{"quit": true}`` or end of input. ``speed.py`` keeps one worker
+per framework and alternates them round by round, so the frameworks see the same machine load.
+
 Peak memory is the peak resident set size of the process during a phase minus the resident
 set size before it (Linux: ``VmHWM`` after resetting it through ``/proc/self/clear_refs``),
 for the first (compiling) call and for a steady-state call, plus the peak RSS of the whole
@@ -36,8 +44,50 @@ import numpy as np
 
 __all__ = [
     "NotApplicable", "load_spec", "main", "time_calls", "summary", "MemoryPeak",
-    "loss_target", "spike_rate",
+    "loss_target", "spike_rate", "register",
 ]
+
+#: phase name -> (zero-argument callable, sync); filled by the runners (:func:`register`)
+PHASES: dict = {}
+
+
+def register(phase: str, fn, sync=lambda r: r) -> None:
+    """Make ``fn`` (a steady-state call, ``sync`` waits for its result) timeable in rounds."""
+    PHASES[phase] = (fn, sync)
+
+
+def _reply(obj: dict) -> None:
+    sys.stdout.write("@@ " + json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def serve() -> None:
+    """Answer timing commands on stdin until ``quit`` (see the module docstring)."""
+    _reply({"ready": True, "phases": sorted(PHASES)})
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        cmd = json.loads(line)
+        if cmd.get("quit"):
+            break
+        phase = cmd.get("phase")
+        if phase not in PHASES:
+            _reply({"error": f"phase {phase!r} not available in this runner"})
+            continue
+        fn, sync = PHASES[phase]
+        times = []
+        try:
+            for _ in range(int(cmd.get("warmup", 0))):  # untimed: caches, thread pools
+                sync(fn())
+            for _ in range(int(cmd.get("repeats", 1))):
+                t0 = time.perf_counter()
+                sync(fn())
+                times.append(time.perf_counter() - t0)
+        except Exception as e:  # report, keep serving the other phase
+            _reply({"error": short_error(phase, e)})
+            continue
+        _reply({"times": times})
 
 
 class NotApplicable(Exception):
@@ -210,3 +260,5 @@ def main(run, framework: str):
     result["wall_s"] = time.time() - t0
     with open(out_path, "w") as f:
         json.dump(result, f, indent=1, default=float)
+    if spec.get("serve") and result["status"] == "ok":
+        serve()

@@ -65,6 +65,7 @@ def run(spec: dict, result: dict) -> dict:
 
     with common.MemoryPeak() as phase:
         first, times = common.time_calls(forward, jax.block_until_ready, **timing)
+    common.register("fwd", forward, jax.block_until_ready)
     out["fwd_phase_rss_bytes"] = phase.peak
     out["fwd_first_s"] = first
     out["fwd"] = common.summary(times)
@@ -94,6 +95,7 @@ def run(spec: dict, result: dict) -> dict:
             grad_fn = jax.jit(jax.value_and_grad(loss))
             with common.MemoryPeak() as phase:
                 first, times = common.time_calls(lambda: grad_fn(params), jax.block_until_ready, **timing)
+            common.register("fwdbwd", lambda: grad_fn(params), jax.block_until_ready)
             out["fwdbwd_phase_rss_bytes"] = phase.peak
             out["bwd_first_s"] = first
             out["fwdbwd"] = common.summary(times)

@@ -181,6 +181,7 @@ def run(spec: dict, result: dict) -> dict:
     result["stage"] = "forward"
     with common.MemoryPeak() as phase:
         first, times = common.time_calls(forward, **timing)
+    common.register("fwd", forward)
     out["fwd_phase_rss_bytes"] = phase.peak
     out["fwd_first_s"] = first
     out["fwd"] = common.summary(times)
@@ -221,6 +222,7 @@ def run(spec: dict, result: dict) -> dict:
 
             with common.MemoryPeak() as phase:
                 first, times = common.time_calls(forward_backward, **timing)
+            common.register("fwdbwd", forward_backward)
             out["fwdbwd_phase_rss_bytes"] = phase.peak
             out["bwd_first_s"] = first
             out["fwdbwd"] = common.summary(times)

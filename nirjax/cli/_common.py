@@ -97,13 +97,14 @@ def resolve_dt(args, loaded: LoadedGraph):
         f"(time constants in seconds)")
 
 
-def compile_model(loaded: LoadedGraph, dt, semantics="nir"):
-    """``nirjax.compile``, with compile-time warnings collected as notes."""
+def compile_model(loaded: LoadedGraph, dt, semantics="nir", **options):
+    """``nirjax.compile`` (with compile ``options``, e.g. ``mesh``), with compile-time
+    warnings collected as notes."""
     import nirjax
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = nirjax.compile(loaded.graph, dt=dt, semantics=semantics)
+        model = nirjax.compile(loaded.graph, dt=dt, semantics=semantics, **options)
     loaded.notes.extend(str(w.message) for w in caught)
     return model
 

@@ -7,11 +7,21 @@ printed, plotted and saved. --output OUT.npz holds the outputs, records, the sim
 and the metadata that reproduces the run (graph SHA-256, dt, semantics, nirjax version);
 any other extension writes the same in NIR's data format (nir.read_data reads it).
 
+Several devices and processes (jax.distributed): --mesh batch=4 (or neurons=4,
+batch=2,neurons=4) splits the run over this process's devices; --coordinator HOST:PORT
+--num-processes N --process-id I joins a multi-process run (start the same command once per
+process, process 0 listening on the coordinator address). Each process feeds its own rows of
+the batch and every process prints the results of a single-process run; process 0 alone
+writes --output and --plot.
+
 examples:
   nirjax run
   nirjax run model.nir --dt 1e-4 --input spikes.npy --output out.npz --record lif1 lif1:v
   nirjax run cnn_sinabs --input events.npz --plot raster.png
   nirjax run model.nir --dt 1e-4 --input recording.h5 --semantics snntorch --output out.h5
+  nirjax run --local-devices 8 --mesh batch=2,neurons=4 --shard-min 1
+  nirjax run --coordinator 10.0.0.1:1234 --num-processes 2 --process-id 0   # on host A
+  nirjax run --coordinator 10.0.0.1:1234 --num-processes 2 --process-id 1   # on host B
 
 OUT.npz keys: output/<Output node>, record/<node>, record/<node>/<field>, input/<Input node>
 (all [T, B, *shape]), metadata (a JSON string), dt, semantics, graph_sha256, nirjax_version.
@@ -19,10 +29,12 @@ OUT.npz keys: output/<Output node>, record/<node>, record/<node>/<field>, input/
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
 
+from ..compiler.distributed import add_distributed_arguments
 from . import _common as c
 
 
@@ -45,6 +57,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sample", type=int, default=0, help="the sample --plot draws (default 0)")
     c.add_quiet_arguments(parser)
     c.add_input_arguments(parser)
+    add_distributed_arguments(parser)
 
 
 def run(args) -> int:
@@ -53,31 +66,59 @@ def run(args) -> int:
 
     import nirjax
     from .. import progress
+    from ..compiler import distributed
 
-    loaded = c.load_graph(args.graph)
-    out_path = c.check_writable(args.output, "--output") if args.output else None
-    plot_path = c.check_plot_path(args.plot) if args.plot else None
-    model = c.compile_model(loaded, c.resolve_dt(args, loaded), args.semantics)
-    records = c.parse_records(args.record, model)
-    plot_records = list(records)
-    if plot_path is not None and not records:
-        plot_records = [n.name for n in model.program.nodes
-                        if n.rule.spiking and n.name not in model.output_names]
-    xs, info = c.load_input(args, model)
-    steps, batch = next(iter(xs.values())).shape[:2]
-    if plot_path is not None and not -batch <= args.sample < batch:
-        raise nirjax.InputError(f"--sample {args.sample}: out of range for {batch} samples")
+    # gloo (the collectives of a multi-process run) writes connection messages to stdout
+    # while processes join and exchange data: send them to stderr until the results are
+    # gathered, so that stdout is the single-process printout
+    quiet = contextlib.ExitStack()
+    if args.coordinator is not None:
+        quiet.enter_context(distributed.native_stdout_to_stderr())
+    with quiet:
+        # before anything starts JAX's devices: join the other processes, build the mesh
+        mesh = distributed.setup(args)
+        writer = jax.process_index() == 0  # in a multi-process run only process 0 writes files
+        loaded = c.load_graph(args.graph)
+        out_path = c.check_writable(args.output, "--output") if args.output and writer else None
+        plot_path = c.check_plot_path(args.plot) if args.plot and writer else None
+        options = {} if mesh is None else {"mesh": mesh}
+        if args.shard_min is not None:
+            options["shard_min"] = args.shard_min
+        model = c.compile_model(loaded, c.resolve_dt(args, loaded), args.semantics, **options)
+        records = c.parse_records(args.record, model)
+        plot_records = list(records)
+        if plot_path is not None and not records:
+            plot_records = [n.name for n in model.program.nodes
+                            if n.rule.spiking and n.name not in model.output_names]
+        xs, info = c.load_input(args, model)
+        steps, batch = next(iter(xs.values())).shape[:2]
+        if plot_path is not None and not -batch <= args.sample < batch:
+            raise nirjax.InputError(f"--sample {args.sample}: out of range for {batch} samples")
 
-    t0 = time.perf_counter()
-    ys, _, rec = progress.run(model, model.params, xs, record=plot_records or None,
-                              progress=c.progress_flag(args))
-    elapsed = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if mesh is None:
+            ys, _, rec = progress.run(model, model.params, xs, record=plot_records or None,
+                                      progress=c.progress_flag(args))
+        else:
+            # the whole input is the same in every process; each process feeds only its own rows
+            rows = distributed.process_rows(batch, mesh)
+            feed = distributed.global_batch({k: v[:, rows] for k, v in xs.items()}, mesh,
+                                            batch=batch)
+            ys, _, rec = model.run(model.params, feed, record=plot_records or [])
+            ys = distributed.gather(ys)  # whole, in every process
+            rec = {k: distributed.gather(v) for k, v in rec.items()}  # keys mix str and tuples
+        elapsed = time.perf_counter() - t0
     outputs = ys if isinstance(ys, dict) else {model.output_names[0]: ys}
     saved_records = {k: v for k, v in rec.items() if k in records}
 
     print(f"nirjax {nirjax.__version__}: {loaded.path}")
     print(f"  NIR file version {nirjax.file_version(loaded.graph)}; dt = {model.program.dt:g}; "
           f"semantics = {model.program.semantics.name!r}; backend = {jax.default_backend()}")
+    if mesh is not None:
+        axes = ", ".join(f"{a}={n}" for a, n in dict(mesh.shape).items())
+        print(f"  devices: mesh {axes} over {mesh.devices.size} devices in "
+              f"{jax.process_count()} process(es); this is process {jax.process_index()}, "
+              f"feeding batch rows {rows.start}..{rows.stop - 1}")
     for text in loaded.notes:
         print(f"  note: {text}")
     print(model.program.describe())

@@ -18,12 +18,17 @@
 * :mod:`nirjax.compiler.memory`: the memory a program needs, estimated from shapes and
   checked against ``nirjax.limits()``;
 * :mod:`nirjax.compiler.compiled`: :class:`CompiledGraph`, the facade a user holds, and
-  :func:`compile_graph`.
+  :func:`compile_graph`;
+* :mod:`nirjax.compiler.sharding`: the layout of a run on a mesh of devices (the
+  ``mesh`` compile option: ``"batch"`` and ``"neurons"`` axes);
+* :mod:`nirjax.compiler.distributed`: multi-process runs (``jax.distributed``), meshes and
+  per-process data (``nirjax.distributed``).
 
 The compiler takes ``nir.NIRGraph`` objects; reading files is :mod:`nirjax.io`'s job, and
 :func:`nirjax.compile` (in :mod:`nirjax.api`) accepts either.
 """
 
+from . import distributed, sharding
 from .compiled import CompiledGraph, compile_graph
 from .interpreter import GraphState, Interpreter
 from .loops import Loops
@@ -32,7 +37,7 @@ from .memory import MemoryEstimate, check_memory, estimate_memory
 from .validation import check_inputs, check_params, check_record, check_state
 from .program import IREdge, IRNode, Program, build_program
 
-__all__ = ["CompiledGraph", "GraphState", "compile_graph", "check_record", "check_inputs",
-           "check_state", "check_params", "MemoryEstimate", "estimate_memory", "check_memory",
-           "CompileOptions", "Interpreter", "Loops", "Program", "IRNode", "IREdge",
-           "build_program"]
+__all__ = ["distributed", "sharding", "CompiledGraph", "GraphState", "compile_graph",
+           "check_record", "check_inputs", "check_state", "check_params", "MemoryEstimate",
+           "estimate_memory", "check_memory", "CompileOptions", "Interpreter", "Loops", "Program",
+           "IRNode", "IREdge", "build_program"]

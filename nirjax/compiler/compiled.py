@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import nir
 
 from ..errors import GraphError, OptionsError
@@ -32,6 +33,7 @@ from .loops import Loops
 from .memory import MemoryEstimate, check_memory, estimate_memory
 from .options import CompileOptions
 from .program import Program, build_program
+from .sharding import ShardingPlan
 from .validation import (check_batch_size, check_cast, check_inputs, check_params, check_record,
                          check_state)
 
@@ -56,6 +58,18 @@ def _cast(tree, dtype):
     return jax.tree_util.tree_map(
         lambda a: jnp.asarray(a, dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
         or jnp.issubdtype(jnp.asarray(a).dtype, jnp.integer) else a, tree)
+
+
+def _cast_host(tree, dtype):
+    """:func:`_cast` on the host (NumPy); ``dtype=None`` keeps each leaf's dtype."""
+    def one(a):
+        a = np.asarray(a)
+        if dtype is None or not (np.issubdtype(a.dtype, np.floating)
+                                 or np.issubdtype(a.dtype, np.integer)):
+            return a
+        return a.astype(dtype, copy=False)
+
+    return jax.tree_util.tree_map(one, tree)
 
 
 def _value_dtype(table, dtype):
@@ -108,12 +122,21 @@ class CompiledGraph:
         self.memory: MemoryEstimate = estimate_memory(program, self.dtype)
         check_memory(self.memory)
         self._expected_state: dict = {}
-        if program.table.dtype is None:
+        #: the layout on the ``mesh`` compile option's devices (``None``: one device)
+        self.sharding = (ShardingPlan(program, self.options.mesh, self.options.shard_min)
+                         if self.options.mesh is not None else None)
+        if self.sharding is not None:
+            # cast on the host and sent straight to their blocks: a layer too large for one
+            # device is never assembled on one
+            cast = lambda p: _cast_host(p, None if program.table.dtype is not None else self.dtype)
+        elif program.table.dtype is None:
             cast = lambda p: _cast(p, self.dtype)
         else:  # an integer table's parameters are used as they are
             cast = lambda p: jax.tree_util.tree_map(jnp.asarray, p)
         self.params = {n.name: cast(n.params) for n in program.nodes if n.params is not None}
-        self.interpreter = Interpreter(program, self.dtype)
+        if self.sharding is not None:
+            self.params = self.sharding.put_params(self.params)
+        self.interpreter = Interpreter(program, self.dtype, self.sharding)
         self.loops = Loops(self.interpreter, self.options)
         self._run = jax.jit(self.loops.run, static_argnames=("record",),
                             donate_argnames=("state",) if self.options.donate_state else ())
@@ -153,12 +176,61 @@ class CompiledGraph:
         """The state at t = 0 for ``batch_size`` samples (see each kernel's ``init_state``)."""
         batch_size = check_batch_size(batch_size)
         check_memory(self.memory, batch_size, what=f"init_state({batch_size})")
+        if self.sharding is not None:
+            self.sharding.check_batch(batch_size, "init_state")
         return self._init_jit(self.params, batch_size)
 
     def chunk_size(self, steps: int, batch: int) -> int:
         """Steps per chunk of the staged program (see
         :meth:`nirjax.compiler.loops.Loops.chunk_size`)."""
         return self.loops.chunk_size(steps, batch)
+
+    # ------------------------------------------------------------------ inputs on a mesh
+
+    def _inputs(self, xs, per_step: bool, before_cast=None):
+        """Validated inputs (placed on the mesh, split over "batch", when there is one);
+        ``before_cast(batch, T)`` runs before any input is copied (the memory check)."""
+        place = self._place_input if self.sharding is not None else None
+        out, batch, steps = check_inputs(self.program, xs, self.dtype, per_step=per_step,
+                                         place=place, before_cast=before_cast)
+        if self.sharding is not None:
+            self.sharding.check_batch(batch, "inputs")
+        return out, batch, steps
+
+    def _place_input(self, name, x, lead):
+        """An input cast to the model's dtype and split over the mesh's "batch" axis."""
+        plan = self.sharding
+        spec = plan.batched(lead, lead - 1, plan.value_spec(name))
+        if isinstance(x, jax.core.Tracer):
+            return plan.constrain(jnp.asarray(x, self.dtype), spec)
+        if isinstance(x, jax.Array):
+            x = x if x.dtype == self.dtype else x.astype(self.dtype)
+        else:
+            x = np.asarray(x).astype(self.dtype, copy=False)
+        if x.shape[lead - 1] % plan.batch_size:
+            return x  # check_batch raises the error
+        return plan.put(x, spec)
+
+    def shard_inputs(self, xs):
+        """Place inputs on the model's mesh, split over its ``"batch"`` axis.
+
+        Args:
+            xs: ``[T, B, *input_shape]`` arrays (a dict for several Input nodes), NumPy or
+                JAX. In a multi-process run they are the whole batch, the same in every
+                process; to feed each process its own rows use
+                :func:`nirjax.distributed.global_batch`.
+
+        Returns:
+            The inputs as ``jax.Array`` s laid out for :meth:`run` (without a mesh: as
+            validated by :meth:`run`, on the default device).
+
+        Raises:
+            InputError: a malformed input, or a batch not divisible by the "batch" axis.
+        """
+        out, _, _ = self._inputs(xs, per_step=False)
+        if len(self.program.inputs) == 1:
+            return out[self.program.inputs[0]]
+        return out
 
     # ------------------------------------------------------------------ run / step
 
@@ -191,8 +263,8 @@ class CompiledGraph:
         """
         check_params(params, self.params)
         rec_items = check_record(self.program, record, self.dtype)
-        xs, batch, steps = check_inputs(
-            self.program, xs, self.dtype, per_step=False,
+        xs, batch, steps = self._inputs(
+            xs, per_step=False,
             before_cast=lambda b, t: check_memory(self.memory, b, t, what=f"a run of {t} steps"))
         if state is None:
             state = self._init_jit(params, batch)
@@ -206,7 +278,7 @@ class CompiledGraph:
     def step(self, params, state: GraphState, x_t):
         """Advance one step: ``x_t`` is ``[B, *input_shape]``; returns ``(y_t, state)``."""
         check_params(params, self.params)
-        x_t, batch, _ = check_inputs(self.program, x_t, self.dtype, per_step=True)
+        x_t, batch, _ = self._inputs(x_t, per_step=True)
         self._check_state(state, batch)
         ys, state = self._step(params, state, x_t)
         return self._format(ys), state
@@ -235,7 +307,8 @@ def compile_graph(graph, dt: float | None = None, semantics: Any = None, *,
         options: a :class:`~nirjax.compiler.CompileOptions`; or give its fields as keywords
             (``dtype``, ``precision``, ``checkpoint``, ``unroll``, ``optimize``, ``chunk``,
             ``chunk_bytes``, ``matmul_dtype``, ``donate_state``, ``pallas``,
-            ``associative_scan``, ``fast_backward``; each documented there).
+            ``associative_scan``, ``fast_backward``, ``mesh``, ``shard_min``; each
+            documented there).
 
     Returns:
         A :class:`CompiledGraph`.

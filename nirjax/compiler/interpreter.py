@@ -53,11 +53,17 @@ class Interpreter:
     Args:
         program: the ordered IR.
         dtype: the dtype of every value and state.
+        plan: the layout on a mesh of devices (a
+            :class:`~nirjax.compiler.sharding.ShardingPlan`), or ``None`` for one device.
+            With a plan, every value, state and weight-layer input is constrained to its
+            layout (``with_sharding_constraint``), so XLA keeps the state split from step
+            to step and all-gathers spikes only before a weight layer.
     """
 
-    def __init__(self, program: Program, dtype):
+    def __init__(self, program: Program, dtype, plan=None):
         self.program = program
         self.dtype = dtype
+        self.plan = plan
         self.feedback_sources = tuple(sorted({e.src for e in program.delayed_edges}))
 
     def prepare(self, params) -> dict:
@@ -83,7 +89,8 @@ class Interpreter:
             name: jnp.zeros((batch_size,) + self.program.node(name).out_shape, self.dtype)
             for name in self.feedback_sources
         }
-        return GraphState(nodes, feedback)
+        state = GraphState(nodes, feedback)
+        return state if self.plan is None else self.plan.lay_state(state, 1)
 
     def fan_in(self, n, read: Callable, lead: tuple = ()):
         """The input of node ``n``: the sum of ``read(edge)`` over its incoming edges, in
@@ -110,35 +117,62 @@ class Interpreter:
             if not n.feedthrough:
                 values[n.name] = n.rule.emit(coeffs[n.name], nodes[n.name], n.config)
 
+        plan = self.plan
+
         def read(e):
             if e.delayed:
                 return feedback[e.src]
             return values[e.src] if e.src in values else ext[e.src]
 
+        def summed(n):
+            total = self.fan_in(n, read)
+            if plan is not None:  # whole before a weight layer: the all-gather of spikes
+                total = plan.constrain(total, plan.input_spec(n.name))
+            return total
+
         for n in members:
             if not n.feedthrough:
                 continue
-            x = ext[n.name] if n.role == "input" else self.fan_in(n, read)
+            x = ext[n.name] if n.role == "input" else summed(n)
             if n.stateful:
                 new_nodes[n.name], y = n.rule.step(coeffs[n.name], nodes[n.name], x, n.config)
             else:
                 y = n.rule.apply(coeffs[n.name], x, n.config)
             values[n.name] = y.astype(self.dtype)
+            if plan is not None:
+                values[n.name] = plan.constrain(values[n.name], plan.value_spec(n.name))
         for n in members:
             if not n.feedthrough:
                 new_nodes[n.name] = n.rule.absorb(coeffs[n.name], nodes[n.name],
-                                                  self.fan_in(n, read), n.config)
+                                                  summed(n), n.config)
         # the carry's structure and dtypes never drift
         new_nodes = {k: jax.tree_util.tree_map(lambda new, old: new.astype(old.dtype), v, nodes[k])
                      for k, v in new_nodes.items()}
+        if plan is not None:  # the state stays split from step to step
+            new_nodes = {k: jax.tree_util.tree_map(
+                lambda a, k=k: plan.constrain(a, plan.leaf_spec(k, a.shape)), v)
+                for k, v in new_nodes.items()}
         new_feedback = {k: values[k] for k in feedback}
         return new_nodes, new_feedback, values
 
-    def apply_chunk(self, n, coeff, x):
-        """Apply a stateless node to a whole chunk ``[K, B, *in_shape]`` at once."""
+    def apply_chunk(self, n, coeff, x, last: bool = False):
+        """Apply a stateless node to a whole chunk ``[K, B, *in_shape]`` at once.
+
+        ``last``: the values are channels-last (:mod:`nirjax.compiler.layout`); a rule with
+        a channels-last kernel (``Rule.apply_last``) then gets all ``K*B`` samples in one
+        call, an elementwise rule its (already permuted) coefficients as usual. On a mesh
+        (``self.plan``) values are never channels-last and the batch axis split over devices
+        is not merged with the steps: batch outer, steps inner.
+        """
+        if self.plan is not None:
+            fn = lambda xi: n.rule.apply(coeff, xi, n.config)
+            return jax.vmap(jax.vmap(fn), in_axes=1, out_axes=1)(x).astype(self.dtype)
         lead = x.shape[:2]
         flat = x.reshape((-1,) + x.shape[2:])
-        y = jax.vmap(lambda xi: n.rule.apply(coeff, xi, n.config))(flat)
+        if last and n.rule.apply_last is not None:
+            y = n.rule.apply_last(coeff, flat, n.config)
+        else:
+            y = jax.vmap(lambda xi: n.rule.apply(coeff, xi, n.config))(flat)
         return y.reshape(lead + y.shape[1:]).astype(self.dtype)
 
     def chunk_kernel(self, n, method: str, interpret: bool) -> Callable | None:

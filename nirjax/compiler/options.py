@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import OptionsError
+from .sharding import check_mesh
 
 __all__ = ["CompileOptions", "PRECISIONS"]
 
@@ -110,7 +111,14 @@ class CompileOptions:
             hand-written VJP (saves one state per step and recomputes each step in the
             backward pass; the gradient of autodiff up to float rounding, 2-3x faster on
             CPU). Reverse mode only: set ``False`` for ``jax.jvp`` / ``jax.jacfwd``.
-        mesh: reserved for sharding a run over devices; must be ``None`` for now.
+        mesh: a ``jax.sharding.Mesh`` with axes named ``"batch"`` (split the batch: data
+            parallel) and/or ``"neurons"`` (split large layers: model parallel), to run over
+            several devices, or processes of a ``jax.distributed`` run; ``None``: one
+            device. The rules (which nodes are split, where the collectives fall) are in
+            :mod:`nirjax.compiler.sharding`. Results equal those of one device up to the
+            order of floating-point sums.
+        shard_min: with a ``"neurons"`` axis, nodes whose output has fewer values per
+            sample than this stay whole on every device (default 1024).
 
     Raises:
         OptionsError: naming the option, the value given and what is expected.
@@ -136,6 +144,7 @@ class CompileOptions:
     associative_scan: bool = False
     fast_backward: bool = True
     mesh: Any = None
+    shard_min: int = 1024
 
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)
@@ -160,8 +169,11 @@ class CompileOptions:
         if not isinstance(self.pallas, str):
             put("pallas", bool(self.pallas))
         if self.mesh is not None:
-            raise OptionsError("compile option mesh: sharding over devices is not supported "
-                               "yet; leave mesh=None")
+            check_mesh(self.mesh)
+            if self.pallas:
+                raise OptionsError("compile options mesh and pallas: the fused Pallas kernel "
+                                   "does not run sharded; use pallas=False with a mesh")
+        put("shard_min", _positive_int("shard_min", self.shard_min, extra=" (values per sample)"))
 
     @classmethod
     def of(cls, options: Any = None) -> "CompileOptions":
@@ -187,4 +199,5 @@ class CompileOptions:
 
     def replace(self, **changes) -> "CompileOptions":
         """A copy with ``changes`` (validated)."""
-        return CompileOptions.of({**dataclasses.asdict(self), **changes})
+        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return CompileOptions.of({**current, **changes})

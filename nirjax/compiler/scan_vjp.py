@@ -33,22 +33,30 @@ from jax import lax
 __all__ = ["scan"]
 
 
-def scan(step: Callable, params: Any, carry: Any, xs: Any, length: int, unroll: int = 1):
+def scan(step: Callable, params: Any, carry: Any, xs: Any, length: int, unroll: int = 1,
+         per_sample: tuple | None = None):
     """``lax.scan(lambda c, x: step(params, c, x), carry, xs)`` with the recompute VJP.
 
     ``step(params, carry, x) -> (carry, y)`` must be a pure function of its arguments (no
     traced values closed over); ``params`` is the pytree the gradient flows to besides
     ``carry`` and ``xs``. Returns ``(carry_T, ys)`` as ``lax.scan`` does.
+
+    ``per_sample``: optional ``(expand, step_b)``. ``expand(params)`` gives some parameters
+    a leading batch axis (a copy per sample) and ``step_b`` is ``step`` taking those
+    copies. The backward pass then runs ``step_b``: the per-step parameter gradient of an
+    elementwise neuron layer is an elementwise product per sample instead of a reduction
+    over the batch at every step (slow on XLA:CPU); the copies' gradients are summed once,
+    after the reverse scan (the transpose of ``expand``). The forward pass is unchanged.
     """
-    return _scan(step, int(length), int(unroll), params, carry, xs)
+    return _scan(step, int(length), int(unroll), per_sample, params, carry, xs)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _scan(step, length, unroll, params, carry, xs):
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _scan(step, length, unroll, per_sample, params, carry, xs):
     return lax.scan(lambda c, x: step(params, c, x), carry, xs, length=length, unroll=unroll)
 
 
-def _scan_fwd(step, length, unroll, params, carry, xs):
+def _scan_fwd(step, length, unroll, per_sample, params, carry, xs):
     def body(c, x):
         c_next, y = step(params, c, x)
         return c_next, (y, c)
@@ -79,9 +87,13 @@ def _float0(x):
     return np.zeros(x.shape, jax.dtypes.float0)
 
 
-def _scan_bwd(step, length, unroll, residuals, cotangents):
+def _scan_bwd(step, length, unroll, per_sample, residuals, cotangents):
     params, carries, xs = residuals
     d_carry_t, d_ys = cotangents
+    expand_vjp = None
+    if per_sample is not None:
+        expand, step = per_sample
+        params, expand_vjp = jax.vjp(expand, params)
     # Only float leaves carry gradient; integer leaves (delay-line positions, counters) ride
     # along as constants of each step and get float0 cotangents at the end.
     p_f, p_i, join_p = _split(params)
@@ -112,7 +124,10 @@ def _scan_bwd(step, length, unroll, residuals, cotangents):
         return jax.tree_util.tree_unflatten(
             treedef, [next(fi) if _is_float(a) else _float0(a) for a in leaves])
 
-    return full(params, d_p), full(_one_step(carries), d_c0), full(xs, d_xs_f)
+    d_params = full(params, d_p)
+    if expand_vjp is not None:
+        (d_params,) = expand_vjp(d_params)
+    return d_params, full(_one_step(carries), d_c0), full(xs, d_xs_f)
 
 
 def _one_step(carries):

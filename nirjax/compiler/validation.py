@@ -198,7 +198,7 @@ def _real_dtype(dtype) -> bool:
 
 
 def check_inputs(program: Program, xs, dtype, *, per_step: bool,
-                 before_cast=None) -> tuple[dict, int, int | None]:
+                 before_cast=None, place=None) -> tuple[dict, int, int | None]:
     """Validate inputs and normalize them to a dict of ``dtype`` arrays keyed by Input name.
 
     Args:
@@ -209,6 +209,9 @@ def check_inputs(program: Program, xs, dtype, *, per_step: bool,
         per_step: whether ``xs`` is one step.
         before_cast: called as ``before_cast(batch, T)`` once the shapes are checked and
             before any input is copied (the memory check of ``run``).
+        place: ``place(name, x, lead)`` -> the array to use (e.g. placed on a mesh of
+            devices, :meth:`nirjax.CompiledGraph.run` on a mesh); default: ``x`` cast to
+            ``dtype`` on the default device.
 
     Returns:
         ``(inputs, batch, T)`` (``T`` is ``None`` per step).
@@ -274,7 +277,7 @@ def check_inputs(program: Program, xs, dtype, *, per_step: bool,
         x = xs[name]
         if jnp.issubdtype(dtype, jnp.integer):
             _check_integral(name, x, program.table)
-        out[name] = jnp.asarray(x, dtype)
+        out[name] = jnp.asarray(x, dtype) if place is None else place(name, x, lead_n)
     return out, batch, steps
 
 
@@ -430,6 +433,8 @@ def _check_integral(name, x, table):
     """Inputs of an integer program must be whole numbers (checked when concrete)."""
     if isinstance(x, jax.core.Tracer) or not jnp.issubdtype(x.dtype, jnp.floating):
         return
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return  # a global array of a multi-process run: its other rows live elsewhere
     values = np.asarray(x)
     if not np.all(np.isfinite(values) & (values == np.round(values))):
         raise InputError(

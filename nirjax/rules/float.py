@@ -168,6 +168,7 @@ def _neuron(params_cls, positive, defaults, spiking):
         absorb=lambda c, s, x, cfg: cfg.absorb(c, s, x),
         spiking=spiking,
         chunk=_neuron_chunk,
+        elementwise=True,
     )
 
 
@@ -281,27 +282,33 @@ RULES: dict[str, Rule] = {
         params=_params_of(linear_k.ScaleParams),
         config=_no_config,
         apply=lambda p, x, cfg: linear_k.scale(p, x),
+        elementwise=True,
     ),
     "Conv1d": Rule(
         params=_params_of(conv_k.ConvParams),
         config=_conv_config(1),
         apply=lambda p, x, cfg: conv_k.conv(p, x, cfg[0], cfg[1]),
+        apply_last=lambda p, x, cfg: conv_k.conv_last(p, x, cfg[0], cfg[1]),
     ),
     "Conv2d": Rule(
         params=_params_of(conv_k.ConvParams),
         config=_conv_config(2),
         apply=lambda p, x, cfg: conv_k.conv(p, x, cfg[0], cfg[1]),
+        apply_last=lambda p, x, cfg: conv_k.conv_last(p, x, cfg[0], cfg[1]),
     ),
     "SumPool2d": Rule(params=_no_params, config=_pool_config,
-                      apply=lambda p, x, cfg: pool_k.sum_pool(x, cfg)),
+                      apply=lambda p, x, cfg: pool_k.sum_pool(x, cfg),
+                      apply_last=lambda p, x, cfg: pool_k.sum_pool_last(x, cfg)),
     "AvgPool2d": Rule(params=_no_params, config=_pool_config,
-                      apply=lambda p, x, cfg: pool_k.avg_pool(x, cfg)),
+                      apply=lambda p, x, cfg: pool_k.avg_pool(x, cfg),
+                      apply_last=lambda p, x, cfg: pool_k.avg_pool_last(x, cfg)),
     "Flatten": Rule(params=_no_params, config=_flatten_config, apply=_flatten_apply),
     "Threshold": Rule(
         params=_params_of(threshold_k.ThresholdParams),
         config=_threshold_config,
         apply=lambda p, x, cfg: threshold_k.threshold(p, x, cfg[0], cfg[1]),
         spiking=True,
+        elementwise=True,
     ),
     "Delay": Rule(
         params=_delay_params,

@@ -54,6 +54,15 @@ class Rule(NamedTuple):
             or ``"pallas"`` (the compile options of the same names; ``interpret`` runs a
             Pallas kernel in interpret mode); ``None`` where the node's configuration has
             none (the compiler then runs the step in a scan).
+        elementwise: whether the kernel treats every element of the node's value on its
+            own: each coefficient broadcasts against the (unbatched) value shape and each
+            state field has that shape (neurons, Scale, Threshold). The compiler may then
+            permute the axes of value, state and coefficients together (the channels-last
+            layout of convolution stacks) and give the backward pass per-sample copies of
+            the coefficients.
+        apply_last: the stateless kernel on a channels-last sample, ``(coeffs, x, cfg) ->
+            y`` with the channel axis (axis 0 of the NIR shape) moved last in ``x`` and
+            ``y`` (Conv1d, Conv2d, pooling); ``None`` if the type has none.
     """
 
     params: Callable
@@ -68,6 +77,8 @@ class Rule(NamedTuple):
     shape: Optional[Callable] = None
     spiking: bool = False
     chunk: Optional[Callable] = None
+    elementwise: bool = False
+    apply_last: Optional[Callable] = None
 
     @property
     def stateful(self) -> bool:

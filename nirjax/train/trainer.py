@@ -208,6 +208,13 @@ class Trainer:
         loss, (out, tgt) = self._objective(params, xs, targets)
         return {"loss": loss, **self._metrics(out, tgt)}
 
+    def _place(self, xs):
+        """Inputs split over the model's mesh (NumPy inputs are placed once here, rather
+        than copied whole to every device); unchanged for a single-device model."""
+        if self.model.sharding is None:
+            return xs
+        return self.model.shard_inputs(xs)
+
     def _check_targets(self, targets):
         if self.teacher is not None and targets is not None:
             raise InputError("Trainer: with a teacher the targets are the teacher's readout; "
@@ -221,8 +228,18 @@ class Trainer:
         """The training state for ``params`` (default: ``model.params``)."""
         params = self.model.params if params is None else params
         _check_params(params, "Trainer.init")
-        return TrainState(params, self.gradient_transformation.init(params),
-                          jnp.asarray(0, jnp.int32))
+        plan = self.model.sharding
+        if plan is None:
+            return TrainState(params, self.gradient_transformation.init(params),
+                              jnp.asarray(0, jnp.int32))
+        # on a mesh: parameters in their layout, every other leaf (optimizer counters, the
+        # step) replicated on the mesh, as the jitted step returns them (so the second step
+        # does not compile again for other input layouts)
+        params = plan.put_params(params)
+        state = TrainState(params, self.gradient_transformation.init(params),
+                           jnp.asarray(0, jnp.int32))
+        return jax.tree_util.tree_map(
+            lambda a: a if plan.on_mesh(a) else plan.put(a, (None,) * jnp.ndim(a)), state)
 
     def step(self, state: TrainState, xs, targets=None):
         """One optimizer step on a batch: returns ``(new_state, logs)``.
@@ -232,10 +249,12 @@ class Trainer:
             xs: inputs ``[T, B, *input_shape]`` (a dict for several Input nodes).
             targets: what the loss compares against (``None`` with a teacher).
         """
+        xs = self._place(xs)
         return self._step(state, xs, self._targets(xs, targets))
 
     def evaluate(self, params, xs, targets=None) -> dict:
         """Loss and metrics of ``params`` on one batch (no update)."""
+        xs = self._place(xs)
         return self._eval(params, xs, self._targets(xs, targets))
 
     def loss_value(self, params, xs, targets=None):
@@ -244,6 +263,7 @@ class Trainer:
 
     def grad(self, params, xs, targets=None):
         """The (unmasked, unclipped) gradient of the loss with respect to ``params``."""
+        xs = self._place(xs)
         return self._grad(params, xs, self._targets(xs, targets))
 
 
