@@ -37,8 +37,8 @@ class Limits(NamedTuple):
             read. A 17 KB file can declare a 149 GiB chunked array that is never stored.
         max_memory_bytes: the memory a compiled graph may need for its state and the values
             of one step (default 8 GiB): checked per sample at compile time, and for the
-            batch (plus the inputs and outputs of every step) at ``init_state`` and ``run``. The check
-            is an estimate from shapes: XLA may need more for temporaries.
+            batch (plus the inputs and outputs of every step) at ``init_state`` and ``run``.
+            The check is an estimate from shapes: XLA may need more for temporaries.
         max_depth: how deeply subgraphs and metadata dicts may nest (default 64), in a file
             or in a ``nir`` object; deeper nesting or a graph that contains itself is an
             error, found before any recursion.
