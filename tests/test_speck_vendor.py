@@ -329,5 +329,5 @@ def test_hardware_benchmark_case_checks_identical_spikes():
     import hardware_sim_speck
 
     out = hardware_sim_speck.speck_case(batch=4, steps=5, repeats=1, rate=0.2)
-    assert "vendor_error" not in out, out.get("vendor_error")
-    assert out["identical"] is True and out["spikes"] > 0 and out["ratio"] > 0
+    assert "skipped" not in out, out.get("skipped")
+    assert out["identical_spikes"] is True and out["output_spikes"] > 0 and out["ratio"] > 0
