@@ -186,7 +186,7 @@ def render(rows, bugs, versions, seconds, traces, args) -> str:
         text = ", ".join(f"{k} {v}" for k, v in ver.items() if isinstance(v, str))
         lines.append(f"- {ROW_NAMES[fw]}: {text}; {seconds[fw]:.0f} s")
     lines += ["", "Pinned package bugs (the released package still fails as documented):", ""]
-    for fw, desc, text, ok in bugs:
+    for fw, desc, text, ok in dict.fromkeys(bugs):  # one line per bug (several cases may pin it)
         lines.append(f"- {ROW_NAMES[fw]}: {desc} -> `{text}`: {'reproduced' if ok else 'NOT reproduced'}")
     lines += ["", "## NIR paper LIF task vs the published traces", "",
               "| profile | graph | published trace | nirjax spike steps | published spike steps | "
