@@ -154,3 +154,15 @@ def test_the_rule_catches_a_back_edge(tmp_path):
         assert layer_of("nirjax.compiler") > layer_of("nirjax.rules.probe")
     finally:
         del MODULES["nirjax.rules.probe"]
+
+
+def test_pyproject_lists_every_package():
+    """A non-editable install ships exactly the packages pyproject.toml lists: every package
+    directory of nirjax/ (and kernels/, as nirjax.kernels) must be listed."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = {name for name, (_, init) in MODULES.items() if init}
+    assert found - listed == set(), f"packages missing from pyproject.toml: {sorted(found - listed)}"
+    assert listed - found == set(), f"pyproject.toml lists packages that do not exist: {sorted(listed - found)}"
