@@ -5,7 +5,7 @@ A *target* (``"xylo-audio2"``, ``"speck"``, ...) is a function that rewrites the
 rule table (:mod:`nirjax.rules`), after checking every design rule and quantizing::
 
     hw = nirjax.lower("braille.nir", "xylo-audio2", dt=1e-4)
-    print(hw.report())            # mapping, resources used vs available, every rounding
+    text = hw.report()            # mapping, resources used vs available, every rounding
     ys = hw(xs)                   # the chip's integer simulation (the same compiled scan)
     ys, rec = hw.run(xs, record=["lif1"])
     hw.export("braille.npz")      # the vendor's file
