@@ -19,7 +19,6 @@ import os
 import pathlib
 import sys
 import warnings
-import zlib
 
 import nir
 import numpy as np
@@ -41,101 +40,8 @@ PINNED = {"lava-nc": "0.10.0", "lava-dl": "0.6.0"}
 T, B = 50, 3
 
 
-def rng_for(key):
-    return np.random.default_rng(zlib.crc32(key.encode()))
-
-
-# ----------------------------------------------------------------------------- NIR graphs
-
-
-def _arr(n, v):
-    return np.broadcast_to(np.asarray(v, np.float32), np.atleast_1d(n)).copy()
-
-
-def lif(n, tau, thr=1.0, v_leak=0.0):
-    return nir.LIF(tau=_arr(n, tau), r=_arr(n, 1.0), v_leak=_arr(n, v_leak),
-                   v_threshold=_arr(n, thr), v_reset=_arr(n, 0.0))
-
-
-def cuba(n, tau_syn, tau_mem, thr=1.0, w_in=1.0):
-    return nir.CubaLIF(tau_syn=_arr(n, tau_syn), tau_mem=_arr(n, tau_mem), r=_arr(n, 1.0),
-                       v_leak=_arr(n, 0.0), v_threshold=_arr(n, thr), v_reset=_arr(n, 0.0),
-                       w_in=_arr(n, w_in))
-
-
-def if_(n, thr=1.0, r=1.0):
-    return nir.IF(r=_arr(n, r), v_threshold=_arr(n, thr), v_reset=_arr(n, 0.0))
-
-
-def graph(nodes, edges):
-    return nir.NIRGraph(nodes=nodes, edges=edges)
-
-
-def g_mlp(rng):
-    """Three layers (LIF, CubaLIF, IF), negative weights, biases, per-neuron thresholds."""
-    w = lambda o, i, s=1.0: (rng.normal(0, s, (o, i))).astype(np.float32)
-    return graph({
-        "input": nir.Input(input_type=np.array([12])),
-        "fc1": nir.Affine(weight=w(20, 12, 1.5), bias=rng.normal(0, 0.2, 20).astype(np.float32)),
-        "lif1": lif(20, 4e-3, thr=rng.uniform(0.5, 1.5, 20)),
-        "fc2": nir.Linear(weight=w(15, 20, 2.0)),
-        "cuba2": cuba(15, 2e-3, 5e-3, thr=0.3, w_in=1.5),
-        "fc3": nir.Affine(weight=w(6, 15, 3.0), bias=rng.normal(0, 0.3, 6).astype(np.float32)),
-        "if3": if_(6, thr=2.0),
-        "output": nir.Output(output_type=np.array([6])),
-    }, [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "cuba2"),
-        ("cuba2", "fc3"), ("fc3", "if3"), ("if3", "output")])
-
-
-def g_recurrent(rng):
-    """A Braille-like recurrent CubaLIF layer (netx dense_rec) and a LIF readout layer."""
-    return graph({
-        "input": nir.Input(input_type=np.array([8])),
-        "fc1": nir.Linear(weight=rng.normal(0, 2.0, (10, 8)).astype(np.float32)),
-        "lif1": cuba(10, 3e-3, 4e-3, thr=0.2),
-        "w_rec": nir.Linear(weight=rng.normal(0, 1.0, (10, 10)).astype(np.float32)),
-        "fc2": nir.Linear(weight=rng.normal(0, 2.0, (4, 10)).astype(np.float32)),
-        "lif2": lif(4, 3e-3, thr=0.5),
-        "output": nir.Output(output_type=np.array([4])),
-    }, [("input", "fc1"), ("fc1", "lif1"), ("lif1", "w_rec"), ("w_rec", "lif1"),
-        ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")])
-
-
-def g_delays(rng, dt):
-    """Per-input and per-output Delay nodes (netx DelayDense) up to 12 steps."""
-    return graph({
-        "input": nir.Input(input_type=np.array([6])),
-        "d_in": nir.Delay(delay=(rng.integers(0, 6, 6) * dt).astype(np.float32)),
-        "fc1": nir.Affine(weight=rng.normal(0, 1.5, (8, 6)).astype(np.float32),
-                          bias=np.zeros(8, np.float32)),
-        "d_out": nir.Delay(delay=(rng.integers(0, 7, 8) * dt).astype(np.float32)),
-        "lif1": lif(8, 3e-3, thr=0.4),
-        "fc2": nir.Linear(weight=rng.normal(0, 1.5, (3, 8)).astype(np.float32)),
-        "lif2": lif(3, 4e-3, thr=0.4),
-        "output": nir.Output(output_type=np.array([3])),
-    }, [("input", "d_in"), ("d_in", "fc1"), ("fc1", "d_out"), ("d_out", "lif1"),
-        ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")])
-
-
-def g_conv(rng):
-    """Conv2d -> IF -> Flatten -> Affine -> LIF (netx conv, flatten, dense)."""
-    cin, cout, hw = 2, 3, (7, 6)
-    conv = nir.Conv2d(input_shape=hw, weight=rng.normal(0, 1, (cout, cin, 3, 3)).astype(
-        np.float32), stride=1, padding=1, dilation=1, groups=1,
-        bias=rng.normal(0, 0.1, cout).astype(np.float32))
-    n = cout * hw[0] * hw[1]
-    return graph({
-        "input": nir.Input(input_type=np.array([cin, *hw])),
-        "conv": conv,
-        "if1": if_((cout, *hw), thr=1.5),
-        "flat": nir.Flatten(start_dim=0, end_dim=-1, input_type={"input": np.array(
-            [cout, *hw])}),
-        "fc": nir.Affine(weight=rng.normal(0, 0.5, (5, n)).astype(np.float32),
-                         bias=np.zeros(5, np.float32)),
-        "lif": lif(5, 2e-3),
-        "output": nir.Output(output_type=np.array([5])),
-    }, [("input", "conv"), ("conv", "if1"), ("if1", "flat"), ("flat", "fc"), ("fc", "lif"),
-        ("lif", "output")])
+# the NIR graphs (the same builders as the lowering tests)
+from loihi_cases import g_conv, g_delays, g_mlp, g_recurrent, rng_for  # noqa: E402
 
 
 def lower(g, dt, scale="auto"):
