@@ -51,6 +51,8 @@ import h5py
 import nir
 import numpy as np
 
+from builders import neuron  # the random neurons of the oracle tests
+
 HERE = pathlib.Path(__file__).parent
 SURFACES = ("file", "graph", "value", "option", "runtime", "roundtrip", "write")
 DT = 1e-3
@@ -58,27 +60,6 @@ NEURONS = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
 
 
 # ----------------------------------------------------------------------------- random graphs
-
-
-def _neuron(rng, kind, shape):
-    u = lambda lo, hi: rng.uniform(lo, hi, shape)
-    if kind == "I":
-        p = dict(r=u(100.0, 400.0))
-    elif kind == "IF":
-        p = dict(r=u(100.0, 400.0), v_threshold=u(0.8, 1.6), v_reset=u(-0.3, 0.2))
-    elif kind == "LI":
-        p = dict(tau=u(2e-3, 1e-2), r=u(0.5, 2.0), v_leak=u(-0.2, 0.2))
-    elif kind == "LIF":
-        p = dict(tau=u(2e-3, 1e-2), r=u(0.5, 2.0), v_leak=u(-0.2, 0.2),
-                 v_threshold=u(0.6, 1.2), v_reset=u(-0.3, 0.2))
-    elif kind == "CubaLI":
-        p = dict(tau_syn=u(2e-3, 5e-3), tau_mem=u(3e-3, 1e-2), r=u(1.0, 3.0),
-                 v_leak=u(-0.2, 0.2), w_in=u(0.5, 2.0))
-    else:
-        p = dict(tau_syn=u(2e-3, 5e-3), tau_mem=u(3e-3, 1e-2), r=u(1.0, 3.0),
-                 v_leak=u(-0.2, 0.2), v_threshold=u(0.6, 1.2), v_reset=u(-0.3, 0.2),
-                 w_in=u(0.5, 2.0))
-    return getattr(nir, kind)(**p)
 
 
 def _layer(rng, shape):
@@ -110,7 +91,7 @@ def _layer(rng, shape):
         if pick == "scale":
             return nir.Scale(scale=rng.normal(size=shape)), shape
         if pick == "neuron":
-            return _neuron(rng, str(rng.choice(NEURONS)), shape), shape
+            return neuron(str(rng.choice(NEURONS)), rng, shape), shape
         return (nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1),
                 (c * h * w,))
     if len(shape) == 2:
@@ -140,7 +121,7 @@ def _layer(rng, shape):
         return nir.Threshold(threshold=rng.uniform(-0.5, 0.5, (n,))), (n,)
     if pick == "delay":
         return nir.Delay(delay=rng.integers(0, 4, (n,)) * DT), (n,)
-    return _neuron(rng, str(rng.choice(NEURONS)), (n,)), (n,)
+    return neuron(str(rng.choice(NEURONS)), rng, (n,)), (n,)
 
 
 def _wrap(rng, node, in_shape, out_shape):
